@@ -1,0 +1,63 @@
+"""The `xenmca` command: parses arguments and hands each subcommand to the module that owns it.
+
+Each command module exposes `add_arguments(parser)` and `run(args) -> int`;
+they are imported only when their command runs, so `xenmca --help` is quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+# (command words, module, one-line help)
+COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
+    (("serve", "pcpu"), "xenmca.pcpu.command", "host simulated pCPU firmware (SalService)"),
+    (("serve", "xen"), "xenmca.xen.command", "run the Xen coordinator (HypervisorService)"),
+    (("dom0",), "xenmca.dom0.command", "run dom0's error logger against a coordinator"),
+    (("inject",), "xenmca.testbed.inject_command", "make a pCPU raise errors"),
+    (("status",), "xenmca.testbed.status_command", "show a coordinator's or pCPU's state"),
+    (("log",), "xenmca.dom0.log_command", "read dom0's durable error log"),
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad command lines get one line naming the problem, and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="xenmca", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    top = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    groups: dict[str, argparse._SubParsersAction[OneLineParser]] = {}
+    for words, module, help_text in COMMANDS:
+        subparsers = top
+        for depth, word in enumerate(words[:-1]):
+            key = " ".join(words[: depth + 1])
+            if key not in groups:
+                group_parser = subparsers.add_parser(word, help=f"{word} a component")
+                groups[key] = group_parser.add_subparsers(
+                    dest=f"{word}_what", required=True, parser_class=OneLineParser
+                )
+            subparsers = groups[key]
+        command = subparsers.add_parser(words[-1], help=help_text, description=help_text)
+        command.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from xenmca.rpc.lifecycle import setup_logging
+
+    setup_logging(args.verbose)
+    return int(importlib.import_module(args._module).run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Structured events: one JSON object per line, with monotonic and wall-clock timestamps.
+
+Every component writes its own event file; CLOCK_MONOTONIC is shared by all
+processes on one machine, so `t_mono_ns` orders events across components.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+Event = dict[str, Any]
+
+
+class EventLog:
+    """Writes events as JSON lines (line-buffered: one write per event) and feeds listeners."""
+
+    def __init__(self, component: str, path: Path | None = None) -> None:
+        self.component = component
+        self._file: IO[str] | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        self._listeners: list[Callable[[Event], None]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Callable[[Event], None]) -> Callable[[], None]:
+        """Call listener for every event from now on; returns the unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def emit(self, kind: str, **fields: Any) -> Event:
+        event: Event = {
+            "t_mono_ns": time.monotonic_ns(),
+            "t_wall": time.time(),
+            "component": self.component,
+            "kind": kind,
+            **fields,
+        }
+        if self._file is not None:
+            line = json.dumps(event, separators=(",", ":"), default=str)
+            with self._lock:
+                self._file.write(line + "\n")
+        for listener in list(self._listeners):
+            listener(event)
+        return event
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_events(path: Path) -> list[Event]:
+    """All events of a file; a torn last line (a process killed mid-write) is skipped."""
+    events: list[Event] = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return events

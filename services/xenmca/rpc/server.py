@@ -1,0 +1,101 @@
+"""Building gRPC aio servers the same way everywhere: health, reflection, limits, port 0."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""Largest request or reply any xenmca server accepts; SAL records are a few KiB."""
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One servicer to add to a server: its full proto name and its add_*_to_server call."""
+
+    full_name: str
+    add: Callable[[grpc.aio.Server], None]
+
+
+@dataclass
+class BuiltServer:
+    """A server bound to its port, with the health servicer that reports it."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    service_names: tuple[str, ...]
+
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float | None = 1.0) -> None:
+        """Graceful stop: report NOT_SERVING, let calls finish within grace, then stop."""
+        await self.set_serving(False)
+        await self.server.stop(grace)
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """Split "host:port" (or "[v6]:port"); raise ValueError naming the address when malformed."""
+    host, sep, port_text = address.rpartition(":")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError(f"address {address!r} is not HOST:PORT")
+    return host, int(port_text)
+
+
+def build_server(
+    address: str,
+    services: Sequence[ServiceBinding],
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    credentials: grpc.ServerCredentials | None = None,
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+) -> BuiltServer:
+    """Create an aio server on address (port 0 picks a free port) with health and reflection.
+
+    The caller starts it (``await built.server.start()``); the health service
+    already reports SERVING for every service so a prober sees it as soon as it
+    listens.
+    """
+    split_host_port(address)
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+            # Accept the clients' keepalive pings (see channels.CHANNEL_OPTIONS).
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ],
+    )
+    for binding in services:
+        binding.add(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = tuple(b.full_name for b in services)
+    reflection.enable_server_reflection(
+        (
+            *names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return BuiltServer(server=server, port=port, health=health_servicer, service_names=names)
