@@ -1,0 +1,64 @@
+"""`xenmca serve xen`: run the coordinator (HypervisorService) until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger("xenmca.xen")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--listen", default="127.0.0.1:50050", help="HOST:PORT to serve on")
+    parser.add_argument(
+        "--pcpu-addr",
+        action="append",
+        default=[],
+        metavar="N=HOST:PORT",
+        help="a pCPU's SalService address (repeat for each pCPU)",
+    )
+    parser.add_argument("--inventory", type=Path, help="file listing pCPU ids and addresses")
+    parser.add_argument("--vcpu0-pcpu", type=int, default=0, help="pCPU dom0 vCPU0 runs on")
+    parser.add_argument("--events", type=Path, help="write structured events (JSON lines) here")
+    parser.add_argument("--token-file", help="identity tokens (YAML/JSON {identity: token})")
+    parser.add_argument(
+        "--inject-cpe",
+        action="store_true",
+        help="inject CPE as a virtual interrupt too (default: dom0 polls CPE)",
+    )
+    parser.add_argument("--ready-file", type=Path, help="write {address} as JSON once serving")
+
+
+def run(args: argparse.Namespace) -> int:
+    from xenmca.rpc.identity import TokenFileError, resolve_token_book
+    from xenmca.xen.inventory import (
+        InventoryError,
+        load_inventory,
+        merge_inventories,
+        parse_pcpu_addr_flags,
+    )
+
+    try:
+        pcpus = merge_inventories(
+            parse_pcpu_addr_flags(args.pcpu_addr),
+            load_inventory(args.inventory) if args.inventory else {},
+        )
+        tokens = resolve_token_book(args.token_file)
+    except (InventoryError, TokenFileError) as exc:
+        print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
+        return 2
+    if not pcpus:
+        print("xenmca serve xen: error: no pCPUs: give --pcpu-addr or --inventory", file=sys.stderr)
+        return 2
+    if args.vcpu0_pcpu not in pcpus:
+        print(
+            f"xenmca serve xen: error: --vcpu0-pcpu {args.vcpu0_pcpu} is not a listed pCPU",
+            file=sys.stderr,
+        )
+        return 2
+    from xenmca.rpc.lifecycle import run_until_signal
+    from xenmca.xen.runner import serve
+
+    return run_until_signal(lambda: serve(args, pcpus, tokens))

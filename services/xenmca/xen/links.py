@@ -1,0 +1,123 @@
+"""The coordinator's link to one pCPU: a channel, its SalService stub, the interrupt stream.
+
+The stream is kept open for the coordinator's life: when it breaks (the host
+died, the link was cut) it is reopened with exponential backoff and jitter,
+and every (re)connection is followed by a reconciliation (DescribePcpu) so
+that records created while the stream was down are queued too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from xenmca.rpc.channels import open_channel
+from xenmca.rpc.clock import Clock
+from xenmca.rpc.identity import call_metadata
+from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
+
+log = logging.getLogger(__name__)
+
+InterruptHandler = Callable[[int, int, int], None]
+ConnectHandler = Callable[[int], Awaitable[None]]
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter, reset after a success."""
+
+    initial: float = 0.05
+    maximum: float = 2.0
+    rng: random.Random = field(default_factory=random.Random)
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        ceiling = min(self.maximum, self.initial * (2 ** (self.failures - 1)))
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class PcpuLink:
+    """One pCPU's SalService as the coordinator sees it."""
+
+    def __init__(
+        self,
+        pcpu: int,
+        address: str,
+        *,
+        token: str | None,
+        clock: Clock,
+        credentials: grpc.ChannelCredentials | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pcpu = pcpu
+        self.address = address
+        self.metadata = call_metadata(token)
+        self.channel = open_channel(address, credentials)
+        self.stub = sal_grpc.SalServiceStub(self.channel)
+        self.connected = False
+        self.connects = 0
+        # A call to this pCPU failed after all retries: hold its entries until then.
+        self.hold_until = 0.0
+        self.call_backoff = Backoff(initial=0.05, maximum=2.0, rng=rng or random.Random(pcpu))
+        self._stream_backoff = Backoff(initial=0.05, maximum=2.0, rng=rng or random.Random(pcpu))
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def available(self) -> bool:
+        return self._clock.now() >= self.hold_until
+
+    def hold(self) -> float:
+        """Hold this pCPU's entries for a backoff delay after a failed call; return the delay."""
+        delay = self.call_backoff.next_delay()
+        self.hold_until = self._clock.now() + delay
+        return delay
+
+    def release(self) -> None:
+        self.call_backoff.reset()
+        self.hold_until = 0.0
+
+    def start(self, on_interrupt: InterruptHandler, on_connect: ConnectHandler) -> None:
+        self._task = asyncio.create_task(
+            self._watch(on_interrupt, on_connect), name=f"watch-pcpu-{self.pcpu}"
+        )
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.channel.close()
+
+    async def _watch(self, on_interrupt: InterruptHandler, on_connect: ConnectHandler) -> None:
+        while True:
+            call = self.stub.WatchInterrupts(
+                sal_pb2.WatchInterruptsRequest(), metadata=self.metadata
+            )
+            try:
+                # The pCPU sends initial metadata once this subscriber is registered,
+                # so the reconciliation below cannot miss a record raised meanwhile.
+                await call.initial_metadata()
+                self.connected = True
+                self.connects += 1
+                self._stream_backoff.reset()
+                self.release()
+                await on_connect(self.pcpu)
+                async for interrupt in call:
+                    on_interrupt(self.pcpu, interrupt.type, interrupt.record_id)
+                code = await call.code()
+                log.info("pCPU %d interrupt stream ended (%s)", self.pcpu, code)
+            except grpc.aio.AioRpcError as exc:
+                log.debug("pCPU %d interrupt stream failed: %s", self.pcpu, exc.code())
+            finally:
+                self.connected = False
+                call.cancel()
+            await self._clock.sleep(self._stream_backoff.next_delay())

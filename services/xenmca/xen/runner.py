@@ -1,0 +1,51 @@
+"""Starting and stopping a coordinator process: server, links, events, ready file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc.events import EventLog
+from xenmca.rpc.identity import XEN, TokenBook
+from xenmca.rpc.lifecycle import wait_for_stop_signal
+from xenmca.xen.coordinator import Coordinator, CoordinatorConfig
+from xenmca.xen.service import create_server
+
+log = logging.getLogger("xenmca.xen")
+
+
+async def serve(args: argparse.Namespace, pcpus: dict[int, str], tokens: TokenBook | None) -> int:
+    config = CoordinatorConfig(
+        pcpus=pcpus,
+        vcpu0_pcpu=args.vcpu0_pcpu,
+        xen_token=tokens.token_for(XEN) if tokens else None,
+    )
+    if args.inject_cpe:
+        config.injected_types = config.injected_types | {record_pb2.RECORD_TYPE_CPE}
+    events = EventLog("xen", args.events)
+    coordinator = Coordinator(config, events=events)
+    built, port = create_server(args.listen, coordinator, tokens)
+    await built.server.start()
+    await coordinator.start()
+    host = args.listen.rpartition(":")[0]
+    address = f"{host}:{port}"
+    if tokens is None:
+        log.warning("no token file: every caller is treated as dom0 and operator (insecure)")
+    log.info(
+        "coordinator serving on %s for %d pCPUs (vCPU0 on pCPU %d)",
+        address,
+        len(pcpus),
+        args.vcpu0_pcpu,
+    )
+    if args.ready_file:
+        args.ready_file.write_text(json.dumps({"address": address}))
+    try:
+        await wait_for_stop_signal()
+    finally:
+        await built.stop(grace=1.0)
+        await coordinator.stop()
+        events.close()
+        log.info("coordinator on %s stopped", address)
+    return 0

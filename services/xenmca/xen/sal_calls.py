@@ -1,0 +1,101 @@
+"""SAL calls the coordinator makes on a pCPU: locally (vCPU0's pCPU) or by IPI, with retries.
+
+Both kinds are RPCs to the pCPU's SalService in this testbed; what differs is
+how they are counted and reported, exactly as Xen distinguishes a local SAL
+call from one made on another pCPU through an IPI. GET is idempotent and
+CLEAR is made idempotent by record id, so both may be retried safely.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+
+from xenmca.rpc.events import EventLog
+from xenmca.rpc.retry import RetryPolicy, call_with_retry
+from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.xen.counters import Counters
+from xenmca.xen.links import PcpuLink
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class CallOutcome:
+    """What one retried call did: its reply or its final error, attempts, path."""
+
+    by_ipi: bool
+    attempts: int
+    elapsed_ms: float
+    reply: object | None = None
+    error: grpc.StatusCode | None = None
+
+
+class SalCaller:
+    """Makes GET/CLEAR on pCPUs for the coordinator, counting local calls, IPIs and retries."""
+
+    def __init__(self, policy: RetryPolicy, counters: Counters, events: EventLog) -> None:
+        self.policy = policy
+        self.counters = counters
+        self.events = events
+
+    async def get(
+        self, link: PcpuLink, record_type: int, by_ipi: bool
+    ) -> tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome]:
+        request = sal_pb2.GetStateInfoRequest(type=record_type)  # type: ignore[arg-type]
+        return await self._call(
+            link,
+            by_ipi,
+            lambda timeout: link.stub.GetStateInfo(
+                request, timeout=timeout, metadata=link.metadata
+            ),
+        )
+
+    async def clear(
+        self, link: PcpuLink, record_type: int, record_id: int, by_ipi: bool
+    ) -> tuple[sal_pb2.ClearStateInfoResponse | None, CallOutcome]:
+        request = sal_pb2.ClearStateInfoRequest(
+            type=record_type,  # type: ignore[arg-type]
+            record_id=record_id,
+        )
+        return await self._call(
+            link,
+            by_ipi,
+            lambda timeout: link.stub.ClearStateInfo(
+                request, timeout=timeout, metadata=link.metadata
+            ),
+        )
+
+    async def _call(
+        self, link: PcpuLink, by_ipi: bool, call: Callable[[float], Awaitable[T]]
+    ) -> tuple[T | None, CallOutcome]:
+        if by_ipi:
+            self.counters.ipi_calls += 1
+        else:
+            self.counters.local_calls += 1
+
+        def on_retry(attempt: int, exc: BaseException) -> None:
+            self.counters.retries += 1
+            code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
+            self.events.emit("call_retry", pcpu=link.pcpu, attempt=attempt, error=code)
+
+        attempts = 0
+
+        async def counted(attempt_timeout: float) -> T:
+            nonlocal attempts
+            attempts += 1
+            return await call(attempt_timeout)
+
+        started = time.perf_counter()
+        try:
+            reply, attempts = await call_with_retry(counted, self.policy, on_retry=on_retry)
+        except grpc.aio.AioRpcError as exc:
+            self.counters.call_failures += 1
+            elapsed = (time.perf_counter() - started) * 1000
+            return None, CallOutcome(by_ipi, attempts, elapsed, error=exc.code())
+        elapsed = (time.perf_counter() - started) * 1000
+        return reply, CallOutcome(by_ipi, attempts, elapsed, reply=reply)

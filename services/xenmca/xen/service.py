@@ -1,0 +1,166 @@
+"""HypervisorService over the coordinator: identity checks, validation, and the server seam."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc import errors
+from xenmca.rpc.identity import DOM0, OPERATOR, TokenBook, caller_identity
+from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
+from xenmca.xen.coordinator import SAL_NO_INFORMATION, Coordinator, type_name
+from xenmca.xen.describe import describe
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = hv_pb2.DESCRIPTOR.services_by_name["HypervisorService"].full_name
+_VALID_TYPES = frozenset(v for v in record_pb2.RecordType.values() if v != 0)
+
+
+class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
+    """The trapped SAL calls and the coordinator's control plane."""
+
+    def __init__(self, coordinator: Coordinator, tokens: TokenBook | None) -> None:
+        self.coordinator = coordinator
+        self.tokens = tokens
+
+    # -- identity ---------------------------------------------------------------
+
+    async def _identity(self, context: grpc.aio.ServicerContext) -> str | None:
+        """The caller's identity; aborts UNAUTHENTICATED when tokens are configured and none fits.
+
+        Without a token book (a development setup) every caller counts as dom0
+        and operator.
+        """
+        if self.tokens is None:
+            return None
+        identity = caller_identity(context, self.tokens)
+        if identity is None:
+            await errors.abort(
+                context,
+                errors.RequestError(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "MISSING_CREDENTIALS",
+                    "present a valid bearer token (authorization: Bearer ...)",
+                ),
+            )
+        return identity
+
+    async def _is_dom0(self, context: grpc.aio.ServicerContext, call: str, rtype: int) -> bool:
+        identity = await self._identity(context)
+        if self.tokens is None or identity == DOM0:
+            return True
+        self.coordinator.counters.refused_calls += 1
+        self.coordinator.events.emit(
+            "call_refused", call=call, identity=identity, type=type_name(rtype)
+        )
+        return False
+
+    async def _require(self, context: grpc.aio.ServicerContext, *allowed: str) -> None:
+        identity = await self._identity(context)
+        if self.tokens is not None and identity not in allowed:
+            await errors.abort(
+                context,
+                errors.RequestError(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "IDENTITY_NOT_ALLOWED",
+                    f"identity {identity!r} may not make this call (needs {' or '.join(allowed)})",
+                ),
+            )
+
+    @staticmethod
+    async def _check_type(context: grpc.aio.ServicerContext, record_type: int) -> None:
+        if record_type not in _VALID_TYPES:
+            await errors.abort(
+                context,
+                errors.invalid_argument(
+                    "INVALID_RECORD_TYPE",
+                    f"type must be one of MCA, INIT, CMC, CPE (got {record_type})",
+                    field="type",
+                ),
+            )
+
+    # -- RPCs -------------------------------------------------------------------
+
+    async def AttachDom0(
+        self, request: hv_pb2.AttachDom0Request, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[hv_pb2.AttachDom0Response]:
+        await self._require(context, DOM0)
+        session = await self.coordinator.attach(request.instance or context.peer())
+        try:
+            while True:
+                interrupt = await session.next_interrupt()
+                if interrupt is None:
+                    return
+                yield interrupt
+        finally:
+            await self.coordinator.detach(session)
+
+    async def GetStateInfo(
+        self, request: hv_pb2.GetStateInfoRequest, context: grpc.aio.ServicerContext
+    ) -> hv_pb2.GetStateInfoResponse:
+        await self._check_type(context, request.type)
+        if not await self._is_dom0(context, "GetStateInfo", request.type):
+            return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+        return await self.coordinator.get_state_info(request.type)
+
+    async def GetStateInfoSize(
+        self, request: hv_pb2.GetStateInfoSizeRequest, context: grpc.aio.ServicerContext
+    ) -> hv_pb2.GetStateInfoSizeResponse:
+        await self._check_type(context, request.type)
+        if not await self._is_dom0(context, "GetStateInfoSize", request.type):
+            return hv_pb2.GetStateInfoSizeResponse(sal_status=SAL_NO_INFORMATION)
+        return hv_pb2.GetStateInfoSizeResponse(
+            sal_status=0, size=self.coordinator.get_state_info_size(request.type)
+        )
+
+    async def ClearStateInfo(
+        self, request: hv_pb2.ClearStateInfoRequest, context: grpc.aio.ServicerContext
+    ) -> hv_pb2.ClearStateInfoResponse:
+        await self._check_type(context, request.type)
+        if not await self._is_dom0(context, "ClearStateInfo", request.type):
+            return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+        record_id = request.record_id if request.HasField("record_id") else None
+        return await self.coordinator.clear_state_info(request.type, record_id)
+
+    async def DescribeHypervisor(
+        self, request: hv_pb2.DescribeHypervisorRequest, context: grpc.aio.ServicerContext
+    ) -> hv_pb2.DescribeHypervisorResponse:
+        await self._identity(context)
+        return describe(self.coordinator)
+
+    async def SetVcpuPlacement(
+        self, request: hv_pb2.SetVcpuPlacementRequest, context: grpc.aio.ServicerContext
+    ) -> hv_pb2.SetVcpuPlacementResponse:
+        await self._require(context, OPERATOR)
+        try:
+            previous = self.coordinator.set_vcpu_placement(request.pcpu)
+        except KeyError:
+            await errors.abort(
+                context,
+                errors.invalid_argument(
+                    "UNKNOWN_PCPU", f"pCPU {request.pcpu} is not in the inventory", field="pcpu"
+                ),
+            )
+        return hv_pb2.SetVcpuPlacementResponse(previous_pcpu=previous)
+
+
+def create_server(
+    address: str, coordinator: Coordinator, tokens: TokenBook | None = None
+) -> tuple[BuiltServer, int]:
+    """The coordinator's server bound to address (port 0 for a free one), not yet started."""
+    servicer = HypervisorServicer(coordinator, tokens)
+    built = build_server(
+        address,
+        [
+            ServiceBinding(
+                SERVICE_NAME, lambda s: hv_grpc.add_HypervisorServiceServicer_to_server(servicer, s)
+            )
+        ],
+    )
+    return built, built.port
