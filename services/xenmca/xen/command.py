@@ -29,6 +29,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject CPE as a virtual interrupt too (default: dom0 polls CPE)",
     )
     parser.add_argument("--ready-file", type=Path, help="write {address} as JSON once serving")
+    throttle = parser.add_argument_group(
+        "throttling (seconds; a preset, then the file, then flags)"
+    )
+    throttle.add_argument(
+        "--throttle-preset", default="linux-ia64", help="linux-ia64 (real values) or fast"
+    )
+    throttle.add_argument("--throttle-settings", type=Path, help="YAML/JSON file of settings")
+    throttle.add_argument("--history-length", type=int, help="interrupts that make a storm (5)")
+    throttle.add_argument("--storm-window", type=float, help="within this many seconds (1)")
+    throttle.add_argument("--cmc-poll-interval", type=float, help="CMC polling interval (60)")
+    throttle.add_argument("--cpe-poll-min", type=float, help="shortest CPE interval (120)")
+    throttle.add_argument("--cpe-poll-max", type=float, help="longest CPE interval (900)")
+    throttle.add_argument(
+        "--cpe-no-interrupt", action="store_true", help="CPE lines have no vector: always poll"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         merge_inventories,
         parse_pcpu_addr_flags,
     )
+    from xenmca.xen.throttle_settings import ThrottleSettingsError, load_settings
 
     try:
         pcpus = merge_inventories(
@@ -46,7 +62,19 @@ def run(args: argparse.Namespace) -> int:
             load_inventory(args.inventory) if args.inventory else {},
         )
         tokens = resolve_token_book(args.token_file)
-    except (InventoryError, TokenFileError) as exc:
+        throttle = load_settings(
+            args.throttle_preset,
+            args.throttle_settings,
+            {
+                "history_length": args.history_length,
+                "window": args.storm_window,
+                "cmc_poll_interval": args.cmc_poll_interval,
+                "cpe_poll_min": args.cpe_poll_min,
+                "cpe_poll_max": args.cpe_poll_max,
+                "cpe_can_interrupt": False if args.cpe_no_interrupt else None,
+            },
+        )
+    except (InventoryError, TokenFileError, ThrottleSettingsError) as exc:
         print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
         return 2
     if not pcpus:
@@ -61,4 +89,4 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.lifecycle import run_until_signal
     from xenmca.xen.runner import serve
 
-    return run_until_signal(lambda: serve(args, pcpus, tokens))
+    return run_until_signal(lambda: serve(args, pcpus, tokens, throttle))

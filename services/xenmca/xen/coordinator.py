@@ -25,9 +25,12 @@ from xenmca.rpc.retry import RetryPolicy
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.xen.counters import Counters
 from xenmca.xen.dom0_session import Dom0Session
+from xenmca.xen.line_poller import LinePoller
 from xenmca.xen.links import PcpuLink
 from xenmca.xen.queues import Entry, State, TypeQueue
 from xenmca.xen.sal_calls import SalCaller
+from xenmca.xen.throttle import Ia64Throttle
+from xenmca.xen.throttle_settings import ThrottleSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,7 @@ class CoordinatorConfig:
     injected_types: frozenset[int] = frozenset({MCA, INIT, CMC})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     xen_token: str | None = None
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
 
 
 class Coordinator:
@@ -86,6 +90,17 @@ class Coordinator:
         self._injection_seq = 0
         self._timers: set[asyncio.Task[None]] = set()
         self.sal = SalCaller(config.retry, self.counters, self.events)
+        self.poller = LinePoller(
+            Ia64Throttle(config.throttle),
+            self.links,
+            clock=self.clock,
+            events=self.events,
+            counters=self.counters,
+            queue_pending=self.queue_pending,
+            type_name=type_name,
+            cpe_type=CPE,
+            call_timeout=config.retry.attempt_timeout,
+        )
 
     # -- life -----------------------------------------------------------------
 
@@ -99,6 +114,7 @@ class Coordinator:
             self.session.close()
         for timer in list(self._timers):
             timer.cancel()
+        await self.poller.stop()
         await asyncio.gather(*(link.close() for link in self.links.values()))
         self.events.emit("coordinator_stopped")
 
@@ -109,11 +125,17 @@ class Coordinator:
         self.counters.interrupts += 1
         name = type_name(record_type)
         self.events.emit("interrupt_received", pcpu=pcpu, type=name, record_id=record_id)
+        if record_type in (CMC, CPE):
+            self.poller.on_interrupt(pcpu, record_type)
         queue = self.queues.get(record_type)
-        if queue is None:
-            return
-        if queue.add(pcpu) is not None:
+        if queue is not None and queue.add(pcpu) is not None:
             self.events.emit("entry_queued", pcpu=pcpu, type=name, record_id=record_id)
+            self._pump(record_type)
+
+    def queue_pending(self, pcpu: int, record_type: int, why: str) -> None:
+        """A poll or a reconciliation found records pending: queue (pCPU, type) if needed."""
+        if self.queues[record_type].add(pcpu) is not None:
+            self.events.emit("entry_queued", pcpu=pcpu, type=type_name(record_type), why=why)
             self._pump(record_type)
 
     async def on_pcpu_connected(self, pcpu: int) -> None:
@@ -133,15 +155,10 @@ class Coordinator:
             self.max_record_size[type_state.type] = max(
                 self.max_record_size.get(type_state.type, 0), type_state.max_record_size
             )
-            queue = self.queues.get(type_state.type)
-            if queue is not None and type_state.pending > 0 and queue.add(pcpu) is not None:
-                self.events.emit(
-                    "entry_queued",
-                    pcpu=pcpu,
-                    type=type_name(type_state.type),
-                    record_id=type_state.oldest_record_id,
-                    why="reconcile",
-                )
+            if type_state.type in self.queues and type_state.pending > 0:
+                self.queue_pending(pcpu, type_state.type, "reconcile")
+        for record_type in (CMC, CPE):
+            self.poller.on_connected(pcpu, record_type)
         self._pump_all()
 
     # -- step 2: injection ------------------------------------------------------
@@ -353,12 +370,8 @@ class Coordinator:
         return self.max_record_size.get(record_type, 0)
 
     def throttle_lines(self) -> list[hv_pb2.ThrottleLine]:
-        """Every pCPU's CMC and CPE line; without a throttle policy all are in interrupt mode."""
-        return [
-            hv_pb2.ThrottleLine(pcpu=pcpu, type=t, mode=hv_pb2.THROTTLE_MODE_INTERRUPT)  # type: ignore[arg-type]
-            for pcpu in self.links
-            for t in (CMC, CPE)
-        ]
+        """Mode and interval of every pCPU's CMC and CPE line."""
+        return self.poller.describe(list(self.links), (CMC, CPE))
 
     def set_vcpu_placement(self, pcpu: int) -> int:
         if pcpu not in self.links:

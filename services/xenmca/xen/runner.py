@@ -12,15 +12,22 @@ from xenmca.rpc.identity import XEN, TokenBook
 from xenmca.rpc.lifecycle import wait_for_stop_signal
 from xenmca.xen.coordinator import Coordinator, CoordinatorConfig
 from xenmca.xen.service import create_server
+from xenmca.xen.throttle_settings import ThrottleSettings
 
 log = logging.getLogger("xenmca.xen")
 
 
-async def serve(args: argparse.Namespace, pcpus: dict[int, str], tokens: TokenBook | None) -> int:
+async def serve(
+    args: argparse.Namespace,
+    pcpus: dict[int, str],
+    tokens: TokenBook | None,
+    throttle: ThrottleSettings,
+) -> int:
     config = CoordinatorConfig(
         pcpus=pcpus,
         vcpu0_pcpu=args.vcpu0_pcpu,
         xen_token=tokens.token_for(XEN) if tokens else None,
+        throttle=throttle,
     )
     if args.inject_cpe:
         config.injected_types = config.injected_types | {record_pb2.RECORD_TYPE_CPE}

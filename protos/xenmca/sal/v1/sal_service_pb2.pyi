@@ -111,12 +111,14 @@ class SetInterruptMaskRequest(_message.Message):
     def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., masked: _Optional[bool] = ...) -> None: ...
 
 class SetInterruptMaskResponse(_message.Message):
-    __slots__ = ("previously_masked", "pending")
+    __slots__ = ("previously_masked", "pending", "created")
     PREVIOUSLY_MASKED_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
     previously_masked: bool
     pending: int
-    def __init__(self, previously_masked: _Optional[bool] = ..., pending: _Optional[int] = ...) -> None: ...
+    created: int
+    def __init__(self, previously_masked: _Optional[bool] = ..., pending: _Optional[int] = ..., created: _Optional[int] = ...) -> None: ...
 
 class DescribePcpuRequest(_message.Message):
     __slots__ = ()

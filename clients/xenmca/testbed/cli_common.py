@@ -1,0 +1,73 @@
+"""Helpers shared by the small client commands: argument types, tokens, one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+import grpc
+
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc.errors import error_info_of
+from xenmca.rpc.identity import TokenBook, TokenFileError, call_metadata, resolve_token_book
+from xenmca.rpc.server import split_host_port
+
+TYPE_NAMES = {"mca": 1, "init": 2, "cmc": 3, "cpe": 4}
+SEVERITY_NAMES = {"recoverable": 1, "fatal": 2, "corrected": 3}
+
+
+def address_arg(text: str) -> str:
+    try:
+        split_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def record_type_arg(text: str) -> int:
+    try:
+        return TYPE_NAMES[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"unknown record type {text!r} (choose from {', '.join(TYPE_NAMES)})"
+        ) from None
+
+
+def severity_arg(text: str) -> int:
+    try:
+        return SEVERITY_NAMES[text.lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"unknown severity {text!r} (choose from {', '.join(SEVERITY_NAMES)})"
+        ) from None
+
+
+def add_token_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--token-file", help="identity tokens (YAML/JSON {identity: token})")
+
+
+def metadata_for(
+    args: argparse.Namespace, identity: str, command: str
+) -> tuple[tuple[str, str], ...]:
+    """Call metadata presenting identity's token, or exit 2 with one line."""
+    try:
+        book: TokenBook | None = resolve_token_book(args.token_file)
+    except TokenFileError as exc:
+        fail(command, str(exc))
+    return call_metadata(book.token_for(identity) if book else None)
+
+
+def fail(command: str, message: str, status: int = 2) -> NoReturn:
+    print(f"xenmca {command}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def describe_rpc_error(exc: grpc.aio.AioRpcError) -> str:
+    info = error_info_of(exc)
+    reason = f" [{info.reason}]" if info is not None else ""
+    return f"{exc.code().name}{reason}: {exc.details()}"
+
+
+def type_label(value: int) -> str:
+    return record_pb2.RecordType.Name(value).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]

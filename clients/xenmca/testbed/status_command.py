@@ -1,0 +1,63 @@
+"""`xenmca status`: a coordinator's (or one pCPU's) state as tables, or as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from xenmca.testbed.cli_common import (
+    add_token_argument,
+    address_arg,
+    describe_rpc_error,
+    fail,
+    metadata_for,
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--xen", type=address_arg, metavar="HOST:PORT", help="a coordinator")
+    target.add_argument("--pcpu-addr", type=address_arg, metavar="HOST:PORT", help="one pCPU")
+    parser.add_argument("--json", action="store_true", help="print the state as JSON")
+    add_token_argument(parser)
+
+
+async def _fetch(args: argparse.Namespace, metadata: tuple[tuple[str, str], ...]) -> Any:
+    import grpc
+
+    from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+    from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+    from xenmca.rpc.channels import open_channel
+    from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+    from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
+
+    address = args.xen or args.pcpu_addr
+    async with open_channel(address) as channel:
+        try:
+            if args.xen:
+                return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
+                    hv_pb2.DescribeHypervisorRequest(), timeout=10, metadata=metadata
+                )
+            return await sal_grpc.SalServiceStub(channel).DescribePcpu(
+                sal_pb2.DescribePcpuRequest(), timeout=10, metadata=metadata
+            )
+        except grpc.aio.AioRpcError as exc:
+            fail("status", f"{address}: {describe_rpc_error(exc)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from google.protobuf import json_format
+
+    from xenmca.rpc.identity import OPERATOR
+    from xenmca.testbed.status_view import print_hypervisor, print_pcpu
+
+    state = asyncio.run(_fetch(args, metadata_for(args, OPERATOR, "status")))
+    if args.json:
+        print(json.dumps(json_format.MessageToDict(state), indent=2))
+    elif args.xen:
+        print_hypervisor(state)
+    else:
+        print_pcpu(state)
+    return 0

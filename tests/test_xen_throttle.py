@@ -1,0 +1,154 @@
+"""The ia64 storm rule, walked exactly on a fake clock (mca.c's constants)."""
+
+import pytest
+
+from xenmca.xen.throttle import CmcLine, CpeLine, Mode
+from xenmca.xen.throttle_settings import (
+    PRESETS,
+    ThrottleSettings,
+    ThrottleSettingsError,
+    load_settings,
+)
+
+IA64 = PRESETS["linux-ia64"]
+
+
+def test_four_interrupts_in_a_second_stay_in_interrupt_mode_the_fifth_switches() -> None:
+    line = CmcLine(IA64)
+    for i in range(4):
+        assert line.on_interrupt(100.0 + i * 0.2) is None
+        assert line.mode is Mode.INTERRUPT
+    transition = line.on_interrupt(100.9)
+    assert transition is not None
+    assert (transition.old, transition.new, transition.why) == (
+        Mode.INTERRUPT,
+        Mode.POLLING,
+        "storm",
+    )
+    assert line.mode is Mode.POLLING
+    assert line.interval == 60.0
+
+
+def test_interrupts_spread_over_more_than_the_window_never_switch() -> None:
+    line = CmcLine(IA64)
+    for i in range(50):
+        assert line.on_interrupt(i * 0.26) is None
+    assert line.mode is Mode.INTERRUPT
+
+
+def test_old_interrupts_fall_out_of_the_window() -> None:
+    line = CmcLine(IA64)
+    for t in (0.0, 0.1, 0.2, 0.3):
+        line.on_interrupt(t)
+    # 1.35 s later the first four are outside the 1 s window: count restarts.
+    assert line.on_interrupt(1.35) is None
+    assert line.mode is Mode.INTERRUPT
+
+
+def test_cmc_returns_to_interrupt_mode_after_an_empty_poll() -> None:
+    line = CmcLine(IA64)
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        line.on_interrupt(t)
+    assert line.mode is Mode.POLLING
+    assert line.on_poll(found_new=7) is None
+    assert line.mode is Mode.POLLING
+    back = line.on_poll(found_new=0)
+    assert back is not None and back.new is Mode.INTERRUPT and back.why == "empty poll"
+    assert line.mode is Mode.INTERRUPT
+
+
+def test_cmc_after_returning_needs_a_full_new_storm() -> None:
+    line = CmcLine(IA64)
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        line.on_interrupt(t)
+    line.on_poll(0)
+    for t in (0.5, 0.6, 0.7, 0.8):
+        assert line.on_interrupt(t) is None
+    assert line.on_interrupt(0.9) is not None
+
+
+def storm(line: CpeLine) -> None:
+    for t in (0.0, 0.1, 0.2, 0.3, 0.4):
+        line.on_interrupt(t)
+    assert line.mode is Mode.POLLING
+
+
+def test_cpe_interval_starts_at_min_and_halving_never_goes_below() -> None:
+    line = CpeLine(IA64)
+    storm(line)
+    assert line.interval == 120.0
+    for _ in range(5):
+        line.on_poll(found_new=3)
+        assert line.interval == 120.0
+    assert line.mode is Mode.POLLING
+
+
+def test_cpe_empty_polls_double_up_to_the_cap_then_interrupt_mode() -> None:
+    line = CpeLine(IA64)
+    storm(line)
+    seen = []
+    while line.mode is Mode.POLLING:
+        line.on_poll(found_new=0)
+        seen.append(line.interval)
+    # 120 -> 240 -> 480 -> 900 (capped, not 960): the capped poll returns to interrupt mode.
+    assert seen == [240.0, 480.0, 900.0]
+    assert line.mode is Mode.INTERRUPT
+
+
+def test_cpe_halves_after_doubling() -> None:
+    line = CpeLine(IA64)
+    storm(line)
+    line.on_poll(0)
+    line.on_poll(0)
+    assert line.interval == 480.0
+    line.on_poll(2)
+    assert line.interval == 240.0
+    line.on_poll(2)
+    assert line.interval == 120.0
+
+
+def test_cpe_line_without_an_interrupt_keeps_polling_at_the_cap() -> None:
+    settings = ThrottleSettings(cpe_can_interrupt=False)
+    line = CpeLine(settings)
+    assert line.mode is Mode.POLLING
+    for _ in range(10):
+        line.on_poll(0)
+    assert line.interval == 900.0
+    assert line.mode is Mode.POLLING
+    assert line.on_interrupt(0.0) is None
+
+
+def test_fast_preset_keeps_the_storm_rule_with_short_intervals() -> None:
+    fast = PRESETS["fast"]
+    assert (fast.history_length, fast.window) == (5, 1.0)
+    assert fast.cmc_poll_interval == 0.1
+    assert (fast.cpe_poll_min, fast.cpe_poll_max) == (0.05, 0.5)
+
+
+def test_settings_file_and_overrides(tmp_path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text("preset: fast\ncmc_poll_interval: 0.25\n")
+    settings = load_settings("linux-ia64", path, {"cpe_poll_max": 2, "window": None})
+    assert settings.cmc_poll_interval == 0.25
+    assert settings.cpe_poll_min == 0.05
+    assert settings.cpe_poll_max == 2.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"history_length": 1}, "history_length"),
+        ({"cpe_poll_min": 10.0, "cpe_poll_max": 1.0}, "cpe_poll_min"),
+        ({"window": float("nan")}, "window"),
+        ({"bogus": 1}, "bogus"),
+        ({"cmc_poll_interval": "fast"}, "cmc_poll_interval"),
+    ],
+)
+def test_bad_settings_name_the_field(overrides, message) -> None:
+    with pytest.raises(ThrottleSettingsError, match=message):
+        load_settings("linux-ia64", None, overrides)
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(ThrottleSettingsError, match="unknown throttle preset"):
+        load_settings("turbo")
