@@ -1,0 +1,135 @@
+"""`xenmca dom0`: run dom0's error logger against a coordinator until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from xenmca.dom0.log_store import LogOpenError, LogStore
+from xenmca.dom0.logger import CPE, Dom0Logger
+from xenmca.dom0.pacing import LINUX_CPE_POLL_MAX, LINUX_CPE_POLL_MIN, PollSettings
+from xenmca.rpc.events import EventLog
+from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
+from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
+from xenmca.rpc.server import split_host_port
+
+log = logging.getLogger("xenmca.dom0")
+
+PROG = "xenmca dom0"
+
+
+class UsageError(Exception):
+    """A bad option value or an unusable file; the message is one line."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--xen", required=True, metavar="HOST:PORT", help="the coordinator")
+    parser.add_argument("--db", required=True, type=Path, metavar="PATH", help="the SQLite log")
+    parser.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="token book (YAML/JSON identity: token); dom0's token is presented on every "
+        "call (default: $XENMCA_TOKEN_FILE, else no token)",
+    )
+    parser.add_argument("--events", type=Path, metavar="FILE", help="write events as JSON lines")
+    parser.add_argument("--instance", default="dom0", help="name of this dom0 in events")
+    parser.add_argument(
+        "--cpe-poll-min",
+        type=float,
+        default=LINUX_CPE_POLL_MIN,
+        metavar="S",
+        help=f"shortest CPE poll interval in seconds (default {LINUX_CPE_POLL_MIN:g}, as Linux)",
+    )
+    parser.add_argument(
+        "--cpe-poll-max",
+        type=float,
+        default=LINUX_CPE_POLL_MAX,
+        metavar="S",
+        help=f"longest CPE poll interval in seconds (default {LINUX_CPE_POLL_MAX:g}, as Linux)",
+    )
+    parser.add_argument(
+        "--no-cpe-poll",
+        action="store_true",
+        help="do not poll for CPE records (when the coordinator injects CPE interrupts)",
+    )
+
+
+def _polled_types(args: argparse.Namespace) -> dict[int, PollSettings]:
+    if args.no_cpe_poll:
+        return {}
+    try:
+        return {CPE: PollSettings(args.cpe_poll_min, args.cpe_poll_max)}
+    except ValueError as exc:
+        raise UsageError(f"--cpe-poll-min/--cpe-poll-max: {exc}") from exc
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    try:
+        book = resolve_token_book(args.token_file)
+    except TokenFileError as exc:
+        raise UsageError(str(exc)) from exc
+    if book is None:
+        return None
+    token = book.token_for(DOM0)
+    if token is None:
+        raise UsageError(f"token file has no {DOM0!r} entry")
+    return token
+
+
+async def _serve(
+    args: argparse.Namespace, polled: dict[int, PollSettings], token: str | None
+) -> int:
+    try:
+        store = await LogStore.open(args.db)
+    except LogOpenError as exc:
+        raise UsageError(str(exc)) from exc
+    try:
+        events = EventLog("dom0", args.events)
+    except OSError as exc:
+        await store.close()
+        raise UsageError(f"cannot write events to {args.events}: {exc}") from exc
+    logger = Dom0Logger(
+        args.xen, store, token=token, instance=args.instance, events=events, polled_types=polled
+    )
+    try:
+        await logger.start()
+        polling = ", ".join(
+            f"CPE poll {s.min_interval:g}-{s.max_interval:g}s" for s in polled.values()
+        )
+        log.info(
+            "dom0 logging to %s from coordinator %s as %r%s",
+            args.db,
+            args.xen,
+            args.instance,
+            f" ({polling})" if polling else " (no polling)",
+        )
+        await wait_for_stop_signal()
+    finally:
+        await logger.stop()
+        await store.close()
+        events.close()
+    c = logger.counters
+    log.info(
+        "dom0 %r stopped: %d records logged, %d duplicates dropped, %d polls",
+        args.instance,
+        c.records_logged,
+        c.duplicates_dropped,
+        c.polls,
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        try:
+            split_host_port(args.xen)
+        except ValueError as exc:
+            raise UsageError(f"--xen: {exc}") from exc
+        polled = _polled_types(args)
+        token = _token(args)
+        return run_until_signal(lambda: _serve(args, polled, token))
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,192 @@
+"""dom0's SAL handler for one record: trapped GET, durable commit, then trapped CLEAR by id.
+
+The order is the point of the design: CLEAR is sent only after the commit has
+returned (the record is fsync'd in the log), and it names the record that was
+read, so the coordinator can never clear something dom0 does not have.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import grpc
+
+from xenmca.dom0.log_schema import type_name
+from xenmca.dom0.log_store import LogStore
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.rpc.events import EventLog
+
+log = logging.getLogger(__name__)
+
+SAL_OK = 0
+SAL_CALL_ERROR = -3
+"""The coordinator could not reach the owning pCPU; it keeps the entry and injects again."""
+SAL_NO_INFORMATION = -5
+
+
+@dataclass
+class Dom0Counters:
+    """dom0's totals since start."""
+
+    interrupts: int = 0
+    attaches: int = 0
+    records_logged: int = 0
+    duplicates_dropped: int = 0
+    gets: int = 0
+    clears: int = 0
+    polls: int = 0
+    unreachable: int = 0
+    call_errors: int = 0
+    commit_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Outcome(enum.Enum):
+    """What one GET -> commit -> CLEAR pass achieved."""
+
+    LOGGED = "logged"  # a new record, committed and cleared
+    DUPLICATE = "duplicate"  # already in the log (re-delivered), cleared again
+    NOTHING = "nothing"  # GET answered -5: no record for this type
+    UNREACHABLE = "unreachable"  # GET answered -3: the coordinator will inject again
+    NOT_CLEARED = "not_cleared"  # read and committed, but CLEAR answered -3 or -5
+    FAILED = "failed"  # an RPC or the commit failed
+
+    @property
+    def found_record(self) -> bool:
+        return self in (Outcome.LOGGED, Outcome.DUPLICATE, Outcome.NOT_CLEARED)
+
+    @property
+    def cleared(self) -> bool:
+        return self in (Outcome.LOGGED, Outcome.DUPLICATE)
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """A run of passes for one type, stopped at the first that did not clear a record."""
+
+    found: int
+    last: Outcome
+
+
+class StateInfoHandler:
+    """Runs GET -> commit -> CLEAR against the coordinator for one record type at a time.
+
+    The caller serialises passes of one type (vCPU0 handles one interrupt of a
+    type at a time); passes of different types may run concurrently.
+    """
+
+    def __init__(
+        self,
+        stub: hv_grpc.HypervisorServiceStub,
+        store: LogStore,
+        *,
+        events: EventLog,
+        counters: Dom0Counters,
+        metadata: tuple[tuple[str, str], ...] = (),
+        call_timeout: float = 10.0,
+    ) -> None:
+        self._stub = stub
+        self._store = store
+        self._events = events
+        self._counters = counters
+        self._metadata = metadata
+        self._call_timeout = call_timeout
+        self._failing_in_a_row = 0
+
+    async def handle_once(self, record_type: int) -> Outcome:
+        """One pass; RPC and commit failures are logged and reported as Outcome.FAILED."""
+        name = type_name(record_type)
+        try:
+            outcome = await self._pass(record_type, name)
+        except grpc.aio.AioRpcError as exc:
+            self._counters.call_errors += 1
+            self._failing_in_a_row += 1
+            # One warning per outage; the repeats (every poll, every retry) at debug.
+            level = logging.WARNING if self._failing_in_a_row == 1 else logging.DEBUG
+            log.log(level, "%s handler: call failed: %s %s", name, exc.code().name, exc.details())
+            self._events.emit("call_failed", type=name, code=exc.code().name)
+            return Outcome.FAILED
+        except sqlite3.Error as exc:
+            self._counters.commit_errors += 1
+            log.error("%s handler: commit to the log failed, record not cleared: %s", name, exc)
+            self._events.emit("commit_failed", type=name, error=str(exc))
+            return Outcome.FAILED
+        if self._failing_in_a_row:
+            log.info("%s handler: coordinator answers again", name)
+            self._failing_in_a_row = 0
+        return outcome
+
+    async def drain(
+        self, record_type: int, keep_going: Callable[[], bool] = lambda: True
+    ) -> DrainResult:
+        """Passes until one does not clear a record (or keep_going() turns false)."""
+        found = 0
+        outcome = Outcome.NOTHING
+        while keep_going():
+            outcome = await self.handle_once(record_type)
+            found += outcome.found_record
+            if not outcome.cleared:
+                break
+        return DrainResult(found=found, last=outcome)
+
+    async def _pass(self, record_type: int, name: str) -> Outcome:
+        self._counters.gets += 1
+        got = await self._stub.GetStateInfo(
+            hv_pb2.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
+            metadata=self._metadata,
+            timeout=self._call_timeout,
+        )
+        if got.sal_status == SAL_NO_INFORMATION:
+            return Outcome.NOTHING
+        if got.sal_status == SAL_CALL_ERROR:
+            self._counters.unreachable += 1
+            log.debug("%s GET: the record's pCPU is unreachable; the coordinator keeps it", name)
+            return Outcome.UNREACHABLE
+        if got.sal_status != SAL_OK:
+            log.warning("%s GET: unexpected SAL status %d", name, got.sal_status)
+            return Outcome.NOTHING
+        record = got.record
+        ids = {"pcpu": record.pcpu, "type": name, "record_id": record.record_id}
+        self._events.emit("record_read", **ids, by_ipi=got.by_ipi)
+
+        started = time.perf_counter()
+        is_new = await self._store.commit(record)
+        commit_ms = (time.perf_counter() - started) * 1000
+        if is_new:
+            self._counters.records_logged += 1
+        else:
+            self._counters.duplicates_dropped += 1
+        self._events.emit(
+            "record_committed",
+            **ids,
+            duplicate=not is_new,
+            commit_ms=round(commit_ms, 3),
+            created_monotonic_ns=record.created_monotonic_ns,
+        )
+
+        self._events.emit("record_clear_requested", **ids)
+        self._counters.clears += 1
+        cleared = await self._stub.ClearStateInfo(
+            hv_pb2.ClearStateInfoRequest(type=record_type, record_id=record.record_id),  # type: ignore[arg-type]
+            metadata=self._metadata,
+            timeout=self._call_timeout,
+        )
+        self._events.emit(
+            "record_cleared", **ids, sal_status=cleared.sal_status, by_ipi=cleared.by_ipi
+        )
+        if cleared.sal_status == SAL_OK:
+            return Outcome.LOGGED if is_new else Outcome.DUPLICATE
+        if cleared.sal_status == SAL_CALL_ERROR:
+            self._counters.unreachable += 1
+            log.debug("%s CLEAR %s: pCPU unreachable; it will be delivered again", name, ids)
+        else:
+            log.warning("%s CLEAR %s refused with SAL status %d", name, ids, cleared.sal_status)
+        return Outcome.NOT_CLEARED

@@ -1,0 +1,147 @@
+"""dom0's durable log: one SQLite transaction per record, fsync'd before commit() returns.
+
+SQLite runs on one dedicated worker thread (a single-thread executor): the
+connection never changes thread, writes are serialised, and the event loop
+only awaits. A record already in the log (same pCPU and record id, delivered
+again after a lost CLEAR) is not stored twice; it increments the persisted
+duplicates_dropped counter in the same transaction instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from xenmca.dom0 import log_queries
+from xenmca.dom0.log_schema import (
+    DUPLICATES_DROPPED,
+    INSERT_RECORD,
+    LoggedRecord,
+    configure,
+    record_row,
+)
+from xenmca.record.v1 import record_pb2
+
+T = TypeVar("T")
+
+
+class LogOpenError(Exception):
+    """The log cannot be opened or created at the given path; the message is one line."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: no implicit transactions; commit() spells out its own.
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        configure(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _commit(conn: sqlite3.Connection, record: record_pb2.ErrorRecord) -> bool:
+    """One transaction: insert the record, or count it as a duplicate. True when new."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        row = record_row(record, time.time_ns(), time.monotonic_ns())
+        inserted = conn.execute(INSERT_RECORD, row).rowcount == 1
+        if not inserted:
+            conn.execute(
+                "UPDATE counters SET value = value + 1 WHERE name = ?", (DUPLICATES_DROPPED,)
+            )
+        conn.execute("COMMIT")  # synchronous=FULL: the WAL is fsync'd before this returns
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return inserted
+
+
+class LogStore:
+    """The log file and the thread that owns its connection. Use ``await LogStore.open(path)``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dom0-log")
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path | str) -> LogStore:
+        """Open (creating if needed) the log at path; LogOpenError with one line if impossible."""
+        store = cls(Path(path))
+        try:
+            store._conn = await store._run_raw(_connect, store.path)
+        except (sqlite3.Error, OSError) as exc:
+            store._executor.shutdown(wait=False)
+            raise LogOpenError(f"cannot open dom0 log {store.path}: {exc}") from exc
+        return store
+
+    async def _run_raw(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._conn is None:
+            raise RuntimeError("the log is closed")
+        return await self._run_raw(fn, self._conn, *args)
+
+    async def commit(self, record: record_pb2.ErrorRecord) -> bool:
+        """Store record durably. True if new; False if it was already logged (a duplicate).
+
+        The commit runs on the worker thread even if the awaiting task is
+        cancelled, so a record is either fully logged or not at all.
+        """
+        return await self._run(_commit, record)
+
+    async def counts(self) -> log_queries.LogCounts:
+        return await self._run(log_queries.counts)
+
+    async def list_records(
+        self, *, pcpu: int | None = None, record_type: str | None = None, limit: int | None = None
+    ) -> list[LoggedRecord]:
+        def query(conn: sqlite3.Connection) -> list[LoggedRecord]:
+            return log_queries.list_records(conn, pcpu=pcpu, record_type=record_type, limit=limit)
+
+        return await self._run(query)
+
+    async def get(self, pcpu: int, record_id: int) -> LoggedRecord | None:
+        return await self._run(log_queries.get_record, pcpu, record_id)
+
+    async def get_by_log_id(self, log_id: int) -> LoggedRecord | None:
+        return await self._run(log_queries.get_by_log_id, log_id)
+
+    async def stats(self) -> log_queries.LogStats:
+        return await self._run(log_queries.stats)
+
+    async def duplicates_dropped(self) -> int:
+        return await self._run(log_queries.duplicates_dropped)
+
+    async def pragmas(self) -> dict[str, object]:
+        """journal_mode and synchronous as this connection sees them (synchronous 2 = FULL)."""
+
+        def read(conn: sqlite3.Connection) -> dict[str, object]:
+            return {
+                "journal_mode": conn.execute("PRAGMA journal_mode").fetchone()[0],
+                "synchronous": conn.execute("PRAGMA synchronous").fetchone()[0],
+            }
+
+        return await self._run(read)
+
+    async def close(self) -> None:
+        """Close the connection (checkpointing the WAL) and stop the worker thread."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._run_raw(conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> LogStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

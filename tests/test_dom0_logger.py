@@ -1,0 +1,522 @@
+"""Dom0Logger against a fake coordinator: a real grpc.aio server in process, on a free port.
+
+The fake keeps per-type FIFOs of ErrorRecord protos, injects CMC one at a time
+(the next only after CLEAR), serves CPE by polling only, and records every call
+it receives, so the tests can check dom0's side of the seed's flow: GET, commit,
+then CLEAR by record id, never the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import sqlite3
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from xenmca.dom0.log_store import LogStore
+from xenmca.dom0.logger import Dom0Logger
+from xenmca.dom0.pacing import BackoffPolicy, PollSettings
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc.clock import FakeClock
+from xenmca.rpc.events import Event, EventLog, read_events
+from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
+
+CMC = record_pb2.RECORD_TYPE_CMC
+CPE = record_pb2.RECORD_TYPE_CPE
+TOKEN = "dom0-token-for-tests"
+WAIT = 10.0
+
+
+class Changes:
+    """Wakes waiters whenever the fake or dom0 does something; no timed sleeps."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def until(self, predicate: Callable[[], bool]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not predicate():
+                await self._event.wait()
+
+
+def make_record(pcpu: int, record_id: int, record_type: int = CMC) -> record_pb2.ErrorRecord:
+    record = record_pb2.ErrorRecord(
+        pcpu=pcpu,
+        record_id=record_id,
+        type=record_type,  # type: ignore[arg-type]
+        severity=record_pb2.SEVERITY_CORRECTED,
+        raw=bytes([pcpu, record_id]) * 20,
+        created_monotonic_ns=1,
+    )
+    record.sections.add(processor=record_pb2.ProcessorSection(proc_cr_lid=pcpu))
+    return record
+
+
+class FakeXen(hv_grpc.HypervisorServiceServicer):
+    """A tiny coordinator: CMC injected one at a time, other types polled; calls recorded."""
+
+    def __init__(
+        self, changes: Changes, db_path: Path, *, token: str | None = None, injected=(CMC,)
+    ) -> None:
+        self.changes = changes
+        self.db_path = db_path
+        self.token = token
+        self.injected = set(injected)
+        self.pending: dict[int, list[record_pb2.ErrorRecord]] = defaultdict(list)
+        self.in_flight: dict[int, bool] = defaultdict(bool)
+        self.read_id: dict[int, int | None] = defaultdict(lambda: None)
+        self.calls: list[tuple[Any, ...]] = []
+        self.authorization: list[tuple[str, str | None]] = []
+        self.clear_saw_committed: list[bool] = []
+        self.stream: asyncio.Queue[hv_pb2.AttachDom0Response | None] | None = None
+        self.attaches = 0
+        self.injection_ids = itertools.count(1)
+        # Fault knobs.
+        self.get_statuses: list[int] = []  # forced GET answers, consumed in order
+        self.fail_next_clear = False  # refuse one CLEAR (UNAVAILABLE) and re-inject
+        self.get_gates: dict[int, asyncio.Event] = {}  # GET of that type waits on it
+        self.active_gets: dict[int, int] = defaultdict(int)
+        self.max_active_gets: dict[int, int] = defaultdict(int)
+
+    # -- driving the fake ------------------------------------------------------------
+    def add(self, *records: record_pb2.ErrorRecord) -> None:
+        for record in records:
+            self.pending[record.type].append(record)
+        for record_type in {r.type for r in records}:
+            self._pump(record_type)
+
+    def inject(self, record_type: int, *, reinjected: bool = False) -> None:
+        if self.stream is not None:
+            self.stream.put_nowait(
+                hv_pb2.AttachDom0Response(
+                    type=record_type,  # type: ignore[arg-type]
+                    injection_id=next(self.injection_ids),
+                    reinjected=reinjected,
+                )
+            )
+
+    def _pump(self, record_type: int) -> None:
+        idle = record_type in self.injected and not self.in_flight[record_type]
+        if idle and self.pending[record_type] and self.stream is not None:
+            self.in_flight[record_type] = True
+            self.inject(record_type)
+
+    def _reinject_soon(self, record_type: int) -> None:
+        asyncio.get_running_loop().call_soon(lambda: self.inject(record_type, reinjected=True))
+
+    def _authorized(self, context: grpc.aio.ServicerContext, method: str) -> bool:
+        value = dict(context.invocation_metadata() or ()).get("authorization")
+        self.authorization.append((method, value))
+        return self.token is None or value == f"Bearer {self.token}"
+
+    def _in_db(self, pcpu: int, record_id: int) -> bool:
+        with sqlite3.connect(self.db_path) as conn:
+            row = conn.execute(
+                "SELECT 1 FROM records WHERE pcpu = ? AND record_id = ?", (pcpu, record_id)
+            ).fetchone()
+        return row is not None
+
+    # -- HypervisorService -----------------------------------------------------------
+    async def AttachDom0(self, request, context) -> AsyncIterator[hv_pb2.AttachDom0Response]:
+        if not self._authorized(context, "AttachDom0"):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "dom0 token required")
+        queue: asyncio.Queue[hv_pb2.AttachDom0Response | None] = asyncio.Queue()
+        self.stream = queue
+        self.attaches += 1
+        for record_type in list(self.in_flight):
+            if self.in_flight[record_type]:
+                self.inject(record_type, reinjected=True)
+        for record_type in list(self.pending):
+            self._pump(record_type)
+        self.changes.notify()
+        try:
+            while (interrupt := await queue.get()) is not None:
+                yield interrupt
+        finally:
+            if self.stream is queue:
+                self.stream = None
+
+    async def GetStateInfo(self, request, context) -> hv_pb2.GetStateInfoResponse:
+        record_type = request.type
+        if not self._authorized(context, "GetStateInfo"):
+            return hv_pb2.GetStateInfoResponse(sal_status=-5)
+        self.active_gets[record_type] += 1
+        self.max_active_gets[record_type] = max(
+            self.max_active_gets[record_type], self.active_gets[record_type]
+        )
+        self.changes.notify()
+        try:
+            gate = self.get_gates.get(record_type)
+            if gate is not None:
+                await gate.wait()
+            return self._get(record_type)
+        finally:
+            self.active_gets[record_type] -= 1
+            self.changes.notify()
+
+    def _get(self, record_type: int) -> hv_pb2.GetStateInfoResponse:
+        if self.get_statuses:
+            status = self.get_statuses.pop(0)
+            self.calls.append(("get", record_type, status))
+            self._reinject_soon(record_type)  # the real coordinator keeps the entry
+            return hv_pb2.GetStateInfoResponse(sal_status=status)
+        queue = self.pending[record_type]
+        if not queue:
+            self.calls.append(("get", record_type, -5))
+            return hv_pb2.GetStateInfoResponse(sal_status=-5)
+        record = queue[0]
+        self.read_id[record_type] = record.record_id
+        self.calls.append(("get", record_type, record.pcpu, record.record_id))
+        return hv_pb2.GetStateInfoResponse(sal_status=0, record=record, by_ipi=record.pcpu != 0)
+
+    async def ClearStateInfo(self, request, context) -> hv_pb2.ClearStateInfoResponse:
+        record_type = request.type
+        record_id = request.record_id if request.HasField("record_id") else None
+        if not self._authorized(context, "ClearStateInfo"):
+            return hv_pb2.ClearStateInfoResponse(sal_status=-5)
+        queue = self.pending[record_type]
+        if not queue or record_id is None or record_id != self.read_id[record_type]:
+            self.calls.append(("clear", record_type, record_id, -5))
+            self.changes.notify()
+            return hv_pb2.ClearStateInfoResponse(sal_status=-5)
+        record = queue[0]
+        self.clear_saw_committed.append(self._in_db(record.pcpu, record.record_id))
+        if self.fail_next_clear:
+            self.fail_next_clear = False
+            self.calls.append(("clear-failed", record_type, record_id))
+            self._reinject_soon(record_type)
+            self.changes.notify()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "reply lost")
+        queue.pop(0)
+        self.read_id[record_type] = None
+        self.in_flight[record_type] = False
+        self.calls.append(("clear", record_type, record.pcpu, record_id, 0))
+        self._pump(record_type)
+        self.changes.notify()
+        return hv_pb2.ClearStateInfoResponse(
+            sal_status=0, cleared_record_id=record_id, pcpu=record.pcpu
+        )
+
+    def cleared(self) -> list[tuple[int, int]]:
+        return [(c[2], c[3]) for c in self.calls if c[0] == "clear" and c[-1] == 0]
+
+
+async def start_fake(fake: FakeXen, port: int = 0) -> BuiltServer:
+    full_name = hv_pb2.DESCRIPTOR.services_by_name["HypervisorService"].full_name
+    built = build_server(
+        f"127.0.0.1:{port}",
+        [
+            ServiceBinding(
+                full_name, lambda s: hv_grpc.add_HypervisorServiceServicer_to_server(fake, s)
+            )
+        ],
+    )
+    await built.server.start()
+    return built
+
+
+class Harness:
+    """A fake coordinator, dom0's log, and the loggers started against them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.db_path = tmp_path / "dom0.sqlite"
+        self.changes = Changes()
+        self.events: list[Event] = []
+        self.store: LogStore | None = None
+        self.servers: list[BuiltServer] = []
+        self.loggers: list[Dom0Logger] = []
+
+    def fake(self, **kwargs: Any) -> FakeXen:
+        return FakeXen(self.changes, self.db_path, **kwargs)
+
+    async def serve(self, fake: FakeXen, port: int = 0) -> int:
+        built = await start_fake(fake, port)
+        self.servers.append(built)
+        return built.port
+
+    async def logger(self, port: int, **kwargs: Any) -> Dom0Logger:
+        if self.store is None:
+            self.store = await LogStore.open(self.db_path)
+        events = EventLog("dom0")
+        events.subscribe(self.events.append)
+        events.subscribe(lambda _: self.changes.notify())
+        kwargs.setdefault("polled_types", {})
+        kwargs.setdefault("backoff", BackoffPolicy(initial=0.01, maximum=0.05))
+        kwargs.setdefault("rng", random.Random(1))
+        logger = Dom0Logger(f"127.0.0.1:{port}", self.store, events=events, **kwargs)
+        await logger.start()
+        self.loggers.append(logger)
+        return logger
+
+    def kinds(self, *wanted: str) -> list[Event]:
+        return [e for e in self.events if e["kind"] in wanted]
+
+    def db_rows(self) -> list[tuple[int, int, str]]:
+        with sqlite3.connect(self.db_path) as conn:
+            return conn.execute("SELECT pcpu, record_id, type FROM records ORDER BY id").fetchall()
+
+    async def close(self) -> None:
+        for logger in self.loggers:
+            await logger.stop(grace=2.0)
+        for server in self.servers:
+            await server.stop(grace=0)
+        if self.store is not None:
+            await self.store.close()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    h = Harness(tmp_path)
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+async def test_get_commit_clear_in_order_and_clear_only_after_durable(harness: Harness) -> None:
+    fake = harness.fake()
+    logger = await harness.logger(await harness.serve(fake))
+    fake.add(make_record(0, 1), make_record(1, 1), make_record(0, 2))
+    await harness.changes.until(lambda: len(harness.kinds("record_cleared")) == 3)
+
+    assert fake.calls == [
+        ("get", CMC, 0, 1),
+        ("clear", CMC, 0, 1, 0),
+        ("get", CMC, 1, 1),
+        ("clear", CMC, 1, 1, 0),
+        ("get", CMC, 0, 2),
+        ("clear", CMC, 0, 2, 0),
+    ]
+    assert fake.clear_saw_committed == [True, True, True]
+    assert harness.db_rows() == [(0, 1, "CMC"), (1, 1, "CMC"), (0, 2, "CMC")]
+    steps = ["record_read", "record_committed", "record_clear_requested", "record_cleared"]
+    flow = [(e["kind"], e["pcpu"], e["record_id"]) for e in harness.kinds(*steps)]
+    assert flow == [(kind, p, r) for p, r in ((0, 1), (1, 1), (0, 2)) for kind in steps]
+    assert all(e["sal_status"] == 0 for e in harness.kinds("record_cleared"))
+    assert [e["duplicate"] for e in harness.kinds("record_committed")] == [False] * 3
+    assert [e["type"] for e in harness.kinds("interrupt_received")] == ["CMC"] * 3
+    assert len(harness.kinds("dom0_attached")) == 1
+    c = logger.counters
+    assert (c.records_logged, c.gets, c.clears, c.duplicates_dropped) == (3, 3, 3, 0)
+
+
+async def test_token_is_presented_on_every_call(harness: Harness) -> None:
+    fake = harness.fake(token=TOKEN)
+    await harness.logger(await harness.serve(fake), token=TOKEN)
+    fake.add(make_record(0, 1))
+    await harness.changes.until(lambda: len(fake.cleared()) == 1)
+    methods = {method for method, _ in fake.authorization}
+    assert methods == {"AttachDom0", "GetStateInfo", "ClearStateInfo"}
+    assert {value for _, value in fake.authorization} == {f"Bearer {TOKEN}"}
+
+
+async def test_without_the_token_nothing_is_read_or_cleared(harness: Harness) -> None:
+    fake = harness.fake(token=TOKEN)
+    logger = await harness.logger(await harness.serve(fake), token="not-the-token")
+    fake.add(make_record(0, 1))
+    await harness.changes.until(lambda: len(harness.kinds("dom0_detached")) >= 2)
+    assert "UNAUTHENTICATED" in harness.kinds("dom0_detached")[0]["reason"]
+    assert fake.cleared() == [] and harness.db_rows() == []
+    assert logger.counters.records_logged == 0
+
+
+async def test_redelivered_record_is_logged_once_and_cleared_again(harness: Harness) -> None:
+    fake = harness.fake()
+    logger = await harness.logger(await harness.serve(fake))
+    fake.fail_next_clear = True  # dom0 committed, but its CLEAR never got an answer
+    fake.add(make_record(2, 5))
+    await harness.changes.until(lambda: len(harness.kinds("record_cleared")) == 1)
+
+    assert fake.calls == [
+        ("get", CMC, 2, 5),
+        ("clear-failed", CMC, 5),
+        ("get", CMC, 2, 5),
+        ("clear", CMC, 2, 5, 0),
+    ]
+    assert harness.db_rows() == [(2, 5, "CMC")]
+    assert [e["duplicate"] for e in harness.kinds("record_committed")] == [False, True]
+    assert [e["reinjected"] for e in harness.kinds("interrupt_received")] == [False, True]
+    assert logger.counters.duplicates_dropped == 1
+    assert logger.counters.records_logged == 1
+    assert harness.store is not None and await harness.store.duplicates_dropped() == 1
+
+
+async def test_unreachable_pcpu_answer_moves_on_and_record_comes_later(harness: Harness) -> None:
+    fake = harness.fake()
+    logger = await harness.logger(await harness.serve(fake))
+    fake.get_statuses = [-3]
+    fake.add(make_record(3, 1))
+    await harness.changes.until(lambda: len(fake.cleared()) == 1)
+    assert fake.calls[0] == ("get", CMC, -3)
+    assert fake.calls[1:] == [("get", CMC, 3, 1), ("clear", CMC, 3, 1, 0)]
+    assert logger.counters.unreachable == 1
+    assert harness.db_rows() == [(3, 1, "CMC")]
+
+
+async def test_each_type_one_at_a_time_while_types_run_concurrently(harness: Harness) -> None:
+    fake = harness.fake()
+    logger = await harness.logger(await harness.serve(fake))
+    await harness.changes.until(lambda: fake.stream is not None)
+    fake.get_gates[CMC] = gate = asyncio.Event()
+    fake.pending[CMC].append(make_record(0, 1))
+    fake.pending[CPE].append(make_record(1, 1, CPE))
+    fake.inject(CMC)
+    fake.inject(CMC)  # a misbehaving coordinator: a second CMC before the CLEAR
+    await harness.changes.until(lambda: fake.active_gets[CMC] == 1)
+    # CMC's handler is stuck in GET; a CPE poll still runs to completion.
+    assert await logger.poll_once(CPE) == 1
+    assert fake.cleared() == [(1, 1)]
+    gate.set()
+    await harness.changes.until(lambda: len(fake.cleared()) == 2 and fake.active_gets[CMC] == 0)
+    await harness.changes.until(lambda: sum(1 for c in fake.calls if c[1] == CMC) == 3)
+    assert fake.max_active_gets[CMC] == 1
+    cmc_calls = [c for c in fake.calls if c[1] == CMC]
+    assert cmc_calls == [("get", CMC, 0, 1), ("clear", CMC, 0, 1, 0), ("get", CMC, -5)]
+
+
+async def test_reconnects_after_the_coordinator_restarts_on_the_same_port(
+    harness: Harness,
+) -> None:
+    first = harness.fake()
+    port = await harness.serve(first)
+    logger = await harness.logger(port)
+    first.add(make_record(0, 1), make_record(0, 2))
+    await harness.changes.until(lambda: len(first.cleared()) == 2)
+
+    await harness.servers.pop().stop(grace=0)
+    await harness.changes.until(lambda: len(harness.kinds("dom0_detached")) >= 1)
+    assert not logger.attached.is_set()
+
+    # The restarted coordinator rebuilt its queue from the pCPU: record 2's CLEAR
+    # is assumed lost, so it is delivered again along with a new one.
+    second = harness.fake()
+    second.add(make_record(0, 2), make_record(1, 1))
+    await harness.serve(second, port)
+    await harness.changes.until(lambda: len(second.cleared()) == 2)
+
+    assert second.attaches == 1
+    assert harness.db_rows() == [(0, 1, "CMC"), (0, 2, "CMC"), (1, 1, "CMC")]
+    assert logger.counters.duplicates_dropped == 1
+    assert logger.counters.attaches >= 2
+
+
+async def test_starts_before_the_coordinator_and_attaches_when_it_comes(
+    harness: Harness, unused_tcp_port: int
+) -> None:
+    logger = await harness.logger(unused_tcp_port)
+    fake = harness.fake()
+    await harness.serve(fake, unused_tcp_port)
+    fake.add(make_record(0, 1))
+    await harness.changes.until(lambda: len(fake.cleared()) == 1)
+    assert logger.counters.records_logged == 1
+
+
+async def test_cpe_polling_halves_and_doubles_its_interval(harness: Harness) -> None:
+    clock = FakeClock()
+    fake = harness.fake()
+    settings = PollSettings(min_interval=2.0, max_interval=16.0)
+    await harness.logger(await harness.serve(fake), clock=clock, polled_types={CPE: settings})
+
+    async def poll_after(seconds: float, expected_polls: int) -> Event:
+        for _ in range(1000):  # let the poller reach its clock.sleep (no timed sleep)
+            if clock.sleepers:
+                break
+            await asyncio.sleep(0)
+        await clock.advance(seconds)
+        await harness.changes.until(lambda: len(harness.kinds("poll")) == expected_polls)
+        return harness.kinds("poll")[-1]
+
+    seen = []
+    for n, wait in enumerate((2, 4, 8, 16), start=1):
+        poll = await poll_after(wait, n)
+        seen.append((poll["interval"], poll["found"], poll["next_interval"]))
+    assert seen == [(2, 0, 4), (4, 0, 8), (8, 0, 16), (16, 0, 16)]
+
+    fake.add(*(make_record(p, 1, CPE) for p in range(3)))
+    poll = await poll_after(16, 5)
+    assert (poll["found"], poll["next_interval"]) == (3, 8)
+    assert fake.cleared() == [(0, 1), (1, 1), (2, 1)]
+    assert harness.db_rows() == [(0, 1, "CPE"), (1, 1, "CPE"), (2, 1, "CPE")]
+    fake.add(make_record(0, 2, CPE))
+    poll = await poll_after(8, 6)
+    assert (poll["found"], poll["next_interval"]) == (1, 4)
+    poll = await poll_after(4, 7)
+    assert (poll["found"], poll["next_interval"]) == (0, 8)
+    assert harness.loggers[0].counters.polls == 7
+
+
+async def test_stop_while_the_coordinator_is_unreachable(
+    harness: Harness, unused_tcp_port: int
+) -> None:
+    logger = await harness.logger(unused_tcp_port)
+    await asyncio.wait_for(logger.stop(), WAIT)
+    assert harness.kinds("dom0_stopped")
+    harness.loggers.clear()
+
+
+async def test_dom0_command_runs_until_sigterm(harness: Harness) -> None:
+    fake = harness.fake(token=TOKEN)
+    port = await harness.serve(fake)
+    tokens = harness.tmp_path / "tokens.json"
+    tokens.write_text(f'{{"dom0": "{TOKEN}"}}\n')
+    events_file = harness.tmp_path / "dom0-events.jsonl"
+    script = (
+        "import sys; from xenmca.cli import OneLineParser; from xenmca.dom0 import command; "
+        "from xenmca.rpc.lifecycle import setup_logging; setup_logging(); "
+        "p = OneLineParser(prog='xenmca dom0'); command.add_arguments(p); "
+        "sys.exit(command.run(p.parse_args(sys.argv[1:])))"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script,
+        "--xen", f"127.0.0.1:{port}", "--db", str(harness.db_path),
+        "--token-file", str(tokens), "--events", str(events_file), "--no-cpe-poll",
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await harness.changes.until(lambda: fake.stream is not None)
+        fake.add(make_record(0, 1), make_record(1, 1))
+        await harness.changes.until(lambda: len(fake.cleared()) == 2)
+        proc.terminate()
+        _, stderr = await asyncio.wait_for(proc.communicate(), WAIT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = stderr.decode()
+    assert proc.returncode == 0, text
+    assert "logging to" in text and "stopped: 2 records logged, 0 duplicates dropped" in text
+    assert fake.clear_saw_committed == [True, True]
+    kinds = [event["kind"] for event in read_events(events_file)]
+    assert kinds[0] == "dom0_attached" and kinds[-1] == "dom0_stopped"
+    assert kinds.count("record_committed") == 2
+
+
+async def test_a_failed_commit_sends_no_clear(harness: Harness, monkeypatch) -> None:
+    fake = harness.fake()
+    logger = await harness.logger(await harness.serve(fake))
+    assert harness.store is not None
+
+    async def broken_commit(record: record_pb2.ErrorRecord) -> bool:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(harness.store, "commit", broken_commit)
+    fake.add(make_record(0, 1))
+    await harness.changes.until(lambda: logger.counters.commit_errors == 1)
+    assert fake.calls == [("get", CMC, 0, 1)]
+    assert harness.kinds("commit_failed") and not harness.kinds("record_clear_requested")
+    assert fake.pending[CMC] == [make_record(0, 1)]  # still in "firmware"
