@@ -15,7 +15,7 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ async def call_with_retry(
     retrying = AsyncRetrying(
         retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(policy.max_attempts) | stop_after_delay(policy.overall_timeout),
-        wait=wait_exponential_jitter(initial=policy.initial_backoff, max=policy.max_backoff),
+        wait=wait_random_exponential(multiplier=policy.initial_backoff, max=policy.max_backoff),
         before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,

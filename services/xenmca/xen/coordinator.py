@@ -209,7 +209,9 @@ class Coordinator:
         self.session = session
         if previous is not None:
             previous.close()
-        await self._take_back_in_flight(why="replaced" if previous else "attach")
+        if previous is not None:
+            # The entries the replaced dom0 held are delivered again to this one.
+            await self._take_back_in_flight(why="replaced")
         self.events.emit("dom0_attached", instance=instance, replaced=previous is not None)
         self._pump_all()
         return session

@@ -106,15 +106,17 @@ class PcpuLink:
                 # The pCPU sends initial metadata once this subscriber is registered,
                 # so the reconciliation below cannot miss a record raised meanwhile.
                 await call.initial_metadata()
-                self.connected = True
-                self.connects += 1
-                self._stream_backoff.reset()
-                self.release()
-                await on_connect(self.pcpu)
-                async for interrupt in call:
-                    on_interrupt(self.pcpu, interrupt.type, interrupt.record_id)
-                code = await call.code()
-                log.info("pCPU %d interrupt stream ended (%s)", self.pcpu, code)
+                if call.done():  # failed before the pCPU answered (initial metadata is empty)
+                    log.debug("pCPU %d interrupt stream: %s", self.pcpu, await call.code())
+                else:
+                    self.connected = True
+                    self.connects += 1
+                    self._stream_backoff.reset()
+                    self.release()
+                    await on_connect(self.pcpu)
+                    async for interrupt in call:
+                        on_interrupt(self.pcpu, interrupt.type, interrupt.record_id)
+                    log.info("pCPU %d interrupt stream ended (%s)", self.pcpu, await call.code())
             except grpc.aio.AioRpcError as exc:
                 log.debug("pCPU %d interrupt stream failed: %s", self.pcpu, exc.code())
             finally:

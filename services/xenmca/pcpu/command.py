@@ -1,0 +1,221 @@
+"""`xenmca serve pcpu`: host one or many simulated pCPUs until SIGTERM/SIGINT.
+
+    xenmca serve pcpu --pcpu 0 --listen 127.0.0.1:50100
+    xenmca serve pcpu --pcpus 0-63 --host 127.0.0.1 --base-port 50100 --state-dir DIR
+
+pCPU i listens on base-port + i. ``--ready-file`` is written (JSON
+{"<pcpu>": "host:port"}) once every server is serving, and removed on a clean
+stop, so a launcher can wait for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from xenmca.pcpu.durable import StateDirError
+from xenmca.pcpu.model import MAX_CAPACITY
+from xenmca.pcpu.server import DEFAULT_CAPACITY, HostStartError, PcpuHost, join_host_port
+from xenmca.rpc.events import EventLog
+from xenmca.rpc.identity import TokenFileError, resolve_token_book
+from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
+from xenmca.rpc.server import split_host_port
+
+log = logging.getLogger("xenmca.pcpu")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_BASE_PORT = 50100
+MAX_PCPU = 65535
+
+
+def parse_pcpu_list(text: str) -> list[int]:
+    """ "0-3,8" -> [0, 1, 2, 3, 8]; argparse.ArgumentTypeError naming the problem."""
+    pcpus: set[int] = set()
+    for part in text.split(","):
+        first, sep, last = part.strip().partition("-")
+        if not first.isdigit() or (sep and not last.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a pCPU list like 0-63 or 0-3,8 (bad part {part!r})"
+            )
+        low, high = int(first), int(last) if sep else int(first)
+        if low > high:
+            raise argparse.ArgumentTypeError(f"pCPU range {part!r} runs backwards")
+        if high > MAX_PCPU:
+            raise argparse.ArgumentTypeError(f"pCPU {high} is above {MAX_PCPU}")
+        pcpus.update(range(low, high + 1))
+    return sorted(pcpus)
+
+
+def format_ranges(numbers: list[int]) -> str:
+    """[0, 1, 2, 3, 8] -> "0-3,8"."""
+    parts: list[str] = []
+    ordered = sorted(numbers)
+    start = previous = ordered[0]
+    for number in [*ordered[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        parts.append(str(start) if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    return ",".join(parts)
+
+
+def _pcpu_number(text: str) -> int:
+    if not text.isdigit() or int(text) > MAX_PCPU:
+        raise argparse.ArgumentTypeError(f"pCPU must be a number 0..{MAX_PCPU}, got {text!r}")
+    return int(text)
+
+
+def _capacity(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_CAPACITY:
+        raise argparse.ArgumentTypeError(f"capacity must be 1..{MAX_CAPACITY}, got {text!r}")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {text!r}")
+    return int(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--pcpu", type=_pcpu_number, help="host this one pCPU")
+    which.add_argument("--pcpus", type=parse_pcpu_list, help="host these pCPUs, e.g. 0-63 or 0-3,8")
+    parser.add_argument(
+        "--listen", metavar="HOST:PORT", help="address of the single --pcpu (port 0: any)"
+    )
+    parser.add_argument("--host", default=None, help=f"host to listen on (default {DEFAULT_HOST})")
+    parser.add_argument(
+        "--base-port",
+        type=_port,
+        default=None,
+        help=f"pCPU i listens on base-port + i (default {DEFAULT_BASE_PORT}; 0: any free port)",
+    )
+    parser.add_argument("--state-dir", type=Path, help="keep records durably in DIR")
+    parser.add_argument(
+        "--capacity",
+        type=_capacity,
+        default=DEFAULT_CAPACITY,
+        help=f"pending records per pCPU and type (default {DEFAULT_CAPACITY})",
+    )
+    parser.add_argument("--events", type=Path, metavar="FILE", help="append JSON-lines events")
+    parser.add_argument("--token-file", metavar="FILE", help="identity tokens (enables checks)")
+    parser.add_argument(
+        "--ready-file", type=Path, metavar="FILE", help="write {pcpu: address} once serving"
+    )
+
+
+class UsageError(ValueError):
+    """A combination of arguments that cannot work; exit status 2."""
+
+
+def _plan(args: argparse.Namespace) -> tuple[list[int], str, dict[int, int]]:
+    """(pCPUs, host, port of each pCPU; 0 = any free port) from the arguments."""
+    if args.pcpu is not None:
+        if args.listen is not None:
+            if args.host is not None or args.base_port is not None:
+                raise UsageError("--listen cannot be combined with --host or --base-port")
+            try:
+                host, port = split_host_port(args.listen)
+            except ValueError as exc:
+                raise UsageError(f"--listen: {exc}") from None
+            return [args.pcpu], host, {args.pcpu: port}
+        pcpus = [args.pcpu]
+    else:
+        if args.listen is not None:
+            raise UsageError("--listen is for one --pcpu; use --host and --base-port with --pcpus")
+        pcpus = args.pcpus
+    host = args.host or DEFAULT_HOST
+    base = DEFAULT_BASE_PORT if args.base_port is None else args.base_port
+    if base == 0:
+        return pcpus, host, dict.fromkeys(pcpus, 0)
+    if base + max(pcpus) > 65535:
+        raise UsageError(f"--base-port {base} + pCPU {max(pcpus)} is above port 65535")
+    return pcpus, host, {pcpu: base + pcpu for pcpu in pcpus}
+
+
+def _port_span(host: PcpuHost) -> str:
+    """ "127.0.0.1:50100-50163" for the started servers of host."""
+    ports = [server.port for server in host.servers.values()]
+    return join_host_port(host.host, 0).removesuffix("0") + format_ranges(ports)
+
+
+def _write_ready_file(path: Path, addresses: dict[int, str]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps({str(k): v for k, v in sorted(addresses.items())}) + "\n")
+    os.replace(temporary, path)
+
+
+async def serve(
+    args: argparse.Namespace, pcpus: list[int], host: str, ports: dict[int, int]
+) -> int:
+    token_book = resolve_token_book(args.token_file)
+    events = EventLog("pcpu", args.events) if args.events else None
+    if args.ready_file is not None:
+        args.ready_file.unlink(missing_ok=True)
+    pcpu_host = PcpuHost(
+        pcpus,
+        host=host,
+        ports=ports,
+        capacity=args.capacity,
+        state_dir=args.state_dir,
+        token_book=token_book,
+        events=events,
+    )
+    try:
+        await pcpu_host.start()
+        span = f"pCPUs {format_ranges(pcpus)} on {_port_span(pcpu_host)}"
+        durability = f"durable in {args.state_dir}" if args.state_dir else "in memory"
+        log.info("serving %s (%s, capacity %d)", span, durability, args.capacity)
+        if events is not None:
+            events.emit("host_started", pcpus=pcpu_host.addresses)
+        if args.ready_file is not None:
+            _write_ready_file(args.ready_file, pcpu_host.addresses)
+        await wait_for_stop_signal()
+        await pcpu_host.stop()
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
+        log.info("stopped %s", span)
+        if events is not None:
+            events.emit("host_stopped", pcpus=sorted(pcpus))
+        return 0
+    finally:
+        if events is not None:
+            events.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        pcpus, host, ports = _plan(args)
+    except UsageError as exc:
+        print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return run_until_signal(lambda: serve(args, pcpus, host, ports))
+    except (TokenFileError, StateDirError) as exc:
+        print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
+        return 2
+    except HostStartError as exc:
+        print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run without the top-level `xenmca` parser: python -m xenmca.pcpu.command ..."""
+    from xenmca.rpc.lifecycle import setup_logging
+
+    parser = argparse.ArgumentParser(prog="xenmca serve pcpu", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

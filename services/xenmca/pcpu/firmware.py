@@ -1,0 +1,202 @@
+"""One simulated pCPU's firmware: its record store, its interrupt lines, paced error storms, events.
+
+The gRPC servicer validates and authorizes requests, then calls this; tests and
+in-process tools may call it directly. Events (one per InjectError batch, never
+one per record): records_created, overflow, record_cleared, mask_changed,
+injection_started, injection_finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import grpc
+
+from xenmca.pcpu import records
+from xenmca.pcpu.interrupts import InterruptLine
+from xenmca.pcpu.model import RECORD_TYPES, ClearOutcome, InjectOutcome, TypeState, type_name
+from xenmca.pcpu.store import RecordStore
+from xenmca.rpc.clock import Clock, MonotonicClock
+from xenmca.rpc.errors import RequestError
+from xenmca.rpc.events import EventLog
+
+log = logging.getLogger(__name__)
+
+PACE_TICK = 0.010
+"""A paced injection creates its records in batches at least this far apart (seconds)."""
+MAX_PACED_INJECTIONS = 64
+"""Paced injections that may run at once on one pCPU."""
+
+
+@dataclass(frozen=True, slots=True)
+class Injection:
+    """A validated InjectError: sections None means the type's default section."""
+
+    record_type: int
+    severity: int
+    count: int
+    sections: records.Sections | None = None
+    rate_per_second: float = 0.0
+
+
+class PcpuFirmware:
+    """The SAL firmware of one pCPU."""
+
+    def __init__(
+        self,
+        store: RecordStore,
+        *,
+        events: EventLog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.pcpu = store.pcpu
+        self.line = InterruptLine(store.pcpu)
+        self.events = events
+        self.clock: Clock = clock or MonotonicClock()
+        self._paced: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # --- SAL procedures -------------------------------------------------------
+
+    def max_record_size(self, record_type: int) -> int:
+        return records.max_record_size(record_type)
+
+    async def clear(self, record_type: int, record_id: int | None) -> ClearOutcome:
+        outcome = await self.store.clear(record_type, record_id)
+        if outcome.cleared_record_id:
+            self._emit(
+                "record_cleared",
+                type=type_name(record_type),
+                record_id=outcome.cleared_record_id,
+                already_cleared=outcome.already_cleared,
+                remaining=outcome.remaining,
+            )
+        return outcome
+
+    def set_mask(self, record_type: int, masked: bool) -> tuple[bool, int]:
+        previously, pending = self.store.set_mask(record_type, masked)
+        self._emit(
+            "mask_changed",
+            type=type_name(record_type),
+            masked=masked,
+            previously_masked=previously,
+            pending=pending,
+        )
+        return previously, pending
+
+    def describe(self) -> list[TypeState]:
+        return [self.store.state(t) for t in RECORD_TYPES]
+
+    # --- the hardware making errors ---------------------------------------------
+
+    async def inject(self, injection: Injection) -> InjectOutcome:
+        """Create all of the injection's records now, in one store change."""
+        return await self._create(injection, injection.count)
+
+    def start_paced(self, injection: Injection) -> None:
+        """Create the records in the background at injection.rate_per_second."""
+        self._paced = {t for t in self._paced if not t.done()}
+        if self._closed:
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE, "PCPU_STOPPING", f"pCPU {self.pcpu} is stopping"
+            )
+        if len(self._paced) >= MAX_PACED_INJECTIONS:
+            raise RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "TOO_MANY_PACED_INJECTIONS",
+                f"pCPU {self.pcpu} already runs {len(self._paced)} paced injections "
+                f"(at most {MAX_PACED_INJECTIONS})",
+            )
+        task = asyncio.get_running_loop().create_task(self._run_paced(injection))
+        self._paced.add(task)
+        task.add_done_callback(self._paced.discard)
+
+    @property
+    def paced_injections(self) -> int:
+        """Paced injections still running."""
+        return sum(1 for t in self._paced if not t.done())
+
+    async def wait_paced(self) -> None:
+        """Wait until every paced injection has finished (or was cancelled)."""
+        while self._paced:
+            await asyncio.gather(*self._paced, return_exceptions=True)
+
+    async def _run_paced(self, injection: Injection) -> None:
+        rate, count = injection.rate_per_second, injection.count
+        start = self.clock.now()
+        done = 0
+        self._emit(
+            "injection_started", type=type_name(injection.record_type), count=count, rate=rate
+        )
+        try:
+            while done < count:
+                due = min(count, math.floor(rate * (self.clock.now() - start) + 1e-6) + 1)
+                if due > done:
+                    await self._create(injection, due - done)
+                    done = due
+                if done < count:
+                    wait = start + done / rate - self.clock.now()
+                    await self.clock.sleep(max(PACE_TICK, wait))
+        except Exception:
+            log.exception("pCPU %d: paced injection failed after %d records", self.pcpu, done)
+        finally:
+            self._emit(
+                "injection_finished",
+                type=type_name(injection.record_type),
+                count=count,
+                created=done,
+                complete=done == count,
+            )
+
+    async def _create(self, injection: Injection, count: int) -> InjectOutcome:
+        make_raw = records.raw_factory(
+            self.pcpu, injection.record_type, injection.severity, injection.sections
+        )
+        outcome = await self.store.create(
+            injection.record_type, injection.severity, count, make_raw
+        )
+        if outcome.interrupt_ids:
+            self.line.raise_interrupts(injection.record_type, outcome.interrupt_ids, time.time_ns())
+        name = type_name(injection.record_type)
+        self._emit(
+            "records_created",
+            type=name,
+            first_record_id=outcome.first_record_id,
+            last_record_id=outcome.last_record_id,
+            count=outcome.count,
+            stored=outcome.stored,
+            overflowed=outcome.overflowed,
+        )
+        if outcome.overflowed:
+            self._emit(
+                "overflow",
+                type=name,
+                count=outcome.overflowed,
+                flagged_record_id=outcome.flagged_record_id,
+                total_overflowed=self.store.state(injection.record_type).counters.overflowed,
+            )
+        return outcome
+
+    # --- lifecycle --------------------------------------------------------------
+
+    def stop_inputs(self) -> None:
+        """Cancel paced injections and end every interrupt stream (first step of a stop)."""
+        self._closed = True
+        for task in self._paced:
+            task.cancel()
+        self.line.close()
+
+    async def close(self) -> None:
+        """Stop inputs, wait for the paced tasks to end and for in-flight commits."""
+        self.stop_inputs()
+        await self.wait_paced()
+        await self.store.drain()
+
+    def _emit(self, kind: str, **fields: object) -> None:
+        if self.events is not None:
+            self.events.emit(kind, pcpu=self.pcpu, **fields)

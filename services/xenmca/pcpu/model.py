@@ -1,0 +1,133 @@
+"""The firmware's vocabulary: record types, SAL numbers, limits, and the plain records it keeps.
+
+Record types and severities are the proto enum values (``record_pb2.RECORD_TYPE_CMC``
+...); SAL numbers are enum value - 1 (record.proto documents the mapping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from xenmca.record.v1 import record_pb2
+
+RECORD_TYPES: tuple[int, ...] = (
+    record_pb2.RECORD_TYPE_MCA,
+    record_pb2.RECORD_TYPE_INIT,
+    record_pb2.RECORD_TYPE_CMC,
+    record_pb2.RECORD_TYPE_CPE,
+)
+"""The four SAL record types, in SAL order (MCA, INIT, CMC, CPE)."""
+
+SEVERITIES: tuple[int, ...] = (
+    record_pb2.SEVERITY_RECOVERABLE,
+    record_pb2.SEVERITY_FATAL,
+    record_pb2.SEVERITY_CORRECTED,
+)
+
+SAL_OK = 0
+SAL_INVALID_ARGUMENT = -2
+SAL_NO_INFORMATION = -5
+
+DEFAULT_CAPACITY = 256
+"""Pending records per pCPU and type before new ones are counted as overflow."""
+MAX_CAPACITY = 1_000_000
+MAX_INJECT_COUNT = 1_000_000
+"""Most records one InjectError may create."""
+MAX_INJECT_RATE = 1_000_000.0
+"""Highest rate_per_second a paced InjectError may ask for."""
+
+
+def type_name(record_type: int) -> str:
+    """The short name of a record type: "CMC" for RECORD_TYPE_CMC, and so on."""
+    return record_pb2.RecordType.Name(record_type).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
+
+
+def sal_type(record_type: int) -> int:
+    """The SAL_INFO_TYPE_* number of a proto record type."""
+    return record_type - 1
+
+
+def sal_severity(severity: int) -> int:
+    """The SAL severity byte of a proto severity."""
+    return severity - 1
+
+
+@dataclass(slots=True)
+class StoredRecord:
+    """One pending record as the firmware keeps it: the raw SAL bytes are authoritative."""
+
+    record_id: int
+    record_type: int
+    severity: int
+    created_wall_ns: int
+    created_monotonic_ns: int
+    raw: bytes
+    overflow: bool = False
+
+
+@dataclass(slots=True)
+class TypeCounters:
+    """Lifetime counters of one record type on one pCPU (durable with a state dir).
+
+    created = stored + overflowed; pending = created - overflowed - cleared.
+    """
+
+    created: int = 0
+    cleared: int = 0
+    overflowed: int = 0
+    interrupts_raised: int = 0
+
+    def copy(self) -> TypeCounters:
+        return TypeCounters(self.created, self.cleared, self.overflowed, self.interrupts_raised)
+
+
+@dataclass(frozen=True, slots=True)
+class InjectOutcome:
+    """What one batch of record creation did."""
+
+    record_type: int
+    count: int
+    stored: int
+    overflowed: int
+    first_record_id: int
+    last_record_id: int
+    interrupt_ids: tuple[int, ...]
+    """Ids of the stored records that raise an interrupt (line unmasked at creation)."""
+    flagged_record_id: int
+    """The pending record that got the overflow flag in this batch (0 when none did)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClearOutcome:
+    """What one SAL_CLEAR_STATE_INFO did."""
+
+    sal_status: int
+    cleared_record_id: int
+    already_cleared: bool
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class TypeState:
+    """A snapshot of one type's store and line (DescribePcpu's RecordTypeState)."""
+
+    record_type: int
+    pending: int
+    capacity: int
+    masked: bool
+    counters: TypeCounters
+    oldest_record_id: int
+    newest_record_id: int
+
+
+@dataclass(slots=True)
+class LoadedState:
+    """What a durable store restores for one pCPU."""
+
+    next_record_id: int = 1
+    counters: dict[int, TypeCounters] = field(
+        default_factory=lambda: {t: TypeCounters() for t in RECORD_TYPES}
+    )
+    pending: dict[int, list[StoredRecord]] = field(
+        default_factory=lambda: {t: [] for t in RECORD_TYPES}
+    )

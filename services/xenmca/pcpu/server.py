@@ -1,0 +1,225 @@
+"""gRPC servers for simulated pCPUs: one server per pCPU, many per process.
+
+``create_server`` is the seam tests and in-process testbeds use: it returns a
+started PcpuServer and its port. ``PcpuHost`` hosts a set of pCPUs in one
+process, each on its own port, sharing one durable database and one event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from xenmca.pcpu.durable import FirmwareDatabase
+from xenmca.pcpu.firmware import PcpuFirmware
+from xenmca.pcpu.model import DEFAULT_CAPACITY
+from xenmca.pcpu.servicer import SERVICE_NAME, SalServicer, add_to_server
+from xenmca.pcpu.store import RecordStore
+from xenmca.rpc.clock import Clock
+from xenmca.rpc.events import EventLog
+from xenmca.rpc.identity import TokenBook
+from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server, split_host_port
+
+DEFAULT_GRACE = 1.0
+
+
+class PcpuServer:
+    """One pCPU's gRPC server (SalService, health, reflection) and its firmware."""
+
+    def __init__(
+        self,
+        firmware: PcpuFirmware,
+        built: BuiltServer,
+        host: str,
+        owned_database: FirmwareDatabase | None = None,
+    ) -> None:
+        self.firmware = firmware
+        self.built = built
+        self.server = built.server
+        self.port = built.port
+        self.address = join_host_port(host, built.port)
+        self._owned_database = owned_database
+        self._stopped = False
+
+    @property
+    def pcpu(self) -> int:
+        return self.firmware.pcpu
+
+    async def start(self) -> None:
+        """Listen, and report SERVING on the health service."""
+        await self.server.start()
+        await self.built.set_serving(True)
+
+    async def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
+        """Graceful stop (idempotent): NOT_SERVING, end interrupt streams and paced
+        injections, let unary calls finish within grace, then close the store."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.built.set_serving(False)
+        self.firmware.stop_inputs()
+        await self.server.stop(grace)
+        await self.firmware.close()
+        if self._owned_database is not None:
+            self._owned_database.close()
+
+    async def wait_for_termination(self) -> None:
+        await self.server.wait_for_termination()
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def build_pcpu_server(
+    address: str,
+    firmware: PcpuFirmware,
+    *,
+    token_book: TokenBook | None = None,
+    owned_database: FirmwareDatabase | None = None,
+) -> PcpuServer:
+    """A bound, not yet started, server for firmware on address (port 0: any free port)."""
+    host, _ = split_host_port(address)
+    servicer = SalServicer(firmware, token_book)
+    built = build_server(
+        address,
+        [ServiceBinding(SERVICE_NAME, lambda server: add_to_server(servicer, server))],
+    )
+    return PcpuServer(firmware, built, host, owned_database)
+
+
+async def create_server(
+    address: str,
+    pcpu: int = 0,
+    *,
+    capacity: int = DEFAULT_CAPACITY,
+    state_dir: Path | None = None,
+    store: RecordStore | None = None,
+    token_book: TokenBook | None = None,
+    events: EventLog | None = None,
+    clock: Clock | None = None,
+) -> tuple[PcpuServer, int]:
+    """Start a SalService server for one pCPU on address; returns (server, bound port).
+
+    The server is already started. Its store is ``store`` if given, else a durable
+    store in ``state_dir/firmware.sqlite`` (owned, closed on stop) or an in-memory
+    one. ``await server.stop(grace)`` stops it gracefully.
+    """
+    database: FirmwareDatabase | None = None
+    if store is None:
+        if state_dir is not None:
+            database = FirmwareDatabase(state_dir)
+        backend = database.backend(pcpu) if database is not None else None
+        store = RecordStore(pcpu, capacity, backend)
+    firmware = PcpuFirmware(store, events=events, clock=clock)
+    try:
+        server = build_pcpu_server(
+            address, firmware, token_book=token_book, owned_database=database
+        )
+        await server.start()
+    except BaseException:
+        if database is not None:
+            database.close()
+        raise
+    return server, server.port
+
+
+class HostStartError(RuntimeError):
+    """A pCPU host that could not start; the message names the pCPU and address."""
+
+
+class PcpuHost:
+    """Many pCPUs in one process: pCPU i on base_port + i (base_port None: port 0 each).
+
+    ``ports`` names the port of some pCPUs explicitly (it wins over base_port).
+
+    With ``state_dir`` every pCPU's store lives in one database file there
+    (``firmware.sqlite``, one ``pcpu`` column), restored on the next start.
+    """
+
+    def __init__(
+        self,
+        pcpus: Sequence[int],
+        *,
+        host: str = "127.0.0.1",
+        base_port: int | None = None,
+        ports: Mapping[int, int] | None = None,
+        capacity: int = DEFAULT_CAPACITY,
+        state_dir: Path | None = None,
+        token_book: TokenBook | None = None,
+        events: EventLog | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not pcpus:
+            raise ValueError("a pCPU host needs at least one pCPU")
+        if len(set(pcpus)) != len(pcpus):
+            raise ValueError("pCPU numbers must be distinct")
+        self.pcpus = tuple(sorted(pcpus))
+        self.host = host
+        self.base_port = base_port
+        self.ports = dict(ports or {})
+        self.capacity = capacity
+        self.state_dir = state_dir
+        self.token_book = token_book
+        self.events = events
+        self.clock = clock
+        self.servers: dict[int, PcpuServer] = {}
+        self._database: FirmwareDatabase | None = None
+
+    @property
+    def addresses(self) -> dict[int, str]:
+        """pCPU -> "host:port" of every started server."""
+        return {pcpu: server.address for pcpu, server in self.servers.items()}
+
+    def address_for(self, pcpu: int) -> str:
+        if pcpu in self.ports:
+            port = self.ports[pcpu]
+        else:
+            port = 0 if self.base_port is None else self.base_port + pcpu
+        return join_host_port(self.host, port)
+
+    async def start(self) -> dict[int, str]:
+        """Bind every pCPU's server, start them all concurrently; returns the addresses.
+
+        If any pCPU cannot start, the ones already started are stopped and
+        HostStartError names the one that failed.
+        """
+        if self.state_dir is not None:
+            self._database = FirmwareDatabase(self.state_dir)
+        try:
+            for pcpu in self.pcpus:
+                backend = self._database.backend(pcpu) if self._database is not None else None
+                store = RecordStore(pcpu, self.capacity, backend)
+                firmware = PcpuFirmware(store, events=self.events, clock=self.clock)
+                address = self.address_for(pcpu)
+                try:
+                    server = build_pcpu_server(address, firmware, token_book=self.token_book)
+                except (OSError, RuntimeError) as exc:
+                    raise HostStartError(f"pCPU {pcpu}: cannot listen on {address}: {exc}") from exc
+                self.servers[pcpu] = server
+            await asyncio.gather(*(server.start() for server in self.servers.values()))
+        except BaseException:
+            await self.stop(grace=None)
+            raise
+        return self.addresses
+
+    async def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
+        """Stop every server concurrently (gracefully within grace), then close the database."""
+        await asyncio.gather(*(server.stop(grace) for server in self.servers.values()))
+        if self._database is not None:
+            self._database.close()
+            self._database = None
+
+    async def __aenter__(self) -> PcpuHost:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()

@@ -1,0 +1,104 @@
+"""Checking SalService requests before anything changes: bad input is INVALID_ARGUMENT.
+
+Each check raises xenmca.rpc.errors.RequestError with one UPPER_SNAKE_CASE reason
+and metadata naming the field and the value, so a refused request leaves the
+firmware untouched.
+"""
+
+from __future__ import annotations
+
+import math
+
+from xenmca.pcpu import records
+from xenmca.pcpu.firmware import Injection
+from xenmca.pcpu.model import MAX_INJECT_COUNT, MAX_INJECT_RATE, RECORD_TYPES, SEVERITIES
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc.errors import invalid_argument
+from xenmca.sal.v1 import sal_service_pb2
+
+
+def record_type(value: int) -> int:
+    """A request's record type; UNSPECIFIED and unknown values are refused."""
+    if value not in RECORD_TYPES:
+        raise invalid_argument(
+            "INVALID_RECORD_TYPE",
+            f"type must be RECORD_TYPE_MCA, _INIT, _CMC or _CPE, got {_enum_name(value)}",
+            field="type",
+            value=str(value),
+        )
+    return value
+
+
+def severity(value: int) -> int:
+    """A request's severity; UNSPECIFIED means corrected, unknown values are refused."""
+    if value == record_pb2.SEVERITY_UNSPECIFIED:
+        return record_pb2.SEVERITY_CORRECTED
+    if value not in SEVERITIES:
+        raise invalid_argument(
+            "INVALID_SEVERITY",
+            f"severity must be SEVERITY_RECOVERABLE, _FATAL or _CORRECTED, got {value}",
+            field="severity",
+            value=str(value),
+        )
+    return value
+
+
+def count(value: int) -> int:
+    """Records to create: 0 means 1; at most MAX_INJECT_COUNT."""
+    if value > MAX_INJECT_COUNT:
+        raise invalid_argument(
+            "COUNT_OUT_OF_RANGE",
+            f"count must be at most {MAX_INJECT_COUNT}, got {value}",
+            field="count",
+            value=str(value),
+        )
+    return max(1, value)
+
+
+def rate(value: float) -> float:
+    """Records per second of a paced injection: 0 (not paced) or a finite rate up to the max."""
+    if math.isnan(value) or math.isinf(value) or value < 0 or value > MAX_INJECT_RATE:
+        raise invalid_argument(
+            "RATE_OUT_OF_RANGE",
+            f"rate_per_second must be 0 or a finite rate up to {MAX_INJECT_RATE:g}, got {value}",
+            field="rate_per_second",
+            value=repr(value),
+        )
+    return value
+
+
+def injection(request: sal_service_pb2.InjectErrorRequest) -> Injection:
+    """The validated Injection of an InjectErrorRequest."""
+    kind = record_type(request.type)
+    level = severity(request.severity)
+    how_many = count(request.count)
+    per_second = rate(request.rate_per_second)
+    sections: records.Sections | None = None
+    if len(request.sections) > records.MAX_SECTIONS:
+        raise invalid_argument(
+            "TOO_MANY_SECTIONS",
+            f"a record has at most {records.MAX_SECTIONS} sections, got {len(request.sections)}",
+            field="sections",
+            value=str(len(request.sections)),
+        )
+    if request.sections:
+        try:
+            sections = records.parse_sections(list(request.sections), level)
+        except records.SectionError as exc:
+            raise invalid_argument(
+                "INVALID_SECTION", f"invalid section: {exc}", field="sections"
+            ) from None
+    return Injection(
+        record_type=kind,
+        severity=level,
+        count=how_many,
+        sections=sections,
+        rate_per_second=per_second,
+    )
+
+
+def _enum_name(value: int) -> str:
+    try:
+        return record_pb2.RecordType.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        return str(value)
