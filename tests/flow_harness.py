@@ -137,7 +137,7 @@ async def start_coordinator(
         events=events,
     )
     built, port = create_server("127.0.0.1:0", coordinator, tokens)
-    await built.server.start()
+    await built.start()
     await coordinator.start()
     return coordinator, built, f"127.0.0.1:{port}"
 

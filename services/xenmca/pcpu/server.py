@@ -1,8 +1,10 @@
 """gRPC servers for simulated pCPUs: one server per pCPU, many per process.
 
-``create_server`` is the seam tests and in-process testbeds use: it returns a
-started PcpuServer and its port. ``PcpuHost`` hosts a set of pCPUs in one
-process, each on its own port, sharing one durable database and one event log.
+``create_server`` is the seam tests and in-process testbeds use: like the other
+services' ``create_server`` it returns a bound, not yet started server and its
+port (``await server.start()``; ``await server.stop(grace)``). ``PcpuHost``
+hosts a set of pCPUs in one process, each on its own port, sharing one durable
+database and one event log.
 """
 
 from __future__ import annotations
@@ -49,8 +51,7 @@ class PcpuServer:
 
     async def start(self) -> None:
         """Listen, and report SERVING on the health service."""
-        await self.server.start()
-        await self.built.set_serving(True)
+        await self.built.start()
 
     async def stop(self, grace: float | None = DEFAULT_GRACE) -> None:
         """Graceful stop (idempotent): NOT_SERVING, end interrupt streams and paced
@@ -90,7 +91,7 @@ def build_pcpu_server(
     return PcpuServer(firmware, built, host, owned_database)
 
 
-async def create_server(
+def create_server(
     address: str,
     pcpu: int = 0,
     *,
@@ -101,11 +102,12 @@ async def create_server(
     events: EventLog | None = None,
     clock: Clock | None = None,
 ) -> tuple[PcpuServer, int]:
-    """Start a SalService server for one pCPU on address; returns (server, bound port).
+    """A SalService server for one pCPU bound to address; returns (server, bound port).
 
-    The server is already started. Its store is ``store`` if given, else a durable
-    store in ``state_dir/firmware.sqlite`` (owned, closed on stop) or an in-memory
-    one. ``await server.stop(grace)`` stops it gracefully.
+    Not started: ``await server.start()``. Its store is ``store`` if given, else a
+    durable store in ``state_dir/firmware.sqlite`` (owned: closed by
+    ``server.stop()``) or an in-memory one. Call from the event loop that will
+    run the server.
     """
     database: FirmwareDatabase | None = None
     if store is None:
@@ -118,7 +120,6 @@ async def create_server(
         server = build_pcpu_server(
             address, firmware, token_book=token_book, owned_database=database
         )
-        await server.start()
     except BaseException:
         if database is not None:
             database.close()

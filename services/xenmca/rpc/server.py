@@ -39,6 +39,11 @@ class BuiltServer:
         for name in ("", *self.service_names):
             await self.health.set(name, status)
 
+    async def start(self) -> None:
+        """Start listening, then report SERVING for "" and every service."""
+        await self.server.start()
+        await self.set_serving(True)
+
     async def stop(self, grace: float | None = 1.0) -> None:
         """Graceful stop: report NOT_SERVING, let calls finish within grace, then stop."""
         await self.set_serving(False)
@@ -63,9 +68,9 @@ def build_server(
 ) -> BuiltServer:
     """Create an aio server on address (port 0 picks a free port) with health and reflection.
 
-    The caller starts it (``await built.server.start()``); the health service
-    already reports SERVING for every service so a prober sees it as soon as it
-    listens.
+    The caller starts it with ``await built.start()``, which also makes the health
+    service report SERVING for every service (``built.server.start()`` alone
+    leaves the health service answering NOT_FOUND).
     """
     split_host_port(address)
     server = grpc.aio.server(

@@ -34,7 +34,7 @@ async def serve(
     events = EventLog("xen", args.events)
     coordinator = Coordinator(config, events=events)
     built, port = create_server(args.listen, coordinator, tokens)
-    await built.server.start()
+    await built.start()
     await coordinator.start()
     host = args.listen.rpartition(":")[0]
     address = f"{host}:{port}"

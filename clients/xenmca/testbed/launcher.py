@@ -1,0 +1,244 @@
+"""A local testbed as real processes on loopback: pCPU hosts, the coordinator and dom0.
+
+Ports are chosen up front (free at start), so a component restarted after a
+kill comes back on the same address and its peers reconnect to it. Teardown
+always happens: `async with LocalTestbed(...)` stops every process on success,
+failure, exception and Ctrl-C (and children die with the launcher anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.rpc.channels import open_channel
+from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
+from xenmca.testbed.processes import ManagedProcess, ProcessStartError, free_port_range
+
+log = logging.getLogger(__name__)
+
+HOST = "127.0.0.1"
+
+
+@dataclass
+class TestbedSpec:
+    """What to start."""
+
+    workdir: Path
+    pcpus: int = 8
+    pcpus_per_host: int = 64
+    vcpu0_pcpu: int = 0
+    capacity: int = 256
+    durable_pcpus: bool = True
+    throttle_preset: str = "fast"
+    throttle_overrides: dict[str, float] = field(default_factory=dict)
+    cpe_poll_min: float = 0.05
+    cpe_poll_max: float = 0.5
+    extra_xen_args: list[str] = field(default_factory=list)
+    start_dom0: bool = True
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-").replace("window", "storm-window")
+
+
+class LocalTestbed:
+    """Starts, watches and stops the components; knows every address and file."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, spec: TestbedSpec) -> None:
+        self.spec = spec
+        self.workdir = spec.workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.tokens = TokenBook.generate()
+        self.token_file = self.workdir / "tokens.json"
+        self.pcpu_addresses: dict[int, str] = {}
+        self.xen_address = ""
+        self.pcpu_hosts: list[ManagedProcess] = []
+        self.xen: ManagedProcess | None = None
+        self.dom0: ManagedProcess | None = None
+        self.db_path = self.workdir / "dom0.sqlite"
+
+    # -- layout -------------------------------------------------------------------
+
+    def _host_ranges(self) -> list[tuple[int, int]]:
+        size = max(1, self.spec.pcpus_per_host)
+        return [(s, min(self.spec.pcpus, s + size) - 1) for s in range(0, self.spec.pcpus, size)]
+
+    def _plan(self) -> None:
+        spec = self.spec
+        self.tokens.save(self.token_file)
+        base = free_port_range(spec.pcpus + 1)
+        self.xen_address = f"{HOST}:{base + spec.pcpus}"
+        logs = self.workdir / "logs"
+        for index, (first, last) in enumerate(self._host_ranges()):
+            argv = [
+                "serve",
+                "pcpu",
+                "--pcpus",
+                f"{first}-{last}",
+                "--host",
+                HOST,
+                "--base-port",
+                str(base),
+                "--capacity",
+                str(spec.capacity),
+                "--token-file",
+                str(self.token_file),
+                "--events",
+                str(self.workdir / f"events-pcpu-host{index}.jsonl"),
+                "--ready-file",
+                str(self.workdir / f"ready-pcpu-host{index}.json"),
+            ]
+            if spec.durable_pcpus:
+                argv += ["--state-dir", str(self.workdir / f"pcpu-state-host{index}")]
+            self.pcpu_hosts.append(
+                ManagedProcess(
+                    f"pcpu-host{index}",
+                    argv,
+                    logs / f"pcpu-host{index}.log",
+                    ready_file=self.workdir / f"ready-pcpu-host{index}.json",
+                )
+            )
+            for pcpu in range(first, last + 1):
+                self.pcpu_addresses[pcpu] = f"{HOST}:{base + pcpu}"
+        inventory = self.workdir / "inventory.txt"
+        inventory.write_text("".join(f"{p} {a}\n" for p, a in sorted(self.pcpu_addresses.items())))
+        xen_argv = [
+            "serve",
+            "xen",
+            "--listen",
+            self.xen_address,
+            "--inventory",
+            str(inventory),
+            "--vcpu0-pcpu",
+            str(spec.vcpu0_pcpu),
+            "--token-file",
+            str(self.token_file),
+            "--throttle-preset",
+            spec.throttle_preset,
+            "--events",
+            str(self.workdir / "events-xen.jsonl"),
+            "--ready-file",
+            str(self.workdir / "ready-xen.json"),
+            *spec.extra_xen_args,
+        ]
+        for name, value in spec.throttle_overrides.items():
+            xen_argv += [_flag(name), str(value)]
+        self.xen = ManagedProcess(
+            "xen", xen_argv, logs / "xen.log", ready_file=self.workdir / "ready-xen.json"
+        )
+        self.dom0 = ManagedProcess(
+            "dom0",
+            [
+                "dom0",
+                "--xen",
+                self.xen_address,
+                "--db",
+                str(self.db_path),
+                "--token-file",
+                str(self.token_file),
+                "--events",
+                str(self.workdir / "events-dom0.jsonl"),
+                "--cpe-poll-min",
+                str(spec.cpe_poll_min),
+                "--cpe-poll-max",
+                str(spec.cpe_poll_max),
+            ],
+            logs / "dom0.log",
+        )
+
+    @property
+    def processes(self) -> list[ManagedProcess]:
+        return [p for p in (*self.pcpu_hosts, self.xen, self.dom0) if p is not None]
+
+    def process(self, name: str) -> ManagedProcess:
+        for process in self.processes:
+            if process.name == name:
+                return process
+        raise KeyError(name)
+
+    def host_of(self, pcpu: int) -> ManagedProcess:
+        return self.pcpu_hosts[pcpu // max(1, self.spec.pcpus_per_host)]
+
+    # -- life -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._plan()
+        for host in self.pcpu_hosts:
+            await host.start()
+        await asyncio.gather(*(host.wait_ready() for host in self.pcpu_hosts))
+        assert self.xen is not None and self.dom0 is not None
+        await self.xen.start()
+        await self.xen.wait_ready()
+        await self.wait_pcpus_connected()
+        if self.spec.start_dom0:
+            await self.dom0.start()
+            await self.wait_dom0_attached()
+
+    async def stop(self) -> None:
+        """Stop dom0 first (so it does not log errors about the others), then the rest."""
+        for group in ([self.dom0], [self.xen], self.pcpu_hosts):
+            await asyncio.gather(*(p.stop() for p in group if p is not None))
+
+    async def __aenter__(self) -> LocalTestbed:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.shield(self.stop())
+
+    # -- inspection -----------------------------------------------------------------
+
+    def operator_metadata(self) -> tuple[tuple[str, str], ...]:
+        return call_metadata(self.tokens.token_for(OPERATOR))
+
+    async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
+        async with open_channel(self.xen_address) as channel:
+            return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
+                hv_pb2.DescribeHypervisorRequest(),
+                timeout=within,
+                metadata=self.operator_metadata(),
+            )
+
+    async def _until(self, what: str, check: object, within: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                if check(await self.describe()):  # type: ignore[operator]
+                    return
+            for process in self.processes:
+                if process.process is not None and process.process.returncode not in (None, -9):
+                    raise ProcessStartError(
+                        f"{process.name} exited ({process.process.returncode}); "
+                        f"see {process.log_path}"
+                    )
+            if loop.time() > deadline:
+                raise ProcessStartError(f"timed out after {within:g}s waiting for {what}")
+            await asyncio.sleep(0.05)
+
+    async def wait_pcpus_connected(self, within: float = 60.0) -> None:
+        await self._until(
+            "every pCPU's interrupt stream",
+            lambda state: all(link.connected for link in state.pcpus),
+            within,
+        )
+
+    async def wait_dom0_attached(self, within: float = 30.0) -> None:
+        await self._until("dom0 to attach", lambda state: state.dom0_attached, within)

@@ -1,0 +1,137 @@
+"""Child processes of a local testbed: started, waited for, killed and restarted on demand.
+
+Every child is a real `python -m xenmca.cli ...` process in its own session,
+with its output in a log file. On Linux each one is also told to die with its
+parent (PR_SET_PDEATHSIG), so a launcher killed with -9 leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ProcessStartError(RuntimeError):
+    """A component that exited or did not become ready; the message names it and its log."""
+
+
+@dataclass
+class ManagedProcess:
+    """One component: its command line, ready file and log; restartable with the same command."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    ready_file: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    process: asyncio.subprocess.Process | None = None
+    starts: int = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        if self.ready_file is not None:
+            self.ready_file.unlink(missing_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:  # noqa: ASYNC230 - opened once per start
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "xenmca.cli",
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self.starts += 1
+
+    async def wait_ready(self, within: float = 60.0) -> Any:
+        """Wait for the ready file (JSON) and return its content."""
+        if self.ready_file is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = 0.01
+        while True:
+            if self.process is not None and self.process.returncode is not None:
+                raise ProcessStartError(
+                    f"{self.name} exited with status {self.process.returncode}; see {self.log_path}"
+                )
+            if self.ready_file.exists():
+                with contextlib.suppress(json.JSONDecodeError):
+                    return json.loads(self.ready_file.read_text())
+            if loop.time() > deadline:
+                raise ProcessStartError(
+                    f"{self.name} not ready after {within:g}s; see {self.log_path}"
+                )
+            await asyncio.sleep(delay)
+            delay = min(0.2, delay * 1.5)
+
+    def signal(self, signum: int) -> None:
+        if self.running and self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signum)
+
+    async def kill(self) -> None:
+        """kill -9, and reap."""
+        self.signal(signal.SIGKILL)
+        if self.process is not None:
+            await self.process.wait()
+
+    async def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after grace; returns the exit status."""
+        if self.process is None:
+            return None
+        if self.running:
+            self.signal(signal.SIGCONT)  # a paused process cannot handle SIGTERM
+            self.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), grace)
+            except TimeoutError:
+                await self.kill()
+        return self.process.returncode
+
+
+def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> int:
+    """A base port such that base .. base+count-1 are all free right now on host."""
+    base = start + (os.getpid() * 7919) % 20000
+    for _ in range(200):
+        sockets = []
+        try:
+            for offset in range(count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sockets.append(sock)
+                sock.bind((host, base + offset))
+            return base
+        except OSError:
+            base = start + (base - start + count + 97) % 30000
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise ProcessStartError(f"no {count} consecutive free ports on {host}")
