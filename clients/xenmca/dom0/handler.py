@@ -139,6 +139,7 @@ class StateInfoHandler:
 
     async def _pass(self, record_type: int, name: str) -> Outcome:
         self._counters.gets += 1
+        get_started = time.perf_counter()
         got = await self._stub.GetStateInfo(
             hv_pb2.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
             metadata=self._metadata,
@@ -155,7 +156,8 @@ class StateInfoHandler:
             return Outcome.NOTHING
         record = got.record
         ids = {"pcpu": record.pcpu, "type": name, "record_id": record.record_id}
-        self._events.emit("record_read", **ids, by_ipi=got.by_ipi)
+        get_ms = (time.perf_counter() - get_started) * 1000
+        self._events.emit("record_read", **ids, by_ipi=got.by_ipi, get_ms=round(get_ms, 3))
 
         started = time.perf_counter()
         is_new = await self._store.commit(record)

@@ -32,6 +32,8 @@ HOST = "127.0.0.1"
 class TestbedSpec:
     """What to start."""
 
+    __test__ = False  # not a pytest test class
+
     workdir: Path
     pcpus: int = 8
     pcpus_per_host: int = 64
@@ -43,6 +45,7 @@ class TestbedSpec:
     cpe_poll_min: float = 0.05
     cpe_poll_max: float = 0.5
     extra_xen_args: list[str] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
     start_dom0: bool = True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject CPE as a virtual interrupt too (default: dom0 polls CPE)",
     )
     parser.add_argument("--ready-file", type=Path, help="write {address} as JSON once serving")
+    # Test-only; refused unless XENMCA_ALLOW_BROKEN_RULES=1 is set.
+    parser.add_argument("--broken-rule", help=argparse.SUPPRESS)
     throttle = parser.add_argument_group(
         "throttling (seconds; a preset, then the file, then flags)"
     )
@@ -77,6 +80,23 @@ def run(args: argparse.Namespace) -> int:
     except (InventoryError, TokenFileError, ThrottleSettingsError) as exc:
         print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
         return 2
+    if args.broken_rule is not None:
+        from xenmca.xen.coordinator import ALLOW_BROKEN_RULES_ENV, BROKEN_RULES
+
+        if os.environ.get(ALLOW_BROKEN_RULES_ENV) != "1":
+            print(
+                f"xenmca serve xen: error: --broken-rule is for tests only "
+                f"(set {ALLOW_BROKEN_RULES_ENV}=1)",
+                file=sys.stderr,
+            )
+            return 2
+        if args.broken_rule not in BROKEN_RULES:
+            print(
+                f"xenmca serve xen: error: unknown --broken-rule {args.broken_rule!r} "
+                f"(known: {', '.join(BROKEN_RULES)})",
+                file=sys.stderr,
+            )
+            return 2
     if not pcpus:
         print("xenmca serve xen: error: no pCPUs: give --pcpu-addr or --inventory", file=sys.stderr)
         return 2

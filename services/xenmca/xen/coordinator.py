@@ -60,6 +60,15 @@ class CoordinatorConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     xen_token: str | None = None
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    # Test-only deliberately broken rule (see BROKEN_RULES), so checkers are shown able to fail.
+    broken_rule: str | None = None
+
+
+BROKEN_RULES = {
+    # Xen clears the record in firmware as soon as it has read it, before dom0 committed it.
+    "clear-on-get": "CLEAR the record on the pCPU right after GET, before dom0 commits it",
+}
+ALLOW_BROKEN_RULES_ENV = "XENMCA_ALLOW_BROKEN_RULES"
 
 
 class Coordinator:
@@ -74,6 +83,8 @@ class Coordinator:
     ) -> None:
         if config.vcpu0_pcpu not in config.pcpus:
             raise ValueError(f"vCPU0 placement {config.vcpu0_pcpu} is not a known pCPU")
+        if config.broken_rule is not None and config.broken_rule not in BROKEN_RULES:
+            raise ValueError(f"unknown broken rule {config.broken_rule!r}")
         self.config = config
         self.clock = clock or MonotonicClock()
         self.events = events or EventLog("xen")
@@ -277,6 +288,15 @@ class Coordinator:
             entry.record_id = reply.record.record_id
             self.counters.records_copied += 1
             self.events.emit("record_copied", pcpu=entry.pcpu, type=name, record_id=entry.record_id)
+            if self.config.broken_rule == "clear-on-get":
+                await self.sal.clear(link, record_type, entry.record_id, by_ipi)
+                self.events.emit(
+                    "broken_rule_applied",
+                    rule="clear-on-get",
+                    pcpu=entry.pcpu,
+                    type=name,
+                    record_id=entry.record_id,
+                )
             return hv_pb2.GetStateInfoResponse(
                 sal_status=SAL_OK, record=reply.record, by_ipi=by_ipi
             )

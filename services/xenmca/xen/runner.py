@@ -10,7 +10,7 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import XEN, TokenBook
 from xenmca.rpc.lifecycle import wait_for_stop_signal
-from xenmca.xen.coordinator import Coordinator, CoordinatorConfig
+from xenmca.xen.coordinator import BROKEN_RULES, Coordinator, CoordinatorConfig
 from xenmca.xen.service import create_server
 from xenmca.xen.throttle_settings import ThrottleSettings
 
@@ -28,6 +28,7 @@ async def serve(
         vcpu0_pcpu=args.vcpu0_pcpu,
         xen_token=tokens.token_for(XEN) if tokens else None,
         throttle=throttle,
+        broken_rule=args.broken_rule,
     )
     if args.inject_cpe:
         config.injected_types = config.injected_types | {record_pb2.RECORD_TYPE_CPE}
@@ -38,6 +39,8 @@ async def serve(
     await coordinator.start()
     host = args.listen.rpartition(":")[0]
     address = f"{host}:{port}"
+    if args.broken_rule:
+        log.warning("BROKEN RULE %s: %s", args.broken_rule, BROKEN_RULES[args.broken_rule])
     if tokens is None:
         log.warning("no token file: every caller is treated as dom0 and operator (insecure)")
     log.info(
