@@ -40,7 +40,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
 async def _inject(address: str, metadata: Any, count: int, rate: float) -> None:
     async with open_channel(address) as channel:
         await sal_grpc.SalServiceStub(channel).InjectError(
-            sal_pb2.InjectErrorRequest(type=CMC, count=count, rate_per_second=rate),
+            sal_pb2.InjectErrorRequest(type=CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
             metadata=metadata,
             timeout=10,
         )

@@ -96,6 +96,8 @@ class Scenario:
     cpe_poll_min_s: float = 0.05
     cpe_poll_max_s: float = 0.5
     drain_timeout_s: float = 60.0
+    # After the drain, how long to wait for throttled lines to return to interrupt mode.
+    settle_timeout_s: float = 10.0
     streams: tuple[Stream, ...] = ()
     storms: tuple[Storm, ...] = ()
     faults: tuple[Fault, ...] = ()

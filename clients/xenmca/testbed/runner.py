@@ -1,0 +1,223 @@
+"""Running a scenario end to end: testbed up, workload, drain, collect, check, write results.
+
+The testbed is always torn down (on success, failed checks, exceptions and
+Ctrl-C); the results folder is written from what the processes left behind:
+dom0's log, every component's event file, and the samples taken on the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from xenmca.dom0.log_queries import duplicates_dropped, iter_records, open_reader
+from xenmca.rpc.clock import MonotonicClock
+from xenmca.rpc.events import EventLog, read_events
+from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.run_data import LoggedRecord, RunData
+from xenmca.testbed.sampler import FirmwareReader, Sampler
+from xenmca.testbed.scenario_model import Scenario
+from xenmca.testbed.workload import WorkloadDriver, plan_injections
+
+
+@dataclass
+class RunOutcome:
+    results: dict[str, Any]
+    out_dir: Path
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("xenmca", "grpcio", "protobuf"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
+    return found
+
+
+def testbed_spec(scenario: Scenario, out_dir: Path) -> TestbedSpec:
+    spec = TestbedSpec(
+        workdir=out_dir,
+        pcpus=scenario.pcpus,
+        pcpus_per_host=scenario.pcpus_per_host,
+        vcpu0_pcpu=scenario.vcpu0_pcpu,
+        capacity=scenario.capacity,
+        durable_pcpus=scenario.durable_pcpus,
+        throttle_preset=scenario.throttle.preset,
+        throttle_overrides=dict(scenario.throttle.settings),  # type: ignore[arg-type]
+        cpe_poll_min=scenario.cpe_poll_min_s,
+        cpe_poll_max=scenario.cpe_poll_max_s,
+    )
+    if scenario.broken_rule:
+        spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
+    return spec
+
+
+def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
+    if not path.exists():
+        return [], 0
+    with contextlib.closing(open_reader(path)) as conn:
+        rows = [
+            LoggedRecord(
+                r.pcpu,
+                r.record_id,
+                r.type,
+                r.severity,
+                r.created_monotonic_ns,
+                r.logged_monotonic_ns,
+            )
+            for r in iter_records(conn)
+        ]
+        return rows, duplicates_dropped(conn)
+
+
+def _read_all_events(out_dir: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for path in sorted(out_dir.glob("events-*.jsonl")):
+        events.extend(read_events(path))
+    events.sort(key=lambda e: e.get("t_mono_ns", 0))
+    return events
+
+
+class ScenarioRun:
+    """One run of one scenario into one results folder."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        out_dir: Path,
+        console: Console | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.scenario = scenario
+        self.out_dir = out_dir
+        self.console = console or Console(stderr=True)
+        self.show_progress = show_progress
+
+    async def execute(self) -> RunData:
+        scenario = self.scenario
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        runner_events = EventLog("runner", self.out_dir / "events-runner.jsonl")
+        plan = plan_injections(scenario)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.show_progress,
+            transient=False,
+        )
+        problems: list[str] = []
+        try:
+            with progress:
+                task = progress.add_task("starting testbed", total=scenario.duration_s, info="")
+                async with LocalTestbed(testbed_spec(scenario, self.out_dir)) as bed:
+                    data = await self._run_on(bed, plan, progress, task, runner_events, problems)
+        finally:
+            runner_events.close()
+        log, redelivered = _read_log(bed.db_path)
+        data.log = log
+        data.redelivered = redelivered
+        data.events = _read_all_events(self.out_dir)
+        with contextlib.suppress(FileNotFoundError):
+            bed.token_file.unlink()  # per-run secrets do not outlive the run
+        return data
+
+    async def _run_on(
+        self,
+        bed: LocalTestbed,
+        plan: Any,
+        progress: Progress,
+        task: Any,
+        runner_events: EventLog,
+        problems: list[str],
+    ) -> RunData:
+        scenario = self.scenario
+        sampler = Sampler(bed)
+        reader = FirmwareReader(bed)
+        driver = WorkloadDriver(
+            plan, bed.pcpu_addresses, bed.operator_metadata(), runner_events, MonotonicClock()
+        )
+        start_ns = time.monotonic_ns()
+        runner_events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus)
+        sampler.start()
+
+        def info() -> str:
+            latest = sampler.latest
+            if latest is None:
+                return ""
+            c = latest.counters
+            return f"copied {c.records_copied}  cleared {c.records_cleared}  polls {c.polls}"
+
+        progress.update(task, description=f"{scenario.name}: workload")
+        workload = asyncio.create_task(driver.run())
+        try:
+            while not workload.done():
+                elapsed = (time.monotonic_ns() - start_ns) / 1e9
+                progress.update(task, completed=min(elapsed, scenario.duration_s), info=info())
+                await asyncio.wait({workload}, timeout=0.2)
+            summary = workload.result()
+            remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
+            while remaining > 0:
+                progress.update(task, completed=scenario.duration_s - remaining, info=info())
+                await asyncio.sleep(min(0.2, remaining))
+                remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
+            workload_end_ns = time.monotonic_ns()
+            progress.update(
+                task, completed=scenario.duration_s, description=f"{scenario.name}: drain"
+            )
+            drain = asyncio.create_task(reader.drain(scenario.drain_timeout_s))
+            while not drain.done():
+                progress.update(task, info=info())
+                await asyncio.wait({drain}, timeout=0.2)
+            drained, firmware, missing = drain.result()
+            # Let throttled lines come back to interrupt mode (a poll must find nothing).
+            await self._settle(sampler)
+            firmware, missing = await reader.read()
+            progress.update(task, description=f"{scenario.name}: done", info=info())
+        finally:
+            await sampler.stop()
+            await reader.close()
+            workload.cancel()
+        if missing:
+            problems.append(f"firmware: pCPUs {missing} did not answer at the end")
+        if summary.failed_calls:
+            runner_events.emit("workload_incomplete", **summary.as_dict())
+        end_ns = time.monotonic_ns()
+        runner_events.emit("run_finished", drained=drained)
+        return RunData(
+            scenario=scenario,
+            start_ns=start_ns,
+            workload_end_ns=workload_end_ns,
+            end_ns=end_ns,
+            firmware=list(firmware),
+            log=[],
+            redelivered=0,
+            events=[],
+            samples=sampler.samples,
+            faults=[],
+            requested=summary.requested_records,
+            drained=drained,
+            versions=versions(),
+            problems=problems,
+            results_dir=str(self.out_dir),
+        )
+
+    async def _settle(self, sampler: Sampler) -> None:
+        """Wait (bounded) until no line is polling, as a throttled line needs quiet polls."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.scenario.settle_timeout_s
+        while loop.time() < deadline:
+            latest = sampler.latest
+            if latest is not None and not any(line.mode == 2 for line in latest.throttle):
+                return
+            await asyncio.sleep(0.1)

@@ -1,0 +1,79 @@
+"""Plots, report.html and the terminal summary from a hand-built run of a few hundred records."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import matplotlib
+from rich.console import Console
+from test_checkers_data import synthetic_run
+
+from xenmca.testbed.checkers import run_checks
+from xenmca.testbed.plots import polling_spans, write_plots
+from xenmca.testbed.report import write_report
+from xenmca.testbed.results import build_results
+from xenmca.testbed.summary import print_summary
+
+PNG = b"\x89PNG\r\n\x1a\n"
+PLOTS = ["latency.png", "rates.png", "queue_depth.png", "throttle.png"]
+
+
+def test_plots_use_agg_and_write_every_png(tmp_path: Path) -> None:
+    data = synthetic_run(records_per_pcpu=150, pcpus=2, spacing_ms=5.0)
+    written = write_plots(tmp_path, data)
+    assert matplotlib.get_backend().lower() == "agg"
+    assert [p.name for p in written] == PLOTS
+    for path in written:
+        assert path.parent == tmp_path
+        assert path.read_bytes()[:8] == PNG
+
+
+def test_plots_of_an_empty_run(tmp_path: Path) -> None:
+    data = synthetic_run(records_per_pcpu=0, storm=False)
+    empty = dataclasses.replace(data, samples=[], faults=[])
+    for path in write_plots(tmp_path, empty):
+        assert path.read_bytes()[:8] == PNG
+
+
+def test_polling_spans_per_line() -> None:
+    data = synthetic_run()
+    assert polling_spans(data) == {(1, "CMC"): [(0.5, 0.7)]}
+    assert polling_spans(synthetic_run(storm=False)) == {}
+
+
+def test_report_shows_verdict_tables_and_plots(tmp_path: Path) -> None:
+    data = synthetic_run(records_per_pcpu=100)
+    name = "<script>alert(1)</script>"
+    data = dataclasses.replace(data, scenario=dataclasses.replace(data.scenario, name=name))
+    results = build_results(data, run_checks(data))
+    path = write_report(tmp_path, results, write_plots(tmp_path, data))
+    page = path.read_text()
+    assert path.name == "report.html"
+    assert "valid: true" in page
+    for plot in PLOTS:
+        assert f'src="{plot}"' in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "conservation" in page and "transition:pcpu1:CMC:polling" in page
+    assert not re.search(r"(src|href)=\"https?:", page)  # self-contained
+
+
+def test_report_of_an_invalid_run(tmp_path: Path) -> None:
+    data = synthetic_run()
+    lossy = dataclasses.replace(data, log=data.log[1:], problems=["samples: none taken"])
+    results = build_results(lossy, run_checks(lossy))
+    page = write_report(tmp_path, results, []).read_text()
+    assert "valid: false" in page and "samples: none taken" in page
+
+
+def test_summary_prints_records_checks_and_path() -> None:
+    data = synthetic_run()
+    data = dataclasses.replace(data, problems=["pCPUs [3] did not answer"], results_dir="/x/y")
+    console = Console(record=True, width=140, color_system=None)
+    print_summary(build_results(data, run_checks(data)), console)
+    text = console.export_text()
+    assert "VALIDITY UNKNOWN" in text
+    assert "cleared_before_logged" in text and "lines_back_to_interrupt" in text
+    assert "[would be pass" in text  # rich markup in details is escaped, not eaten
+    assert "results: /x/y" in text

@@ -1,0 +1,506 @@
+"""Scenario files: the schema, the built-in scenarios, and one clear line for every bad file."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from jsonschema import Draft202012Validator
+
+from xenmca.testbed.scenario_loader import (
+    ALLOW_BROKEN_RULES_ENV,
+    SCHEMA_PATH,
+    ScenarioError,
+    builtin_names,
+    builtin_path,
+    load_builtin,
+    load_scenario,
+    parse_pcpu_set,
+    parse_scenario_text,
+    schema,
+)
+from xenmca.testbed.scenario_model import (
+    Checks,
+    ExpectedTransition,
+    Fault,
+    Scenario,
+    SeverityMix,
+    Storm,
+    Stream,
+    Throttle,
+)
+
+BASE = "name: t\nseed: 1\npcpus: 4\nduration_s: 10\n"
+
+FULL = """
+name: full
+description: "every field"
+seed: 42
+pcpus: 8
+pcpus_per_host: 4
+duration_s: 30
+vcpu0_pcpu: 2
+capacity: 128
+durable_pcpus: false
+throttle:
+  preset: fast
+  settings: {history_length: 6, window: 1.0, cmc_poll_interval: 0.2,
+             cpe_poll_min: 0.05, cpe_poll_max: 0.4, cpe_can_interrupt: true}
+dom0: {cpe_poll_min_s: 0.1, cpe_poll_max_s: 1}
+drain_timeout_s: 45
+workload:
+  streams:
+    - {type: cmc, rate: 2.0, pcpus: all, severity: {corrected: 0.95, recoverable: 0.05},
+       start_s: 0, duration_s: 20}
+    - {type: cpe, rate: 1e-1, pcpus: "0-2,6"}
+  storms:
+    - {type: cmc, pcpus: [3], rate: 2000, start_s: 5, duration_s: 2, severity: corrected}
+faults:
+  - {at_s: 3, kind: kill, target: xen, restart_after_s: 1.5}
+checks:
+  lost: 0
+  duplicates: 1
+  cleared_before_logged: 0
+  latency_p99_ms: 5000
+  latency_max_ms: null
+  expect_transitions: [{pcpu: 3, type: cmc, mode: polling}]
+  all_lines_back_to_interrupt: false
+broken_rule: null
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "bad.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- the schema and the built-ins ----------------------------------------------------
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema() -> None:
+    Draft202012Validator.check_schema(schema())
+    assert schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def _objects(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            found.append((path, node))
+        for key, value in node.items():
+            found.extend(_objects(value, f"{path}/{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found.extend(_objects(value, f"{path}/{index}"))
+    return found
+
+
+def test_every_object_is_closed_except_faults_and_every_field_is_described() -> None:
+    for path, node in _objects(schema()):
+        if path == "/$defs/fault":
+            assert "additionalProperties" not in node  # other keys are the fault's params
+        else:
+            assert node.get("additionalProperties") is False, path
+    for path, node in _objects(schema()):
+        for name, prop in node.get("properties", {}).items():
+            if path == "/$defs/severity_mix" or path.endswith("/transition"):
+                continue
+            assert prop.get("description") or "$ref" in prop, f"{path}.{name}"
+
+
+@pytest.mark.parametrize("name", ["demo", "cmc-storm", "cpe-polling", "mixed"])
+def test_every_builtin_scenario_loads(name: str) -> None:
+    assert name in builtin_names()
+    scenario = load_builtin(name)
+    assert scenario.name == name
+    assert 0 < scenario.duration_s <= 60
+    assert scenario.streams or scenario.storms
+    assert builtin_path(name).name == f"{name}.yaml"
+
+
+def test_the_builtins_are_package_files_found_through_importlib_resources() -> None:
+    scenarios = files("xenmca.testbed") / "scenarios"
+    names = sorted(
+        entry.name.removesuffix(".yaml")
+        for entry in scenarios.iterdir()
+        if entry.name.endswith(".yaml")
+    )
+    assert names == builtin_names()
+    assert (scenarios / "demo.yaml").read_text() == builtin_path("demo").read_text()
+
+
+def test_the_demo_shows_every_part_of_the_flow() -> None:
+    demo = load_builtin("demo")
+    assert demo.pcpus == 8
+    cmc = [s for s in demo.streams if s.type == "cmc"]
+    assert cmc and set(cmc[0].pcpus) == set(range(8)) and cmc[0].rate < 4
+    assert demo.vcpu0_pcpu in cmc[0].pcpus  # local calls, and IPIs for the others
+    assert any(s.type == "cpe" for s in demo.streams)
+    storm_pcpus = {p for s in demo.storms if s.type == "cmc" for p in s.pcpus}
+    expected = {(t.pcpu, t.type, t.mode) for t in demo.checks.expect_transitions}
+    assert {(p, "cmc", "polling") for p in storm_pcpus} <= expected
+    assert {(p, "cmc", "interrupt") for p in storm_pcpus} <= expected
+
+
+def test_unknown_builtin_names_the_known_ones() -> None:
+    with pytest.raises(ScenarioError, match=r"no built-in scenario 'nope'.*demo"):
+        builtin_path("nope")
+    with pytest.raises(ScenarioError):
+        builtin_path("../etc/passwd")
+
+
+# -- conversion ----------------------------------------------------------------------
+
+
+def test_a_file_with_every_field_converts_to_the_model(tmp_path: Path) -> None:
+    scenario = load_scenario(write(tmp_path, FULL, "full.yaml"))
+    assert scenario == Scenario(
+        name="full",
+        description="every field",
+        seed=42,
+        pcpus=8,
+        duration_s=30.0,
+        vcpu0_pcpu=2,
+        pcpus_per_host=4,
+        capacity=128,
+        durable_pcpus=False,
+        throttle=Throttle(
+            preset="fast",
+            settings={
+                "history_length": 6,
+                "window": 1.0,
+                "cmc_poll_interval": 0.2,
+                "cpe_poll_min": 0.05,
+                "cpe_poll_max": 0.4,
+                "cpe_can_interrupt": True,
+            },
+        ),
+        cpe_poll_min_s=0.1,
+        cpe_poll_max_s=1.0,
+        drain_timeout_s=45.0,
+        streams=(
+            Stream("cmc", 2.0, tuple(range(8)), SeverityMix(0.95, 0.05, 0.0), 0.0, 20.0),
+            Stream("cpe", 0.1, (0, 1, 2, 6), SeverityMix(1.0, 0.0, 0.0), 0.0, None),
+        ),
+        storms=(Storm("cmc", (3,), 2000.0, 5.0, 2.0, "corrected"),),
+        faults=(Fault(3.0, "kill", "xen", {"restart_after_s": 1.5}),),
+        checks=Checks(
+            max_lost=0,
+            max_duplicates=1,
+            max_cleared_before_logged=0,
+            latency_p99_ms=5000.0,
+            latency_max_ms=None,
+            expect_transitions=(ExpectedTransition(3, "cmc", "polling"),),
+            all_lines_back_to_interrupt=False,
+        ),
+        broken_rule=None,
+    )
+
+
+def test_defaults_of_a_minimal_file() -> None:
+    scenario = parse_scenario_text(BASE)
+    assert scenario == Scenario(name="t", description="", seed=1, pcpus=4, duration_s=10.0)
+
+
+def test_a_severity_name_is_a_mix_of_one() -> None:
+    scenario = parse_scenario_text(
+        BASE + "workload: {streams: [{type: mca, rate: 1, severity: fatal}]}"
+    )
+    assert scenario.streams[0].severity == SeverityMix(0.0, 0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("all", (0, 1, 2, 3, 4, 5, 6, 7)),
+        (3, (3,)),
+        ([5, 1], (1, 5)),
+        ("0-3", (0, 1, 2, 3)),
+        ("0-3,6", (0, 1, 2, 3, 6)),
+        (" 1 - 2 , 7 ", (1, 2, 7)),
+    ],
+)
+def test_pcpu_sets(value: Any, expected: tuple[int, ...]) -> None:
+    assert parse_pcpu_set(value, 8) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("8", "pCPU 8 does not exist"), ("3-1", "runs backwards"), ([1, 1], "more than once")],
+)
+def test_bad_pcpu_sets(value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_pcpu_set(value, 8)
+
+
+def test_a_broken_rule_is_accepted_only_with_the_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = BASE + "broken_rule: clear-on-get\n"
+    monkeypatch.delenv(ALLOW_BROKEN_RULES_ENV, raising=False)
+    with pytest.raises(ScenarioError, match="broken_rule: 'clear-on-get' is a test-only"):
+        parse_scenario_text(text, "t.yaml")
+    monkeypatch.setenv(ALLOW_BROKEN_RULES_ENV, "1")
+    assert parse_scenario_text(text).broken_rule == "clear-on-get"
+    with pytest.raises(ScenarioError, match="broken_rule: unknown rule 'clear-early'"):
+        parse_scenario_text(BASE + "broken_rule: clear-early\n", "t.yaml")
+
+
+# -- bad files: one line naming the file and the field --------------------------------
+
+BAD_FILES = [
+    # (case, text appended to BASE or whole file, expected line after "bad.yaml: ")
+    (
+        "wrong type",
+        BASE.replace("pcpus: 4", "pcpus: four"),
+        "pcpus: 'four' is a string, expected an integer",
+    ),
+    (
+        "negative rate",
+        BASE + "workload: {streams: [{type: cmc, rate: -1}]}",
+        "workload.streams[0].rate: -1 is less than the minimum of 0",
+    ),
+    (
+        "unknown key",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, pcpu: 3}]}",
+        "workload.streams[0].pcpu: unknown field "
+        "(allowed: duration_s, pcpus, rate, severity, start_s, type)",
+    ),
+    (
+        "unknown top-level key",
+        BASE + "seeds: 3\n",
+        "seeds: unknown field (allowed: broken_rule, capacity, checks, description, dom0, "
+        "drain_timeout_s, durable_pcpus, duration_s, faults, name, pcpus, pcpus_per_host, "
+        "seed, throttle, vcpu0_pcpu, workload)",
+    ),
+    (
+        "pcpu out of range",
+        BASE + "workload: {storms: [{type: cmc, rate: 10, pcpus: [4], duration_s: 1}]}",
+        "workload.storms[0].pcpus: pCPU 4 does not exist (pcpus is 4: 0-3)",
+    ),
+    (
+        "pcpu range out of range",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, pcpus: '2-5'}]}",
+        "workload.streams[0].pcpus: pCPU 4 does not exist (pcpus is 4: 0-3)",
+    ),
+    (
+        "vcpu0 out of range",
+        BASE + "vcpu0_pcpu: 4\n",
+        "vcpu0_pcpu: pCPU 4 does not exist (pcpus is 4: 0-3)",
+    ),
+    (
+        "stream past the duration",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, start_s: 5, duration_s: 6}]}",
+        "workload.streams[0].duration_s: ends at 11 s, after the end of the workload "
+        "(duration_s 10)",
+    ),
+    (
+        "storm past the duration",
+        BASE + "workload: {storms: [{type: cpe, rate: 9, pcpus: all, start_s: 10, duration_s: 1}]}",
+        "workload.storms[0].start_s: starts at 10 s, not before the end of the workload "
+        "(duration_s 10)",
+    ),
+    (
+        "bad YAML",
+        BASE + "workload: {streams: [\n  bad: : x\n",
+        "line 6, column 8: invalid YAML: expected the node content, but found ':'",
+    ),
+    ("duplicate key", BASE + "seed: 2\n", "line 5, column 1: invalid YAML: duplicate key 'seed'"),
+    ("missing required field", "name: t\npcpus: 4\nduration_s: 10\n", "seed: is required"),
+    (
+        "missing storm duration",
+        BASE + "workload: {storms: [{type: cmc, rate: 10, pcpus: all}]}",
+        "workload.storms[0].duration_s: is required",
+    ),
+    (
+        "broken rule without the env var",
+        BASE + "broken_rule: clear-on-get\n",
+        "broken_rule: 'clear-on-get' is a test-only setting; it is accepted only with "
+        "XENMCA_ALLOW_BROKEN_RULES=1 in the environment",
+    ),
+    (
+        "bad name",
+        BASE.replace("name: t", "name: My Demo"),
+        "name: 'My Demo' must be lower-case letters, digits and dashes "
+        "(starting with a letter or digit)",
+    ),
+    (
+        "bad record type",
+        BASE + "workload: {streams: [{type: nmi, rate: 1}]}",
+        "workload.streams[0].type: 'nmi' is not one of ['mca', 'init', 'cmc', 'cpe']",
+    ),
+    (
+        "bad severity",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, severity: minor}]}",
+        "workload.streams[0].severity: 'minor' is not valid here; expected one severity "
+        "(corrected, recoverable or fatal), or a mapping of weights drawn per record, "
+        "like {corrected: 0.9, recoverable: 0.1}",
+    ),
+    (
+        "negative severity weight",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, severity: {corrected: -1}}]}",
+        "workload.streams[0].severity.corrected: -1 is less than the minimum of 0",
+    ),
+    (
+        "severity weights summing to zero",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, severity: {fatal: 0}}]}",
+        "workload.streams[0].severity: the weights must have a positive sum",
+    ),
+    (
+        "bad pcpu set",
+        BASE + "workload: {streams: [{type: cmc, rate: 1, pcpus: some}]}",
+        "workload.streams[0].pcpus: 'some' is not valid here; expected which pCPUs: \"all\", "
+        'one index, a list of indices, or a range string like "0-3" or "0-3,6"',
+    ),
+    (
+        "bad throttle setting",
+        BASE + "throttle: {settings: {window: 0}}\n",
+        "throttle.settings.window: window must be between 0.001 and 86400 seconds",
+    ),
+    (
+        "unknown throttle setting",
+        BASE + "throttle: {settings: {storm_window: 1}}\n",
+        "throttle.settings.storm_window: unknown field (allowed: cmc_poll_interval, "
+        "cpe_can_interrupt, cpe_poll_max, cpe_poll_min, history_length, window)",
+    ),
+    (
+        "unknown preset",
+        BASE + "throttle: {preset: slow}\n",
+        "throttle.preset: unknown preset 'slow' (known: linux-ia64, fast)",
+    ),
+    (
+        "dom0 poll interval min above max",
+        BASE + "dom0: {cpe_poll_min_s: 2, cpe_poll_max_s: 1}\n",
+        "dom0.cpe_poll_min_s: 2 is more than cpe_poll_max_s (1)",
+    ),
+    (
+        "absurd storm per pCPU",
+        BASE + "workload: {storms: [{type: cmc, rate: 1000000, pcpus: [0], duration_s: 2}]}",
+        "workload.storms[0].rate: rate * duration_s is 2,000,000 records per pCPU; "
+        "at most 1,000,000 (one paced injection)",
+    ),
+    (
+        "absurd storm in all",
+        BASE.replace("pcpus: 4", "pcpus: 64")
+        + "workload: {storms: [{type: cmc, rate: 500000, pcpus: all, duration_s: 1}]}",
+        "workload.storms[0].pcpus: 500,000 records on each of 64 pCPUs is 32,000,000; "
+        "at most 10,000,000",
+    ),
+    (
+        "absurd stream",
+        BASE + "workload: {streams: [{type: cmc, rate: 1000000}]}",
+        "workload.streams[0].rate: asks for about 40,000,000 records "
+        "(rate * duration * 4 pCPUs); at most 10,000,000",
+    ),
+    (
+        "expected transition on a missing pCPU",
+        BASE + "checks: {expect_transitions: [{pcpu: 7, type: cmc, mode: polling}]}",
+        "checks.expect_transitions[0].pcpu: pCPU 7 does not exist (pcpus is 4: 0-3)",
+    ),
+    (
+        "fault without target",
+        BASE + "faults: [{at_s: 1, kind: kill}]",
+        "faults[0].target: is required",
+    ),
+    (
+        "fault after the drain",
+        BASE + "faults: [{at_s: 100, kind: kill, target: xen}]",
+        "faults[0].at_s: 100 s is after the workload and the drain (10 + 60 s)",
+    ),
+    ("not a mapping", "- 1\n- 2\n", "expected a mapping of scenario fields, got a list"),
+    ("empty file", "", "the file is empty; expected a scenario mapping"),
+    (
+        "section of the wrong shape",
+        BASE + "workload: []\n",
+        "workload: [] is a list, expected a mapping",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [(t, e) for _, t, e in BAD_FILES], ids=[c for c, _, _ in BAD_FILES]
+)
+def test_a_bad_file_gives_one_line_naming_file_and_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    monkeypatch.delenv(ALLOW_BROKEN_RULES_ENV, raising=False)
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message == f"{path}: {expected}"
+    assert isinstance(caught.value, ValueError)
+
+
+def test_the_error_names_the_file_as_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, BASE + "pcpus_per_host: 0\n", "demo.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario("demo.yaml")
+    assert str(caught.value) == "demo.yaml: pcpus_per_host: 0 is less than the minimum of 1"
+    assert (caught.value.file, caught.value.field) == ("demo.yaml", "pcpus_per_host")
+
+
+def test_an_unreadable_file_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenario(tmp_path / "missing.yaml")
+    assert (
+        str(caught.value)
+        == f"{tmp_path / 'missing.yaml'}: cannot read the file: No such file or directory"
+    )
+    with pytest.raises(ScenarioError, match="cannot read the file"):
+        load_scenario(tmp_path)  # a directory
+
+
+def test_not_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(ScenarioError, match="cannot read the file"):
+        load_scenario(path)
+
+
+def test_huge_messages_are_cut_to_one_short_line() -> None:
+    text = BASE + "workload: {streams: [{type: cmc, rate: 1, pcpus: {" + "a: 1, " * 200 + "}}]}"
+    with pytest.raises(ScenarioError) as caught:
+        parse_scenario_text(text, "x.yaml")
+    assert "\n" not in str(caught.value) and len(str(caught.value)) < 400
+
+
+def test_yaml_floats_in_exponent_form_are_numbers() -> None:
+    scenario = parse_scenario_text(
+        BASE + "workload: {storms: [{type: cmc, rate: 2e3, pcpus: all, duration_s: 1}]}"
+    )
+    assert scenario.storms[0].rate == 2000.0
+
+
+def test_the_schema_file_is_json_beside_the_loader() -> None:
+    assert SCHEMA_PATH.name == "scenario_schema.json"
+    assert json.loads(SCHEMA_PATH.read_text())["title"] == "xenmca scenario"
+    for name in builtin_names():
+        data = yaml.safe_load(builtin_path(name).read_text())
+        Draft202012Validator(schema()).validate(data)
+
+
+def test_a_scenario_error_from_one_text_is_that_line() -> None:
+    error = ScenarioError("x: no such file or built-in scenario")
+    assert str(error) == "x: no such file or built-in scenario"
+    assert str(ScenarioError("f.yaml", "", "empty")) == "f.yaml: empty"
+    assert str(ScenarioError("f.yaml", "seed", "is\nrequired")) == "f.yaml: seed: is required"
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "scenarios.md"
+
+
+@pytest.mark.skipif(not DOCS.exists(), reason="docs/scenarios.md folded elsewhere")
+def test_the_reference_documents_every_field_and_its_example_loads() -> None:
+    text = DOCS.read_text()
+    names: set[str] = set()
+    for _, node in _objects(schema()):
+        names.update(node.get("properties", {}))
+    assert [n for n in sorted(names) if f"`{n}`" not in text and f".{n}`" not in text] == []
+    example = text.split("## Example\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert parse_scenario_text(example, "docs").name == "demo"
