@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from flow_harness import flow_bed
 
 from xenmca.dom0.log_store import LogStore
@@ -18,8 +19,9 @@ QUIET_RATE = 2.5
 QUIET_COUNT = 6
 
 
-async def test_storm_on_one_pcpu_leaves_the_others_in_interrupt_mode(tmp_path) -> None:
-    async with flow_bed(pcpus=4, vcpu0_pcpu=0) as bed:
+@pytest.mark.parametrize("pipelined", [False, True], ids=["serial", "pipelined"])
+async def test_storm_on_one_pcpu_leaves_the_others_in_interrupt_mode(tmp_path, pipelined) -> None:
+    async with flow_bed(pcpus=4, vcpu0_pcpu=0, pipelined=pipelined) as bed:
         store = await LogStore.open(tmp_path / "dom0.sqlite")
         logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
         await logger.start()

@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject CPE as a virtual interrupt too (default: dom0 polls CPE)",
     )
     parser.add_argument("--ready-file", type=Path, help="write {address} as JSON once serving")
+    parser.add_argument(
+        "--pipelined",
+        action="store_true",
+        help="read the next record ahead by IPI and answer CLEAR while it is on its way",
+    )
     # Test-only; refused unless XENMCA_ALLOW_BROKEN_RULES=1 is set.
     parser.add_argument("--broken-rule", help=argparse.SUPPRESS)
     throttle = parser.add_argument_group(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
@@ -27,8 +27,9 @@ from xenmca.xen.counters import Counters
 from xenmca.xen.dom0_session import Dom0Session
 from xenmca.xen.line_poller import LinePoller
 from xenmca.xen.links import PcpuLink
+from xenmca.xen.pipeline import GetResult, Pipeline
 from xenmca.xen.queues import Entry, State, TypeQueue
-from xenmca.xen.sal_calls import SalCaller
+from xenmca.xen.sal_calls import CallOutcome, SalCaller
 from xenmca.xen.throttle import Ia64Throttle
 from xenmca.xen.throttle_settings import ThrottleSettings
 
@@ -62,6 +63,8 @@ class CoordinatorConfig:
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     # Test-only deliberately broken rule (see BROKEN_RULES), so checkers are shown able to fail.
     broken_rule: str | None = None
+    # Read ahead by IPI and answer CLEAR while it is on its way (see pipeline.py).
+    pipelined: bool = False
 
 
 BROKEN_RULES = {
@@ -101,6 +104,7 @@ class Coordinator:
         self._injection_seq = 0
         self._timers: set[asyncio.Task[None]] = set()
         self.sal = SalCaller(config.retry, self.counters, self.events)
+        self.pipeline = Pipeline() if config.pipelined else None
         self.poller = LinePoller(
             Ia64Throttle(config.throttle),
             self.links,
@@ -126,6 +130,8 @@ class Coordinator:
         for timer in list(self._timers):
             timer.cancel()
         await self.poller.stop()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
         await asyncio.gather(*(link.close() for link in self.links.values()))
         self.events.emit("coordinator_stopped")
 
@@ -182,6 +188,20 @@ class Coordinator:
         link = self.links.get(pcpu)
         return link is not None and link.available()
 
+    def _ready(self, record_type: int) -> Callable[[int], bool]:
+        """Which pCPUs' entries of a type may go in flight now."""
+        if self.pipeline is None:
+            return self._available
+        pipeline = self.pipeline
+        return lambda pcpu: self._available(pcpu) and not pipeline.clearing((pcpu, record_type))
+
+    def _read_ahead(self, pcpu: int, record_type: int) -> None:
+        if self.pipeline is not None:
+            link, by_ipi = self.links[pcpu], pcpu != self.vcpu0_pcpu
+            self.pipeline.read_ahead(
+                (pcpu, record_type), lambda: self.sal.get(link, record_type, by_ipi)
+            )
+
     def _pump(self, record_type: int) -> None:
         """Inject the next entry of an injected type if none is in flight and dom0 listens."""
         if record_type not in self.config.injected_types or self.session is None:
@@ -189,10 +209,11 @@ class Coordinator:
         queue = self.queues[record_type]
         if queue.in_flight is not None or self._locks[record_type].locked():
             return
-        entry = queue.take_next(self._available)
+        entry = queue.take_next(self._ready(record_type))
         if entry is None:
             return
         entry.state = State.INJECTED
+        self._read_ahead(entry.pcpu, record_type)
         self._injection_seq += 1
         self.counters.injections += 1
         self.session.inject(
@@ -258,23 +279,16 @@ class Coordinator:
         async with self._locks[record_type]:
             entry = queue.in_flight
             if entry is None and record_type not in self.config.injected_types:
-                entry = queue.take_next(self._available)  # a polled type: head becomes in flight
+                entry = queue.take_next(self._ready(record_type))  # polled: head goes in flight
                 if entry is not None:
                     entry.state = State.INJECTED
             if entry is None:
                 return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
             link = self.links[entry.pcpu]
             by_ipi = entry.pcpu != self.vcpu0_pcpu
-            reply, outcome = await self.sal.get(link, record_type, by_ipi)
+            reply, outcome, ahead = await self._read(entry.pcpu, record_type, by_ipi)
             name = type_name(record_type)
-            self.events.emit(
-                "get_ipi" if by_ipi else "get_local",
-                pcpu=entry.pcpu,
-                type=name,
-                attempts=outcome.attempts,
-                ms=round(outcome.elapsed_ms, 3),
-                error=outcome.error.name if outcome.error else None,
-            )
+            self._emit_call("get", entry.pcpu, name, outcome, read_ahead=ahead)
             if reply is None:
                 self._requeue_after_failure(record_type, entry, link)
                 return hv_pb2.GetStateInfoResponse(sal_status=SAL_CALL_ERROR, by_ipi=by_ipi)
@@ -288,6 +302,7 @@ class Coordinator:
             entry.record_id = reply.record.record_id
             self.counters.records_copied += 1
             self.events.emit("record_copied", pcpu=entry.pcpu, type=name, record_id=entry.record_id)
+            self._read_ahead_next(record_type, entry.pcpu)
             if self.config.broken_rule == "clear-on-get":
                 await self.sal.clear(link, record_type, entry.record_id, by_ipi)
                 self.events.emit(
@@ -325,39 +340,107 @@ class Coordinator:
             link = self.links[entry.pcpu]
             by_ipi = entry.pcpu != self.vcpu0_pcpu
             cleared_id = entry.record_id
-            reply, outcome = await self.sal.clear(link, record_type, cleared_id, by_ipi)
-            self.events.emit(
-                "clear_ipi" if by_ipi else "clear_local",
-                pcpu=entry.pcpu,
-                type=name,
-                record_id=cleared_id,
-                attempts=outcome.attempts,
-                ms=round(outcome.elapsed_ms, 3),
-                error=outcome.error.name if outcome.error else None,
-            )
-            if reply is None:
-                self._requeue_after_failure(record_type, entry, link)
-                return hv_pb2.ClearStateInfoResponse(
-                    sal_status=SAL_CALL_ERROR, pcpu=entry.pcpu, by_ipi=by_ipi
-                )
-            link.release()
-            self.counters.records_cleared += 1
+            if self.pipeline is not None:
+                self._clear_in_background(record_type, entry, link, by_ipi)
+            else:
+                reply, outcome = await self.sal.clear(link, record_type, cleared_id, by_ipi)
+                self._emit_call("clear", entry.pcpu, name, outcome, record_id=cleared_id)
+                if reply is None:
+                    self._requeue_after_failure(record_type, entry, link)
+                    return hv_pb2.ClearStateInfoResponse(
+                        sal_status=SAL_CALL_ERROR, pcpu=entry.pcpu, by_ipi=by_ipi
+                    )
+                self._after_clear(record_type, entry, link, reply.remaining)
+        self._pump(record_type)
+        return hv_pb2.ClearStateInfoResponse(
+            sal_status=SAL_OK, cleared_record_id=cleared_id, pcpu=entry.pcpu, by_ipi=by_ipi
+        )
+
+    def _after_clear(self, record_type: int, entry: Entry, link: PcpuLink, remaining: int) -> None:
+        """The clear landed: free the entry, or send it to the tail if its pCPU has more."""
+        link.release()
+        self.counters.records_cleared += 1
+        queue, name = self.queues[record_type], type_name(record_type)
+        if queue.in_flight is entry:
             queue.release_in_flight()
-            if reply.remaining > 0 or entry.dirty:
-                queue.requeue_tail(entry)
-                self.counters.requeues += 1
+        if remaining > 0 or entry.dirty:
+            queue.requeue_tail(entry)
+            self.counters.requeues += 1
+            self.events.emit(
+                "entry_requeued", pcpu=entry.pcpu, type=name, where="tail", remaining=remaining
+            )
+        else:
+            queue.discard(entry.pcpu)
+            self.events.emit("entry_freed", pcpu=entry.pcpu, type=name, why="cleared")
+
+    def _clear_in_background(
+        self, record_type: int, entry: Entry, link: PcpuLink, by_ipi: bool
+    ) -> None:
+        """Pipelined CLEAR: dom0 is answered now; the entry waits, queued, for the answer."""
+        assert self.pipeline is not None
+        queue, name, cleared_id = self.queues[record_type], type_name(record_type), entry.record_id
+        queue.release_in_flight()
+        queue.requeue_tail(entry)  # not injected while its clear is under way (_ready)
+        self.pipeline.forget_read((entry.pcpu, record_type))
+
+        def done(result: tuple[object, object]) -> None:
+            reply, outcome = result
+            self._emit_call("clear", entry.pcpu, name, outcome, record_id=cleared_id)  # type: ignore[arg-type]
+            if reply is None:
+                delay = link.hold()
                 self.events.emit(
                     "entry_requeued",
                     pcpu=entry.pcpu,
                     type=name,
                     where="tail",
-                    remaining=reply.remaining,
+                    why="clear_failed",
+                    hold_s=round(delay, 3),
                 )
+                self._wake_after(delay)
             else:
-                self.events.emit("entry_freed", pcpu=entry.pcpu, type=name, why="cleared")
-        self._pump(record_type)
-        return hv_pb2.ClearStateInfoResponse(
-            sal_status=SAL_OK, cleared_record_id=cleared_id, pcpu=entry.pcpu, by_ipi=by_ipi
+                self._after_clear(record_type, entry, link, reply.remaining)  # type: ignore[attr-defined]
+            self._pump(record_type)
+
+        self.pipeline.clear_in_background(
+            (entry.pcpu, record_type),
+            lambda: self.sal.clear(link, record_type, cleared_id, by_ipi),
+            done,  # type: ignore[arg-type]
+        )
+
+    async def _read(
+        self, pcpu: int, record_type: int, by_ipi: bool
+    ) -> tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome, bool]:
+        """GET the pCPU's current record: the read-ahead if one was started, else now."""
+        if self.pipeline is not None:
+            ahead = self.pipeline.take_read((pcpu, record_type))
+            if ahead is not None:
+                result: GetResult = await ahead
+                return result[0], result[1], True
+            await self.pipeline.wait_clear((pcpu, record_type))
+        reply, outcome = await self.sal.get(self.links[pcpu], record_type, by_ipi)
+        return reply, outcome, False
+
+    def _read_ahead_next(self, record_type: int, current: int) -> None:
+        """While dom0 handles this record, read the next entry's record by IPI."""
+        if self.pipeline is None:
+            return
+        ready = self._ready(record_type)
+        for entry in self.queues[record_type]:
+            if entry.pcpu != current and ready(entry.pcpu):
+                self._read_ahead(entry.pcpu, record_type)
+                return
+
+    def _emit_call(
+        self, call: str, pcpu: int, name: str, outcome: CallOutcome, **fields: object
+    ) -> None:
+        self.events.emit(
+            f"{call}_ipi" if outcome.by_ipi else f"{call}_local",
+            pcpu=pcpu,
+            type=name,
+            attempts=outcome.attempts,
+            ms=round(outcome.elapsed_ms, 3),
+            error=outcome.error.name if outcome.error else None,
+            **fields,
         )
 
     def _requeue_after_failure(self, record_type: int, entry: Entry, link: PcpuLink) -> None:

@@ -25,7 +25,7 @@ class Entry:
     pcpu: int
     state: State = State.QUEUED
     record_id: int = 0
-    # An interrupt (or a poll) saw new records while the entry was in flight:
+    # An interrupt (or a poll) saw new records since the entry was (re)queued:
     # after CLEAR it goes back to the tail even if the CLEAR saw none remaining.
     dirty: bool = False
     # Taken back from a dom0 that went away before clearing it.
@@ -55,10 +55,11 @@ class TypeQueue:
 
     def add(self, pcpu: int) -> Entry | None:
         """Queue pcpu at the tail unless it has an entry already; return the new entry."""
-        if self.has(pcpu):
-            existing = self.entry_for(pcpu)
-            if existing is self.in_flight and existing is not None:
-                existing.dirty = True
+        existing = self.entry_for(pcpu)
+        if existing is not None:
+            # New records since the entry was last looked at: after its CLEAR (in
+            # flight, or under way in pipelined mode) it must stay queued.
+            existing.dirty = True
             return None
         entry = Entry(pcpu)
         self._waiting[pcpu] = entry
@@ -75,6 +76,10 @@ class TypeQueue:
         self._reset(entry)
         self._waiting[entry.pcpu] = entry
         self._waiting.move_to_end(entry.pcpu, last=False)
+
+    def discard(self, pcpu: int) -> None:
+        """Drop pcpu's waiting entry, if any (its pCPU has nothing left)."""
+        self._waiting.pop(pcpu, None)
 
     def take_next(self, available: Callable[[int], bool]) -> Entry | None:
         """Make the first entry whose pCPU is available the one in flight.

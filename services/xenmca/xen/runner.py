@@ -29,6 +29,7 @@ async def serve(
         xen_token=tokens.token_for(XEN) if tokens else None,
         throttle=throttle,
         broken_rule=args.broken_rule,
+        pipelined=args.pipelined,
     )
     if args.inject_cpe:
         config.injected_types = config.injected_types | {record_pb2.RECORD_TYPE_CPE}
