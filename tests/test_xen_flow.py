@@ -12,6 +12,7 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.xen.throttle_settings import PRESETS
 
 FLOW_KINDS = {
     "injected",
@@ -343,3 +344,27 @@ async def test_cpe_is_polled_by_dom0_not_injected(tmp_path) -> None:
         assert not bed.watch.matching("injected", type="CPE")
         assert (await dom0.clear(got.record.record_id, CPE)).sal_status == 0
         await dom0.detach()
+
+
+async def test_restarted_coordinator_unmasks_a_line_left_masked_by_its_predecessor() -> None:
+    slow_polls = PRESETS["linux-ia64"]  # the line stays in polling mode for 60 s
+    async with flow_bed(pcpus=2, throttle=slow_polls) as bed:
+        await bed.inject(1, count=10)  # 10 interrupts at once: a storm
+        await bed.watch.wait_for("line_masked", pcpu=1)
+        state = await bed.sal(1).DescribePcpu(
+            sal_pb2.DescribePcpuRequest(), metadata=bed.md(OPERATOR)
+        )
+        assert next(t for t in state.types if t.type == CMC).masked
+        await bed.built.server.stop(0)
+        await bed.coordinator.stop()
+        watch = EventWatch()
+        coordinator, built, _ = await start_coordinator(
+            bed.host.addresses, bed.tokens, watch, throttle=slow_polls
+        )
+        try:
+            await watch.wait_for("mask_aligned", pcpu=1, masked=False)
+            await bed.inject(1)
+            await watch.wait_for("interrupt_received", pcpu=1)
+        finally:
+            await built.server.stop(0)
+            await coordinator.stop()

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import grpc
+
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.clock import Clock, MonotonicClock
@@ -30,7 +32,7 @@ from xenmca.xen.links import PcpuLink
 from xenmca.xen.pipeline import GetResult, Pipeline
 from xenmca.xen.queues import Entry, State, TypeQueue
 from xenmca.xen.sal_calls import CallOutcome, SalCaller
-from xenmca.xen.throttle import Ia64Throttle
+from xenmca.xen.throttle import Ia64Throttle, Mode
 from xenmca.xen.throttle_settings import ThrottleSettings
 
 log = logging.getLogger(__name__)
@@ -164,19 +166,39 @@ class Coordinator:
                 timeout=self.config.retry.overall_timeout,
                 metadata=link.metadata,
             )
-        except Exception as exc:
-            log.warning("pCPU %d: reconciliation failed: %s", pcpu, exc)
-            return
+        except grpc.aio.AioRpcError as exc:
+            log.warning("pCPU %d: reconciliation failed: %s", pcpu, exc.code())
+            raise  # the link reconnects with backoff and reconciles again
         self.events.emit("pcpu_connected", pcpu=pcpu, connects=link.connects)
         for type_state in state.types:
             self.max_record_size[type_state.type] = max(
                 self.max_record_size.get(type_state.type, 0), type_state.max_record_size
             )
+            if type_state.type in (CMC, CPE):
+                await self._align_mask(link, type_state.type, type_state.masked)
             if type_state.type in self.queues and type_state.pending > 0:
                 self.queue_pending(pcpu, type_state.type, "reconcile")
         for record_type in (CMC, CPE):
             self.poller.on_connected(pcpu, record_type)
         self._pump_all()
+
+    async def _align_mask(self, link: PcpuLink, record_type: int, masked: bool) -> None:
+        """Make the pCPU's mask match this coordinator's view of the line.
+
+        A line masked by an earlier coordinator (it was polling when it died)
+        would otherwise never interrupt again; a pCPU restarted while its line
+        was polling comes back unmasked.
+        """
+        line = self.poller.lines.get((link.pcpu, record_type))
+        want = line is not None and line.policy.mode is Mode.POLLING
+        if masked == want:
+            return
+        await link.stub.SetInterruptMask(
+            sal_pb2.SetInterruptMaskRequest(type=record_type, masked=want),  # type: ignore[arg-type]
+            timeout=self.config.retry.overall_timeout,
+            metadata=link.metadata,
+        )
+        self.events.emit("mask_aligned", pcpu=link.pcpu, type=type_name(record_type), masked=want)
 
     # -- step 2: injection ------------------------------------------------------
 

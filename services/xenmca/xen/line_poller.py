@@ -173,6 +173,7 @@ class LinePoller:
         # Loops again when a new storm hit while the line was being unmasked.
         while line.policy.mode is Mode.POLLING:
             reply = await self._set_mask(line, True)
+            self.events.emit("line_masked", pcpu=line.pcpu, type=self.type_name(line.record_type))
             line.created_seen = reply.created
             if reply.pending > 0:
                 self.queue_pending(line.pcpu, line.record_type, "masked")
@@ -193,6 +194,7 @@ class LinePoller:
                 if transition is not None:
                     self._record(line, transition)
             reply = await self._set_mask(line, False)
+            self.events.emit("line_unmasked", pcpu=line.pcpu, type=self.type_name(line.record_type))
             # Records created after the last poll raised no interrupt: queue them now.
             if reply.pending > 0:
                 self.queue_pending(line.pcpu, line.record_type, "unmasked")

@@ -119,6 +119,8 @@ class PcpuLink:
                     log.info("pCPU %d interrupt stream ended (%s)", self.pcpu, await call.code())
             except grpc.aio.AioRpcError as exc:
                 log.debug("pCPU %d interrupt stream failed: %s", self.pcpu, exc.code())
+            except Exception:  # never let one pCPU's link die; reconnect instead
+                log.exception("pCPU %d interrupt stream handler failed", self.pcpu)
             finally:
                 self.connected = False
                 call.cancel()
