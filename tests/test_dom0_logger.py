@@ -87,7 +87,7 @@ class FakeXen(hv_grpc.HypervisorServiceServicer):
         self.injection_ids = itertools.count(1)
         # Fault knobs.
         self.get_statuses: list[int] = []  # forced GET answers, consumed in order
-        self.fail_next_clear = False  # refuse one CLEAR (UNAVAILABLE) and re-inject
+        self.fail_clears = 0  # refuse this many CLEARs (UNAVAILABLE), then re-inject
         self.get_gates: dict[int, asyncio.Event] = {}  # GET of that type waits on it
         self.active_gets: dict[int, int] = defaultdict(int)
         self.max_active_gets: dict[int, int] = defaultdict(int)
@@ -195,10 +195,11 @@ class FakeXen(hv_grpc.HypervisorServiceServicer):
             return hv_pb2.ClearStateInfoResponse(sal_status=-5)
         record = queue[0]
         self.clear_saw_committed.append(self._in_db(record.pcpu, record.record_id))
-        if self.fail_next_clear:
-            self.fail_next_clear = False
+        if self.fail_clears:
+            self.fail_clears -= 1
             self.calls.append(("clear-failed", record_type, record_id))
-            self._reinject_soon(record_type)
+            if not self.fail_clears:
+                self._reinject_soon(record_type)
             self.changes.notify()
             await context.abort(grpc.StatusCode.UNAVAILABLE, "reply lost")
         queue.pop(0)
@@ -338,13 +339,14 @@ async def test_without_the_token_nothing_is_read_or_cleared(harness: Harness) ->
 async def test_redelivered_record_is_logged_once_and_cleared_again(harness: Harness) -> None:
     fake = harness.fake()
     logger = await harness.logger(await harness.serve(fake))
-    fake.fail_next_clear = True  # dom0 committed, but its CLEAR never got an answer
+    # dom0 committed, but none of its CLEAR attempts (5, with retries) got an answer.
+    fake.fail_clears = 5
     fake.add(make_record(2, 5))
     await harness.changes.until(lambda: len(harness.kinds("record_cleared")) == 1)
 
     assert fake.calls == [
         ("get", CMC, 2, 5),
-        ("clear-failed", CMC, 5),
+        *[("clear-failed", CMC, 5)] * 5,
         ("get", CMC, 2, 5),
         ("clear", CMC, 2, 5, 0),
     ]
@@ -354,6 +356,16 @@ async def test_redelivered_record_is_logged_once_and_cleared_again(harness: Harn
     assert logger.counters.duplicates_dropped == 1
     assert logger.counters.records_logged == 1
     assert harness.store is not None and await harness.store.duplicates_dropped() == 1
+
+
+async def test_a_lost_clear_reply_is_retried_by_record_id(harness: Harness) -> None:
+    fake = harness.fake()
+    await harness.logger(await harness.serve(fake))
+    fake.fail_clears = 1
+    fake.add(make_record(2, 6))
+    await harness.changes.until(lambda: len(fake.cleared()) == 1)
+    assert fake.calls[:3] == [("get", CMC, 2, 6), ("clear-failed", CMC, 6), ("clear", CMC, 2, 6, 0)]
+    assert harness.db_rows() == [(2, 6, "CMC")]
 
 
 async def test_unreachable_pcpu_answer_moves_on_and_record_comes_later(harness: Harness) -> None:

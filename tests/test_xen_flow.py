@@ -368,3 +368,17 @@ async def test_restarted_coordinator_unmasks_a_line_left_masked_by_its_predecess
         finally:
             await built.server.stop(0)
             await coordinator.stop()
+
+
+async def test_an_entry_without_progress_is_injected_again() -> None:
+    async with flow_bed(pcpus=2, reinject_after=0.4) as bed:
+        await bed.inject(1)
+        dom0 = ScriptedDom0(bed)
+        first = await dom0.next_interrupt()  # ...and the interrupt is "lost": no GET follows
+        again = await dom0.next_interrupt()
+        assert again.reinjected and again.injection_id > first.injection_id
+        assert bed.watch.matching("injected", why="no progress")
+        got = await dom0.get()
+        assert (await dom0.clear(got.record.record_id)).sal_status == 0
+        assert (await bed.pending(1)).pending == 0
+        await dom0.detach()

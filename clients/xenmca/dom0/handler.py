@@ -21,6 +21,7 @@ from xenmca.dom0.log_store import LogStore
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.events import EventLog
+from xenmca.rpc.retry import RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,9 @@ class StateInfoHandler:
         self._counters = counters
         self._metadata = metadata
         self._call_timeout = call_timeout
+        self._retry = RetryPolicy(
+            attempt_timeout=call_timeout, overall_timeout=3 * call_timeout, max_attempts=5
+        )
         self._failing_in_a_row = 0
 
     async def handle_once(self, record_type: int) -> Outcome:
@@ -140,10 +144,15 @@ class StateInfoHandler:
     async def _pass(self, record_type: int, name: str) -> Outcome:
         self._counters.gets += 1
         get_started = time.perf_counter()
-        got = await self._stub.GetStateInfo(
-            hv_pb2.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
-            metadata=self._metadata,
-            timeout=self._call_timeout,
+        # GET is idempotent and CLEAR names the record, so both are retried when the
+        # call (or its reply) is lost on the way: a lost reply must not strand the entry.
+        got, _ = await call_with_retry(
+            lambda attempt_timeout: self._stub.GetStateInfo(
+                hv_pb2.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
+                metadata=self._metadata,
+                timeout=attempt_timeout,
+            ),
+            self._retry,
         )
         if got.sal_status == SAL_NO_INFORMATION:
             return Outcome.NOTHING
@@ -176,10 +185,13 @@ class StateInfoHandler:
 
         self._events.emit("record_clear_requested", **ids)
         self._counters.clears += 1
-        cleared = await self._stub.ClearStateInfo(
-            hv_pb2.ClearStateInfoRequest(type=record_type, record_id=record.record_id),  # type: ignore[arg-type]
-            metadata=self._metadata,
-            timeout=self._call_timeout,
+        cleared, _ = await call_with_retry(
+            lambda attempt_timeout: self._stub.ClearStateInfo(
+                hv_pb2.ClearStateInfoRequest(type=record_type, record_id=record.record_id),  # type: ignore[arg-type]
+                metadata=self._metadata,
+                timeout=attempt_timeout,
+            ),
+            self._retry,
         )
         self._events.emit(
             "record_cleared", **ids, sal_status=cleared.sal_status, by_ipi=cleared.by_ipi

@@ -30,6 +30,8 @@ class Entry:
     dirty: bool = False
     # Taken back from a dom0 that went away before clearing it.
     reinjected: bool = False
+    # Clock time of the entry's last progress (injected, read), for the watchdog.
+    touched: float = 0.0
 
 
 class TypeQueue:

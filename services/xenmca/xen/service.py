@@ -11,6 +11,7 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc import errors
+from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import DOM0, OPERATOR, TokenBook, caller_identity
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
 from xenmca.xen.coordinator import SAL_NO_INFORMATION, Coordinator, type_name
@@ -104,6 +105,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def GetStateInfo(
         self, request: hv_pb2.GetStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.GetStateInfoResponse:
+        await self._identity(context)  # UNAUTHENTICATED before any argument check
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfo", request.type):
             return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
@@ -112,6 +114,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def GetStateInfoSize(
         self, request: hv_pb2.GetStateInfoSizeRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.GetStateInfoSizeResponse:
+        await self._identity(context)  # UNAUTHENTICATED before any argument check
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfoSize", request.type):
             return hv_pb2.GetStateInfoSizeResponse(sal_status=SAL_NO_INFORMATION)
@@ -122,6 +125,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def ClearStateInfo(
         self, request: hv_pb2.ClearStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.ClearStateInfoResponse:
+        await self._identity(context)  # UNAUTHENTICATED before any argument check
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "ClearStateInfo", request.type):
             return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
@@ -151,9 +155,18 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
 
 
 def create_server(
-    address: str, coordinator: Coordinator, tokens: TokenBook | None = None
+    address: str,
+    coordinator: Coordinator,
+    tokens: TokenBook | None = None,
+    *,
+    faults: FaultInjector | None = None,
 ) -> tuple[BuiltServer, int]:
-    """The coordinator's server bound to address (port 0 for a free one), not yet started."""
+    """The coordinator's server bound to address (port 0 for a free one), not yet started.
+
+    It applies per-RPC fault rules from ``faults`` (a new injector on the
+    coordinator's clock when not given; ``built.faults``), serves FaultService
+    (operator-only with tokens) and reports fired faults on coordinator.events.
+    """
     servicer = HypervisorServicer(coordinator, tokens)
     built = build_server(
         address,
@@ -162,5 +175,8 @@ def create_server(
                 SERVICE_NAME, lambda s: hv_grpc.add_HypervisorServiceServicer_to_server(servicer, s)
             )
         ],
+        faults=faults if faults is not None else FaultInjector(coordinator.clock),
+        tokens=tokens,
+        events=coordinator.events,
     )
     return built, built.port

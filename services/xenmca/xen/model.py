@@ -1,0 +1,51 @@
+"""The coordinator's vocabulary: SAL status codes, record types, its settings, broken rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc.retry import RetryPolicy
+from xenmca.xen.throttle_settings import ThrottleSettings
+
+SAL_OK = 0
+SAL_CALL_ERROR = -3
+SAL_NO_INFORMATION = -5
+
+MCA: int = record_pb2.RECORD_TYPE_MCA
+INIT: int = record_pb2.RECORD_TYPE_INIT
+CMC: int = record_pb2.RECORD_TYPE_CMC
+CPE: int = record_pb2.RECORD_TYPE_CPE
+RECORD_TYPES: tuple[int, ...] = (MCA, INIT, CMC, CPE)
+
+
+def type_name(record_type: int) -> str:
+    return record_pb2.RecordType.Name(record_type).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
+
+
+@dataclass
+class CoordinatorConfig:
+    """What the coordinator is told at start."""
+
+    pcpus: Mapping[int, str]
+    vcpu0_pcpu: int = 0
+    # Types delivered by virtual interrupt; dom0 polls the others (CPE, as the thread settled).
+    injected_types: frozenset[int] = frozenset({MCA, INIT, CMC})
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    xen_token: str | None = None
+    throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
+    # Test-only deliberately broken rule (see BROKEN_RULES), so checkers are shown able to fail.
+    broken_rule: str | None = None
+    # Read ahead by IPI and answer CLEAR while it is on its way (see pipeline.py).
+    pipelined: bool = False
+    # An injected entry with no GET or CLEAR from dom0 for this long is injected again
+    # (a lost virtual interrupt, a dom0 that lost a reply); 0 disables it.
+    reinject_after: float = 5.0
+
+
+BROKEN_RULES = {
+    # Xen clears the record in firmware as soon as it has read it, before dom0 committed it.
+    "clear-on-get": "CLEAR the record on the pCPU right after GET, before dom0 commits it",
+}
+ALLOW_BROKEN_RULES_ENV = "XENMCA_ALLOW_BROKEN_RULES"
