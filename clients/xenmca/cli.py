@@ -23,6 +23,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("inject",), "xenmca.testbed.inject_command", "make a pCPU raise errors"),
     (("status",), "xenmca.testbed.status_command", "show a coordinator's or pCPU's state"),
     (("log",), "xenmca.dom0.log_command", "read dom0's durable error log"),
+    (("fault",), "xenmca.testbed.fault_command", "add, list or clear per-RPC fault rules"),
 )
 
 

@@ -4,7 +4,8 @@
 services' ``create_server`` it returns a bound, not yet started server and its
 port (``await server.start()``; ``await server.stop(grace)``). ``PcpuHost``
 hosts a set of pCPUs in one process, each on its own port, sharing one durable
-database and one event log.
+database, one event log and one FaultInjector (per-RPC fault rules: every
+pCPU's server applies them for its own pCPU and serves FaultService).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from xenmca.pcpu.servicer import SERVICE_NAME, SalServicer, add_to_server
 from xenmca.pcpu.store import RecordStore
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
+from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import TokenBook
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server, split_host_port
 
@@ -48,6 +50,11 @@ class PcpuServer:
     @property
     def pcpu(self) -> int:
         return self.firmware.pcpu
+
+    @property
+    def faults(self) -> FaultInjector | None:
+        """The fault rules this server applies (shared by its host), if it has any."""
+        return self.built.faults
 
     async def start(self) -> None:
         """Listen, and report SERVING on the health service."""
@@ -80,13 +87,23 @@ def build_pcpu_server(
     *,
     token_book: TokenBook | None = None,
     owned_database: FirmwareDatabase | None = None,
+    faults: FaultInjector | None = None,
+    events: EventLog | None = None,
 ) -> PcpuServer:
-    """A bound, not yet started, server for firmware on address (port 0: any free port)."""
+    """A bound, not yet started, server for firmware on address (port 0: any free port).
+
+    With ``faults`` it applies those fault rules for this pCPU and serves
+    FaultService (operator-only with a token book); fired faults go to ``events``.
+    """
     host, _ = split_host_port(address)
     servicer = SalServicer(firmware, token_book)
     built = build_server(
         address,
         [ServiceBinding(SERVICE_NAME, lambda server: add_to_server(servicer, server))],
+        faults=faults,
+        pcpu=firmware.pcpu,
+        tokens=token_book,
+        events=events,
     )
     return PcpuServer(firmware, built, host, owned_database)
 
@@ -101,14 +118,18 @@ def create_server(
     token_book: TokenBook | None = None,
     events: EventLog | None = None,
     clock: Clock | None = None,
+    faults: FaultInjector | None = None,
 ) -> tuple[PcpuServer, int]:
     """A SalService server for one pCPU bound to address; returns (server, bound port).
 
     Not started: ``await server.start()``. Its store is ``store`` if given, else a
     durable store in ``state_dir/firmware.sqlite`` (owned: closed by
     ``server.stop()``) or an in-memory one. Call from the event loop that will
-    run the server.
+    run the server. It applies per-RPC fault rules from ``faults`` (a new
+    injector on ``clock`` when not given; ``server.faults``) and serves FaultService.
     """
+    if faults is None:
+        faults = FaultInjector(clock)
     database: FirmwareDatabase | None = None
     if store is None:
         if state_dir is not None:
@@ -118,7 +139,12 @@ def create_server(
     firmware = PcpuFirmware(store, events=events, clock=clock)
     try:
         server = build_pcpu_server(
-            address, firmware, token_book=token_book, owned_database=database
+            address,
+            firmware,
+            token_book=token_book,
+            owned_database=database,
+            faults=faults,
+            events=events,
         )
     except BaseException:
         if database is not None:
@@ -138,6 +164,10 @@ class PcpuHost:
 
     With ``state_dir`` every pCPU's store lives in one database file there
     (``firmware.sqlite``, one ``pcpu`` column), restored on the next start.
+
+    ``faults`` (a new FaultInjector on ``clock`` when not given) holds the
+    host's per-RPC fault rules, shared by all its pCPU servers; each server
+    applies them for its own pCPU and serves FaultService to change them.
     """
 
     def __init__(
@@ -152,6 +182,7 @@ class PcpuHost:
         token_book: TokenBook | None = None,
         events: EventLog | None = None,
         clock: Clock | None = None,
+        faults: FaultInjector | None = None,
     ) -> None:
         if not pcpus:
             raise ValueError("a pCPU host needs at least one pCPU")
@@ -166,6 +197,7 @@ class PcpuHost:
         self.token_book = token_book
         self.events = events
         self.clock = clock
+        self.faults = faults if faults is not None else FaultInjector(clock)
         self.servers: dict[int, PcpuServer] = {}
         self._database: FirmwareDatabase | None = None
 
@@ -196,7 +228,13 @@ class PcpuHost:
                 firmware = PcpuFirmware(store, events=self.events, clock=self.clock)
                 address = self.address_for(pcpu)
                 try:
-                    server = build_pcpu_server(address, firmware, token_book=self.token_book)
+                    server = build_pcpu_server(
+                        address,
+                        firmware,
+                        token_book=self.token_book,
+                        faults=self.faults,
+                        events=self.events,
+                    )
                 except (OSError, RuntimeError) as exc:
                     raise HostStartError(f"pCPU {pcpu}: cannot listen on {address}: {exc}") from exc
                 self.servers[pcpu] = server

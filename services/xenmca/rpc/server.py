@@ -9,6 +9,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from xenmca.rpc import fault_service
+from xenmca.rpc.events import EventLog
+from xenmca.rpc.faults import FaultInjector, FaultInterceptor
+from xenmca.rpc.identity import TokenBook
+
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest request or reply any xenmca server accepts; SAL records are a few KiB."""
 
@@ -29,6 +34,7 @@ class BuiltServer:
     port: int
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
+    faults: FaultInjector | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -65,16 +71,36 @@ def build_server(
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    faults: FaultInjector | None = None,
+    pcpu: int | None = None,
+    tokens: TokenBook | None = None,
+    events: EventLog | None = None,
 ) -> BuiltServer:
     """Create an aio server on address (port 0 picks a free port) with health and reflection.
 
     The caller starts it with ``await built.start()``, which also makes the health
     service report SERVING for every service (``built.server.start()`` alone
     leaves the health service answering NOT_FOUND).
+
+    With ``faults``, the server applies that injector's per-RPC fault rules (a
+    FaultInterceptor, outermost, for ``pcpu`` when the server is one pCPU's) and
+    serves FaultService over it, operator-only when ``tokens`` is given; fired
+    faults are reported on ``events``.
     """
     split_host_port(address)
+    bindings = list(services)
+    all_interceptors = list(interceptors)
+    if faults is not None:
+        all_interceptors.insert(0, FaultInterceptor(faults, pcpu, events))
+        servicer = fault_service.FaultServicer(faults, tokens, events)
+        bindings.append(
+            ServiceBinding(
+                fault_service.SERVICE_NAME,
+                lambda server: fault_service.add_to_server(servicer, server),
+            )
+        )
     server = grpc.aio.server(
-        interceptors=list(interceptors),
+        interceptors=all_interceptors,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -84,11 +110,11 @@ def build_server(
             ("grpc.keepalive_permit_without_calls", 1),
         ],
     )
-    for binding in services:
+    for binding in bindings:
         binding.add(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    names = tuple(b.full_name for b in services)
+    names = tuple(b.full_name for b in bindings)
     reflection.enable_server_reflection(
         (
             *names,
@@ -103,4 +129,8 @@ def build_server(
         port = server.add_secure_port(address, credentials)
     if port == 0:
         raise OSError(f"could not bind {address}")
-    return BuiltServer(server=server, port=port, health=health_servicer, service_names=names)
+    if faults is not None:
+        faults.serve(pcpu, names)
+    return BuiltServer(
+        server=server, port=port, health=health_servicer, service_names=names, faults=faults
+    )
