@@ -273,8 +273,8 @@ BAD_FILES = [
         "unknown top-level key",
         BASE + "seeds: 3\n",
         "seeds: unknown field (allowed: broken_rule, capacity, checks, description, dom0, "
-        "drain_timeout_s, durable_pcpus, duration_s, faults, name, pcpus, pcpus_per_host, "
-        "seed, throttle, vcpu0_pcpu, workload)",
+        "drain_timeout_s, durable_pcpus, duration_s, faults, name, network, pcpus, "
+        "pcpus_per_host, seed, settle_timeout_s, throttle, vcpu0_pcpu, workload)",
     ),
     (
         "pcpu out of range",
@@ -406,9 +406,37 @@ BAD_FILES = [
         "faults[0].target: is required",
     ),
     (
-        "fault after the drain",
+        "fault after the workload",
         BASE + "faults: [{at_s: 100, kind: kill, target: xen}]",
-        "faults[0].at_s: 100 s is after the workload and the drain (10 + 60 s)",
+        "faults[0].at_s: 100 s is not within the workload (duration_s 10); "
+        "faults still active when it ends are healed before the drain",
+    ),
+    (
+        "unknown fault kind",
+        BASE + "faults: [{at_s: 1, kind: explode, target: xen}]",
+        "faults[0].kind: 'explode' is not one of ['kill', 'pause', 'rpc', 'partition']",
+    ),
+    (
+        "fault target",
+        BASE + "faults: [{at_s: 1, kind: kill, target: pcpu:99}]",
+        "faults[0].target: pCPU 99 does not exist (pcpus is 4)",
+    ),
+    (
+        "pause without a duration",
+        BASE + "faults: [{at_s: 1, kind: pause, target: dom0}]",
+        "faults[0].duration_s: is required",
+    ),
+    (
+        "rpc fault with a bad action",
+        BASE + "faults: [{at_s: 1, kind: rpc, target: xen, method: "
+        "HypervisorService.GetStateInfo, action: explode}]",
+        "faults[0].action: fault rule 'action': unknown fault action 'explode' "
+        "(choose from drop-reply, delay, fail)",
+    ),
+    (
+        "partition without netns",
+        BASE + "faults: [{at_s: 1, kind: partition, target: dom0, duration_s: 1}]",
+        "faults[0].kind: a partition needs network: netns (run as root)",
     ),
     ("not a mapping", "- 1\n- 2\n", "expected a mapping of scenario fields, got a list"),
     ("empty file", "", "the file is empty; expected a scenario mapping"),

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from xenmca.dom0.log_queries import duplicates_dropped, iter_records, open_reader
 from xenmca.rpc.clock import MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
+from xenmca.testbed.fault_schedule import FaultScheduler
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.run_data import LoggedRecord, RunData
 from xenmca.testbed.sampler import FirmwareReader, Sampler
@@ -147,9 +148,11 @@ class ScenarioRun:
         driver = WorkloadDriver(
             plan, bed.pcpu_addresses, bed.operator_metadata(), runner_events, MonotonicClock()
         )
+        scheduler = FaultScheduler(bed, scenario.faults, runner_events)
         start_ns = time.monotonic_ns()
         runner_events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus)
         sampler.start()
+        faults = asyncio.create_task(scheduler.run(asyncio.get_running_loop().time()))
 
         def info() -> str:
             latest = sampler.latest
@@ -172,6 +175,9 @@ class ScenarioRun:
                 await asyncio.sleep(min(0.2, remaining))
                 remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
             workload_end_ns = time.monotonic_ns()
+            faults.cancel()
+            await asyncio.gather(faults, return_exceptions=True)
+            await scheduler.heal_all()
             progress.update(
                 task, completed=scenario.duration_s, description=f"{scenario.name}: drain"
             )
@@ -185,6 +191,7 @@ class ScenarioRun:
             firmware, missing = await reader.read()
             progress.update(task, description=f"{scenario.name}: done", info=info())
         finally:
+            faults.cancel()
             await sampler.stop()
             await reader.close()
             workload.cancel()
@@ -204,7 +211,7 @@ class ScenarioRun:
             redelivered=0,
             events=[],
             samples=sampler.samples,
-            faults=[],
+            faults=sorted(scheduler.records, key=lambda f: f.start_ns),
             requested=summary.requested_records,
             drained=drained,
             versions=versions(),

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from xenmca.testbed.fault_schedule import FaultSpecError, validate_fault
 from xenmca.testbed.scenario_model import (
     Checks,
     ExpectedTransition,
@@ -377,7 +378,9 @@ class _Builder:
             drain_timeout_s=drain,
             streams=streams,
             storms=storms,
-            faults=tuple(self.fault(i, f, drain) for i, f in enumerate(data.get("faults", []))),
+            faults=tuple(self.fault(i, f) for i, f in enumerate(data.get("faults", []))),
+            network=str(data.get("network", "loopback")),
+            settle_timeout_s=float(data.get("settle_timeout_s", 10.0)),
             checks=self.checks(data.get("checks", {})),
             broken_rule=self.broken_rule(data.get("broken_rule")),
         )
@@ -481,16 +484,26 @@ class _Builder:
             raise self.fail(path, message) from None
         return Throttle(preset=preset, settings=settings)
 
-    def fault(self, index: int, raw: Mapping[str, Any], drain: float) -> Fault:
+    def fault(self, index: int, raw: Mapping[str, Any]) -> Fault:
         at = float(raw["at_s"])
-        if at > self.duration + drain:
+        if at >= self.duration:
             raise self.fail(
                 ["faults", index, "at_s"],
-                f"{_fmt(at)} s is after the workload and the drain "
-                f"({_fmt(self.duration)} + {_fmt(drain)} s)",
+                f"{_fmt(at)} s is not within the workload (duration_s {_fmt(self.duration)}); "
+                "faults still active when it ends are healed before the drain",
             )
         params = {k: v for k, v in raw.items() if k not in FAULT_KEYS}
-        return Fault(at_s=at, kind=str(raw["kind"]), target=str(raw["target"]), params=params)
+        fault = Fault(at_s=at, kind=str(raw["kind"]), target=str(raw["target"]), params=params)
+        try:
+            validate_fault(
+                fault,
+                self.pcpus,
+                int(self.data.get("pcpus_per_host", 64)),
+                str(self.data.get("network", "loopback")),
+            )
+        except FaultSpecError as exc:
+            raise self.fail(["faults", index, exc.field], str(exc)) from None
+        return fault
 
     def checks(self, raw: Mapping[str, Any]) -> Checks:
         transitions = []

@@ -102,5 +102,7 @@ class Scenario:
     storms: tuple[Storm, ...] = ()
     faults: tuple[Fault, ...] = ()
     checks: Checks = field(default_factory=Checks)
+    # "loopback", or "netns": every component in its own network namespace (root only).
+    network: str = "loopback"
     # Test-only: a deliberately broken coordinator rule, to show the checkers can fail.
     broken_rule: str | None = None
