@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from xenmca.rpc.lifecycle import die_with_parent_if_asked
+
+    die_with_parent_if_asked()
     args = build_parser().parse_args(argv)
     from xenmca.rpc.lifecycle import setup_logging
 

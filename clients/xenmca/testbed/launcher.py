@@ -4,6 +4,16 @@ Ports are chosen up front (free at start), so a component restarted after a
 kill comes back on the same address and its peers reconnect to it. Teardown
 always happens: `async with LocalTestbed(...)` stops every process on success,
 failure, exception and Ctrl-C (and children die with the launcher anyway).
+
+With ``TestbedSpec(network="netns")`` (root only) every component runs in its
+own network namespace (see `xenmca.testbed.netns`): pCPU host i in
+``pcpu-host<i>``, the coordinator in ``xen``, dom0 in ``dom0``, each listening
+on its 169.254 address with the same port scheme as on loopback. Components
+talk to each other through the namespaces' switch (so `cut` and `heal` act on
+that traffic); the launcher reaches them through a loopback gateway, so
+`pcpu_addresses` and `xen_address` stay 127.0.0.1 addresses in both modes,
+while `pcpu_listen_addresses` and `xen_listen_address` are what the components
+themselves use. Teardown deletes the namespaces after the processes stop.
 """
 
 from __future__ import annotations
@@ -20,12 +30,17 @@ import grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.channels import open_channel
+from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
+from xenmca.testbed.netns import LoopbackGateway, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.processes import ManagedProcess, ProcessStartError, free_port_range
 
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+NETWORKS = ("loopback", "netns")
+XEN_HOST = "xen"
+DOM0_HOST = "dom0"
 
 
 @dataclass
@@ -47,6 +62,9 @@ class TestbedSpec:
     extra_xen_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
     start_dom0: bool = True
+    # "loopback": every component on 127.0.0.1; "netns": each in its own network
+    # namespace (root only; NetnsUnavailable otherwise, never a silent fallback).
+    network: str = "loopback"
 
 
 def _flag(name: str) -> str:
@@ -59,6 +77,8 @@ class LocalTestbed:
     __test__ = False  # not a pytest test class
 
     def __init__(self, spec: TestbedSpec) -> None:
+        if spec.network not in NETWORKS:
+            raise ValueError(f"network must be one of {NETWORKS} (got {spec.network!r})")
         self.spec = spec
         self.workdir = spec.workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +90,13 @@ class LocalTestbed:
         self.xen: ManagedProcess | None = None
         self.dom0: ManagedProcess | None = None
         self.db_path = self.workdir / "dom0.sqlite"
+        # What the components listen on and tell each other (equal to the
+        # addresses above on loopback; 169.254 addresses with network="netns").
+        self.pcpu_listen_addresses: dict[int, str] = {}
+        self.xen_listen_address = ""
+        self.network: NetworkLayout | None = None
+        self.gateway: LoopbackGateway | None = None
+        self.network_events: EventLog | None = None
 
     # -- layout -------------------------------------------------------------------
 
@@ -77,20 +104,40 @@ class LocalTestbed:
         size = max(1, self.spec.pcpus_per_host)
         return [(s, min(self.spec.pcpus, s + size) - 1) for s in range(0, self.spec.pcpus, size)]
 
+    def pcpu_host_name(self, index: int) -> str:
+        return f"pcpu-host{index}"
+
+    def network_host_of(self, pcpu: int) -> str:
+        """The name of the host (namespace) that serves pcpu: pcpu-host<i>."""
+        return self.host_of(pcpu).name
+
+    def _address(self, host: str) -> str:
+        return self.network.address_of(host) if self.network is not None else HOST
+
+    def _exec_prefix(self, host: str) -> list[str]:
+        return self.network.exec_prefix(host) if self.network is not None else []
+
     def _plan(self) -> None:
         spec = self.spec
         self.tokens.save(self.token_file)
+        ranges = self._host_ranges()
+        if spec.network == "netns":
+            names = [self.pcpu_host_name(i) for i in range(len(ranges))]
+            self.network = NetworkLayout([*names, XEN_HOST, DOM0_HOST])
         base = free_port_range(spec.pcpus + 1)
-        self.xen_address = f"{HOST}:{base + spec.pcpus}"
+        self.xen_listen_address = f"{self._address(XEN_HOST)}:{base + spec.pcpus}"
+        self.xen_address = self.xen_listen_address
         logs = self.workdir / "logs"
-        for index, (first, last) in enumerate(self._host_ranges()):
+        for index, (first, last) in enumerate(ranges):
+            name = self.pcpu_host_name(index)
+            host = self._address(name)
             argv = [
                 "serve",
                 "pcpu",
                 "--pcpus",
                 f"{first}-{last}",
                 "--host",
-                HOST,
+                host,
                 "--base-port",
                 str(base),
                 "--capacity",
@@ -106,21 +153,25 @@ class LocalTestbed:
                 argv += ["--state-dir", str(self.workdir / f"pcpu-state-host{index}")]
             self.pcpu_hosts.append(
                 ManagedProcess(
-                    f"pcpu-host{index}",
+                    name,
                     argv,
-                    logs / f"pcpu-host{index}.log",
-                    ready_file=self.workdir / f"ready-pcpu-host{index}.json",
+                    logs / f"{name}.log",
+                    ready_file=self.workdir / f"ready-{name}.json",
+                    exec_prefix=self._exec_prefix(name),
                 )
             )
             for pcpu in range(first, last + 1):
-                self.pcpu_addresses[pcpu] = f"{HOST}:{base + pcpu}"
+                self.pcpu_listen_addresses[pcpu] = f"{host}:{base + pcpu}"
+        self.pcpu_addresses = dict(self.pcpu_listen_addresses)
         inventory = self.workdir / "inventory.txt"
-        inventory.write_text("".join(f"{p} {a}\n" for p, a in sorted(self.pcpu_addresses.items())))
+        inventory.write_text(
+            "".join(f"{p} {a}\n" for p, a in sorted(self.pcpu_listen_addresses.items()))
+        )
         xen_argv = [
             "serve",
             "xen",
             "--listen",
-            self.xen_address,
+            self.xen_listen_address,
             "--inventory",
             str(inventory),
             "--vcpu0-pcpu",
@@ -138,14 +189,18 @@ class LocalTestbed:
         for name, value in spec.throttle_overrides.items():
             xen_argv += [_flag(name), str(value)]
         self.xen = ManagedProcess(
-            "xen", xen_argv, logs / "xen.log", ready_file=self.workdir / "ready-xen.json"
+            "xen",
+            xen_argv,
+            logs / "xen.log",
+            ready_file=self.workdir / "ready-xen.json",
+            exec_prefix=self._exec_prefix(XEN_HOST),
         )
         self.dom0 = ManagedProcess(
             "dom0",
             [
                 "dom0",
                 "--xen",
-                self.xen_address,
+                self.xen_listen_address,
                 "--db",
                 str(self.db_path),
                 "--token-file",
@@ -158,6 +213,7 @@ class LocalTestbed:
                 str(spec.cpe_poll_max),
             ],
             logs / "dom0.log",
+            exec_prefix=self._exec_prefix(DOM0_HOST),
         )
 
     @property
@@ -177,6 +233,8 @@ class LocalTestbed:
 
     async def start(self) -> None:
         self._plan()
+        if self.network is not None:
+            await self._open_network(self.network)
         for host in self.pcpu_hosts:
             await host.start()
         await asyncio.gather(*(host.wait_ready() for host in self.pcpu_hosts))
@@ -188,10 +246,70 @@ class LocalTestbed:
             await self.dom0.start()
             await self.wait_dom0_attached()
 
+    async def _open_network(self, network: NetworkLayout) -> None:
+        """Create the namespaces and the launcher's loopback gateway into them."""
+        self.network_events = EventLog("network", self.workdir / "events-network.jsonl")
+        network.create()  # synchronous: a cancelled start never leaves half a layout behind
+        self.network_events.emit(
+            "network_created",
+            prefix=network.prefix,
+            hosts={h: network.address_of(h) for h in network.hosts},
+        )
+        # The same port scheme on 127.0.0.1 as inside: pCPU p at base + p, coordinator last.
+        self.gateway = gateway = LoopbackGateway(network)
+        base = free_port_range(self.spec.pcpus + 1)
+        for pcpu, address in self.pcpu_listen_addresses.items():
+            port = int(address.rpartition(":")[2])
+            host = self.network_host_of(pcpu)
+            self.pcpu_addresses[pcpu] = await gateway.open(host, port, base + pcpu)
+        port = int(self.xen_listen_address.rpartition(":")[2])
+        self.xen_address = await gateway.open(XEN_HOST, port, base + self.spec.pcpus)
+
     async def stop(self) -> None:
-        """Stop dom0 first (so it does not log errors about the others), then the rest."""
-        for group in ([self.dom0], [self.xen], self.pcpu_hosts):
-            await asyncio.gather(*(p.stop() for p in group if p is not None))
+        """Stop dom0 first (so it does not log errors about the others), then the rest.
+
+        With namespaces, they are deleted last, whatever happened before.
+        """
+        try:
+            for group in ([self.dom0], [self.xen], self.pcpu_hosts):
+                await asyncio.gather(*(p.stop() for p in group if p is not None))
+        finally:
+            self._close_network_now()
+            if self.gateway is not None:
+                gateway, self.gateway = self.gateway, None
+                await gateway.close()
+
+    def _close_network_now(self) -> None:
+        if self.network is not None and self.network.created:
+            self.network.destroy()  # kills anything still running in the namespaces
+            if self.network_events is not None:
+                self.network_events.emit("network_destroyed", prefix=self.network.prefix)
+        if self.network_events is not None:
+            self.network_events.close()
+            self.network_events = None
+
+    # -- network faults (network="netns" only) -------------------------------------------
+
+    def _network_or_refuse(self) -> NetworkLayout:
+        if self.network is None or not self.network.created:
+            raise NetnsUnavailable(
+                "cutting a host needs a testbed started with network='netns' (root only)"
+            )
+        return self.network
+
+    async def cut(self, host: str) -> None:
+        """Take host's link down ("pcpu-host<i>", "xen" or "dom0"): its peers lose it."""
+        network = self._network_or_refuse()
+        await asyncio.to_thread(network.cut, host)
+        if self.network_events is not None:
+            self.network_events.emit("link_cut", host=host, address=network.address_of(host))
+
+    async def heal(self, host: str) -> None:
+        """Bring host's link up again."""
+        network = self._network_or_refuse()
+        await asyncio.to_thread(network.heal, host)
+        if self.network_events is not None:
+            self.network_events.emit("link_healed", host=host, address=network.address_of(host))
 
     async def __aenter__(self) -> LocalTestbed:
         try:

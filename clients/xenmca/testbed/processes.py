@@ -1,15 +1,18 @@
 """Child processes of a local testbed: started, waited for, killed and restarted on demand.
 
 Every child is a real `python -m xenmca.cli ...` process in its own session,
-with its output in a log file. On Linux each one is also told to die with its
-parent (PR_SET_PDEATHSIG), so a launcher killed with -9 leaves nothing behind.
+with its output in a log file. Each one is asked (by environment) to set
+PR_SET_PDEATHSIG on itself, so a launcher killed with -9 leaves nothing behind;
+the children are spawned without a preexec hook, because forking a process
+that runs gRPC threads runs gRPC's fork handlers, which can abort the child.
+An `exec_prefix` (e.g. ``ip netns exec NS``) runs the child through a program
+that execs it in place, so the launcher is still the child's parent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import signal
@@ -19,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PR_SET_PDEATHSIG = 1
+from xenmca.rpc.lifecycle import DIE_WITH_PARENT_ENV
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def _child_env(env: dict[str, str]) -> dict[str, str]:
+    """The child's environment: asks it to die with this process (see lifecycle)."""
+    return {**os.environ, **env, DIE_WITH_PARENT_ENV: str(os.getpid())}
 
 
 class ProcessStartError(RuntimeError):
@@ -41,6 +43,7 @@ class ManagedProcess:
     log_path: Path
     ready_file: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    exec_prefix: list[str] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
 
@@ -58,6 +61,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # noqa: ASYNC230 - opened once per start
             self.process = await asyncio.create_subprocess_exec(
+                *self.exec_prefix,
                 sys.executable,
                 "-m",
                 "xenmca.cli",
@@ -65,9 +69,8 @@ class ManagedProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env={**os.environ, **self.env},
+                env=_child_env(self.env),
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         self.starts += 1
 

@@ -56,6 +56,7 @@ def testbed_spec(scenario: Scenario, out_dir: Path) -> TestbedSpec:
         throttle_overrides=dict(scenario.throttle.settings),  # type: ignore[arg-type]
         cpe_poll_min=scenario.cpe_poll_min_s,
         cpe_poll_max=scenario.cpe_poll_max_s,
+        network=scenario.network,
     )
     if scenario.broken_rule:
         spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]

@@ -1,4 +1,10 @@
-"""`xenmca up`: a local testbed (pCPU hosts, coordinator, dom0) that runs until Ctrl-C."""
+"""`xenmca up`: a local testbed (pCPU hosts, coordinator, dom0) that runs until Ctrl-C.
+
+With ``--hosts N`` (root only) the N pCPU host processes, the coordinator and
+dom0 each run in their own network namespace (N + 2 of them, 169.254 addresses
+on one bridge); the addresses printed for your commands are loopback ports that
+lead into those namespaces.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,25 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from xenmca.testbed.launcher import LocalTestbed
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pcpus", type=int, default=8, help="simulated pCPUs (default 8)")
-    parser.add_argument("--pcpus-per-host", type=int, default=64, help="pCPUs per host process")
+    parser.add_argument(
+        "--pcpus-per-host", type=int, default=None, help="pCPUs per host process (default 64)"
+    )
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N pCPU host processes, each in its own network namespace, plus one for the "
+        "coordinator and one for dom0 (root only)",
+    )
     parser.add_argument("--vcpu0-pcpu", type=int, default=0, help="pCPU dom0 vCPU0 runs on")
     parser.add_argument("--dir", type=Path, help="working folder (default: a new temp folder)")
     parser.add_argument(
@@ -21,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
     from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+    from xenmca.testbed.netns import NetnsUnavailable
     from xenmca.testbed.processes import ProcessStartError
 
     if not 1 <= args.pcpus <= 4096:
@@ -29,13 +50,23 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.vcpu0_pcpu < args.pcpus:
         print("xenmca up: error: --vcpu0-pcpu must be one of the pCPUs", file=sys.stderr)
         return 2
+    network = "loopback"
+    pcpus_per_host = 64 if args.pcpus_per_host is None else args.pcpus_per_host
+    if args.hosts is not None:
+        problem = _hosts_problem(args)
+        if problem:
+            print(f"xenmca up: error: {problem}", file=sys.stderr)
+            return 2
+        network = "netns"
+        pcpus_per_host = -(-args.pcpus // args.hosts)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="xenmca-up-"))
     spec = TestbedSpec(
         workdir=workdir,
         pcpus=args.pcpus,
-        pcpus_per_host=args.pcpus_per_host,
+        pcpus_per_host=pcpus_per_host,
         vcpu0_pcpu=args.vcpu0_pcpu,
         throttle_preset=args.throttle_preset,
+        network=network,
     )
 
     async def up() -> int:
@@ -47,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
                     f"pCPUs        {first}-{last} on {bed.pcpu_addresses[first]} .. "
                     f"{bed.pcpu_addresses[last]}"
                 )
+                if bed.network is not None:
+                    _print_namespaces(bed)
                 print(f"dom0 log     {bed.db_path}")
                 print(f"tokens       {bed.token_file}")
                 print(f"folder       {workdir}")
@@ -63,6 +96,55 @@ def run(args: argparse.Namespace) -> int:
         except ProcessStartError as exc:
             print(f"xenmca up: error: testbed did not start: {exc}", file=sys.stderr)
             return 2
+        except NetnsUnavailable as exc:
+            print(f"xenmca up: error: --hosts: {exc}", file=sys.stderr)
+            return 2
         return 0
 
     return run_until_signal(up)
+
+
+def _hosts_problem(args: argparse.Namespace) -> str | None:
+    """Why --hosts cannot be used with these arguments (None when it can)."""
+    from xenmca.testbed.netns import NetnsUnavailable, check_available
+
+    if args.pcpus_per_host is not None:
+        return "--hosts and --pcpus-per-host cannot be combined (--hosts sets the split)"
+    if not 1 <= args.hosts <= args.pcpus:
+        return f"--hosts must be 1..{args.pcpus} (one pCPU at least per host; got {args.hosts})"
+    per_host = -(-args.pcpus // args.hosts)
+    filled = -(-args.pcpus // per_host)
+    if filled != args.hosts:
+        return (
+            f"--pcpus {args.pcpus} cannot be spread over {args.hosts} hosts (each host gets "
+            f"{per_host} pCPUs, which fills only {filled}); try --pcpus {per_host * args.hosts}"
+        )
+    try:
+        check_available()
+    except NetnsUnavailable as exc:
+        return f"--hosts: {exc}"
+    return None
+
+
+def _print_namespaces(bed: LocalTestbed) -> None:
+    """One line per namespace: its name, its 169.254 address and what runs in it."""
+    network = bed.network
+    assert network is not None
+    print(f"namespaces   {network.prefix}-* (bridge in {network.switch_namespace})")
+    for process in bed.processes:
+        host = process.name
+        if host == "xen":
+            what = f"coordinator, listening on {bed.xen_listen_address}"
+        elif host == "dom0":
+            what = "dom0"
+        else:
+            pcpus = [p for p in bed.pcpu_listen_addresses if bed.network_host_of(p) == host]
+            first, last = (
+                bed.pcpu_listen_addresses[min(pcpus)],
+                bed.pcpu_listen_addresses[max(pcpus)],
+            )
+            what = (
+                f"pCPUs {min(pcpus)}-{max(pcpus)} on ports "
+                f"{first.rpartition(':')[2]}-{last.rpartition(':')[2]}"
+            )
+        print(f"  {network.namespace_of(host):<30} {network.address_of(host):<16} {what}")

@@ -67,6 +67,11 @@ class PcpuFirmware:
         return records.max_record_size(record_type)
 
     async def clear(self, record_type: int, record_id: int | None) -> ClearOutcome:
+        # Shielded: a caller that goes away (a cancelled RPC) must not keep a clear
+        # that happened from being reported; the checkers read these events.
+        return await asyncio.shield(self._clear(record_type, record_id))
+
+    async def _clear(self, record_type: int, record_id: int | None) -> ClearOutcome:
         outcome = await self.store.clear(record_type, record_id)
         if outcome.cleared_record_id:
             self._emit(

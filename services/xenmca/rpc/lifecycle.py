@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import logging
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger("xenmca")
+
+DIE_WITH_PARENT_ENV = "XENMCA_DIE_WITH_PARENT"
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent_if_asked() -> None:
+    """When a launcher asked for it, get SIGKILL when the launcher dies (Linux prctl).
+
+    The launcher passes its pid; if it is already gone (we were re-parented
+    before the prctl took effect), exit at once rather than run orphaned.
+    """
+    parent = os.environ.pop(DIE_WITH_PARENT_ENV, None)
+    if not parent or not parent.isdigit():
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(parent):
+        os._exit(1)
 
 
 def setup_logging(verbose: bool = False) -> None:
