@@ -105,7 +105,7 @@ class PcpuFirmware:
 
     def start_paced(self, injection: Injection) -> None:
         """Create the records in the background at injection.rate_per_second."""
-        self._paced = {t for t in self._paced if not t.done()}
+        self._paced.difference_update({t for t in self._paced if t.done()})
         if self._closed:
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE, "PCPU_STOPPING", f"pCPU {self.pcpu} is stopping"
