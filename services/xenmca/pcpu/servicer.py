@@ -150,7 +150,11 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
     ) -> sal_pb2.SetInterruptMaskResponse:
         record_type = validation.record_type(request.type)
         previously, pending = self.firmware.set_mask(record_type, request.masked)
-        return sal_pb2.SetInterruptMaskResponse(previously_masked=previously, pending=pending)
+        # In the same step as the mask (no await between): the poller's baseline of "new".
+        created = self.firmware.store.state(record_type).counters.created
+        return sal_pb2.SetInterruptMaskResponse(
+            previously_masked=previously, pending=pending, created=created
+        )
 
     @_refusals
     async def DescribePcpu(
