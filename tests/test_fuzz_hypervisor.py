@@ -490,12 +490,6 @@ async def test_garbage_request_bytes_are_refused_and_the_servers_live_on() -> No
         await check_alive_and_conserved(bed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc's request deserializer answers UNKNOWN (DecodeError) with no ErrorInfo; "
-    "the contract wants INVALID_ARGUMENT with one ErrorInfo (a lenient deserializer and a "
-    "MALFORMED_REQUEST refusal in the shared server plumbing would do it)",
-)
 async def test_garbage_request_bytes_get_invalid_argument_with_an_error_info() -> None:
     async with fuzz_bed(pcpus=1) as bed:
         bed.flow.sal(0)

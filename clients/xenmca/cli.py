@@ -24,6 +24,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("status",), "xenmca.testbed.status_command", "show a coordinator's or pCPU's state"),
     (("log",), "xenmca.dom0.log_command", "read dom0's durable error log"),
     (("fault",), "xenmca.testbed.fault_command", "add, list or clear per-RPC fault rules"),
+    (("certs", "generate"), "xenmca.testbed.certs_command", "make a test CA and TLS certificates"),
 )
 
 

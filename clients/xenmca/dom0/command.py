@@ -14,6 +14,13 @@ from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
 from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
 from xenmca.rpc.server import split_host_port
+from xenmca.rpc.tls import (
+    TlsFileError,
+    TlsMaterial,
+    add_tls_arguments,
+    channel_credentials,
+    load_tls_from_args,
+)
 
 log = logging.getLogger("xenmca.dom0")
 
@@ -54,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not poll for CPE records (when the coordinator injects CPE interrupts)",
     )
+    add_tls_arguments(parser)
 
 
 def _polled_types(args: argparse.Namespace) -> dict[int, PollSettings]:
@@ -79,7 +87,10 @@ def _token(args: argparse.Namespace) -> str | None:
 
 
 async def _serve(
-    args: argparse.Namespace, polled: dict[int, PollSettings], token: str | None
+    args: argparse.Namespace,
+    polled: dict[int, PollSettings],
+    token: str | None,
+    tls: TlsMaterial | None = None,
 ) -> int:
     try:
         store = await LogStore.open(args.db)
@@ -91,19 +102,33 @@ async def _serve(
         await store.close()
         raise UsageError(f"cannot write events to {args.events}: {exc}") from exc
     logger = Dom0Logger(
-        args.xen, store, token=token, instance=args.instance, events=events, polled_types=polled
+        args.xen,
+        store,
+        token=token,
+        instance=args.instance,
+        events=events,
+        polled_types=polled,
+        credentials=channel_credentials(tls) if tls is not None else None,
     )
     try:
         await logger.start()
+        if tls is not None and tls.identity != DOM0:
+            log.warning(
+                "the TLS certificate's identity is %r, not %r: the coordinator answers "
+                "dom0's SAL calls with -5",
+                tls.identity,
+                DOM0,
+            )
         polling = ", ".join(
             f"CPE poll {s.min_interval:g}-{s.max_interval:g}s" for s in polled.values()
         )
         log.info(
-            "dom0 logging to %s from coordinator %s as %r%s",
+            "dom0 logging to %s from coordinator %s as %r%s%s",
             args.db,
             args.xen,
             args.instance,
             f" ({polling})" if polling else " (no polling)",
+            f", mutual TLS as {tls.identity!r}" if tls is not None else "",
         )
         await wait_for_stop_signal()
     finally:
@@ -129,7 +154,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--xen: {exc}") from exc
         polled = _polled_types(args)
         token = _token(args)
-        return run_until_signal(lambda: _serve(args, polled, token))
+        try:
+            tls = load_tls_from_args(args)
+        except TlsFileError as exc:
+            raise UsageError(str(exc)) from exc
+        return run_until_signal(lambda: _serve(args, polled, token, tls))
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,11 @@
-"""Helpers shared by the small client commands: argument types, tokens, one-line errors."""
+"""Helpers shared by the small client commands: argument types, credentials, one-line errors.
+
+A command acts as one identity (inject, status and fault: the operator). With
+``--tls-cert/--tls-key/--tls-ca`` it connects with mutual TLS and is whoever its
+certificate names (the CN); ``--token-file`` then supplies that identity's
+token, so certificate and token never disagree. Without TLS it presents the
+token of the identity it acts as.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.identity import TokenBook, TokenFileError, call_metadata, resolve_token_book
 from xenmca.rpc.server import split_host_port
+from xenmca.rpc.tls import TlsFileError, add_tls_arguments, channel_credentials, load_tls_from_args
 
 TYPE_NAMES = {"mca": 1, "init": 2, "cmc": 3, "cpe": 4}
 SEVERITY_NAMES = {"recoverable": 1, "fatal": 2, "corrected": 3}
@@ -45,6 +53,30 @@ def severity_arg(text: str) -> int:
 
 def add_token_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", help="identity tokens (YAML/JSON {identity: token})")
+
+
+def add_tls_argument(parser: argparse.ArgumentParser) -> None:
+    """--tls-cert, --tls-key and --tls-ca (all three or none)."""
+    add_tls_arguments(parser)
+
+
+Metadata = tuple[tuple[str, str], ...]
+
+
+def client_auth(
+    args: argparse.Namespace, identity: str, command: str
+) -> tuple[Metadata, grpc.ChannelCredentials | None]:
+    """(call metadata, channel credentials) from --token-file and --tls-*; exit 2 on a bad file.
+
+    With a certificate, the token presented is the certificate identity's (see above).
+    """
+    try:
+        tls = load_tls_from_args(args)
+    except TlsFileError as exc:
+        fail(command, str(exc))
+    if tls is None:
+        return metadata_for(args, identity, command), None
+    return metadata_for(args, tls.identity, command), channel_credentials(tls)
 
 
 def metadata_for(

@@ -3,7 +3,7 @@
 The target is any xenmca server: a pCPU's address (its host's rules are shared
 by all the host's pCPUs; --pcpu narrows a rule to one of them) or the
 coordinator's. Calls present the operator's token from --token-file or
-$XENMCA_TOKEN_FILE.
+$XENMCA_TOKEN_FILE, and with --tls-* the operator's client certificate.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import json
 from typing import Any
 
 from xenmca.testbed.cli_common import (
+    add_tls_argument,
     add_token_argument,
     address_arg,
+    client_auth,
     describe_rpc_error,
     fail,
-    metadata_for,
 )
 
 ACTIONS = ("drop-reply", "delay", "fail")
@@ -53,6 +54,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="a pCPU's or the coordinator's address",
     )
     add_token_argument(parser)
+    add_tls_argument(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,17 +124,25 @@ def run(args: argparse.Namespace) -> int:
             ).to_proto()
         except FaultRuleError as exc:
             fail(command, f"--{exc.field}: {exc}")
-    metadata = metadata_for(args, OPERATOR, command)
+    metadata, credentials = client_auth(args, OPERATOR, command)
 
     async def call() -> int:
         try:
             if rule is not None:
-                print(await fault_client.add_fault(args.target, rule, metadata))
+                print(
+                    await fault_client.add_fault(
+                        args.target, rule, metadata, credentials=credentials
+                    )
+                )
             elif args.fault_what == "clear":
-                cleared = await fault_client.clear_faults(args.target, metadata, args.fault_id)
+                cleared = await fault_client.clear_faults(
+                    args.target, metadata, args.fault_id, credentials=credentials
+                )
                 print(f"cleared {cleared} fault rule{'' if cleared == 1 else 's'}")
             else:
-                faults = await fault_client.list_faults(args.target, metadata)
+                faults = await fault_client.list_faults(
+                    args.target, metadata, credentials=credentials
+                )
                 print(json.dumps(faults, indent=2) if args.json else format_table(faults))
         except grpc.aio.AioRpcError as exc:
             fail(command, f"{args.target}: {describe_rpc_error(exc)}")

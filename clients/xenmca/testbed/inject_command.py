@@ -6,11 +6,12 @@ import argparse
 import asyncio
 
 from xenmca.testbed.cli_common import (
+    add_tls_argument,
     add_token_argument,
     address_arg,
+    client_auth,
     describe_rpc_error,
     fail,
-    metadata_for,
     record_type_arg,
     severity_arg,
 )
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="records per second, created by the pCPU host itself (default: all at once)",
     )
     add_token_argument(parser)
+    add_tls_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count < 1:
         fail("inject", f"--count must be at least 1 (got {args.count})")
-    metadata = metadata_for(args, OPERATOR, "inject")
+    metadata, credentials = client_auth(args, OPERATOR, "inject")
 
     async def inject() -> int:
-        async with open_channel(args.pcpu_addr) as channel:
+        async with open_channel(args.pcpu_addr, credentials) as channel:
             stub = sal_grpc.SalServiceStub(channel)
             try:
                 reply = await stub.InjectError(

@@ -7,12 +7,16 @@ import asyncio
 import json
 from typing import Any
 
+import grpc
+
 from xenmca.testbed.cli_common import (
+    Metadata,
+    add_tls_argument,
     add_token_argument,
     address_arg,
+    client_auth,
     describe_rpc_error,
     fail,
-    metadata_for,
 )
 
 
@@ -22,10 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     target.add_argument("--pcpu-addr", type=address_arg, metavar="HOST:PORT", help="one pCPU")
     parser.add_argument("--json", action="store_true", help="print the state as JSON")
     add_token_argument(parser)
+    add_tls_argument(parser)
 
 
-async def _fetch(args: argparse.Namespace, metadata: tuple[tuple[str, str], ...]) -> Any:
-    import grpc
+async def _fetch(
+    args: argparse.Namespace, metadata: Metadata, credentials: grpc.ChannelCredentials | None
+) -> Any:
 
     from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
     from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
@@ -34,7 +40,7 @@ async def _fetch(args: argparse.Namespace, metadata: tuple[tuple[str, str], ...]
     from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 
     address = args.xen or args.pcpu_addr
-    async with open_channel(address) as channel:
+    async with open_channel(address, credentials) as channel:
         try:
             if args.xen:
                 return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
@@ -53,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.identity import OPERATOR
     from xenmca.testbed.status_view import print_hypervisor, print_pcpu
 
-    state = asyncio.run(_fetch(args, metadata_for(args, OPERATOR, "status")))
+    metadata, credentials = client_auth(args, OPERATOR, "status")
+    state = asyncio.run(_fetch(args, metadata, credentials))
     if args.json:
         print(json.dumps(json_format.MessageToDict(state), indent=2))
     elif args.xen:

@@ -6,6 +6,10 @@
 pCPU i listens on base-port + i. ``--ready-file`` is written (JSON
 {"<pcpu>": "host:port"}) once every server is serving, and removed on a clean
 stop, so a launcher can wait for it.
+
+With ``--tls-cert/--tls-key/--tls-ca`` every pCPU serves mutual TLS only (the
+callers' identities come from their certificates); ``--health-listen HOST:PORT``
+adds a plaintext, health-only listener for probes.
 """
 
 from __future__ import annotations
@@ -21,9 +25,21 @@ from xenmca.pcpu.durable import StateDirError
 from xenmca.pcpu.model import MAX_CAPACITY
 from xenmca.pcpu.server import DEFAULT_CAPACITY, HostStartError, PcpuHost, join_host_port
 from xenmca.rpc.events import EventLog
+from xenmca.rpc.health_listener import (
+    HealthListener,
+    add_health_listen_argument,
+    check_health_listen,
+)
 from xenmca.rpc.identity import TokenFileError, resolve_token_book
 from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
 from xenmca.rpc.server import split_host_port
+from xenmca.rpc.tls import (
+    TlsFileError,
+    TlsMaterial,
+    add_tls_arguments,
+    load_tls_from_args,
+    server_credentials,
+)
 
 log = logging.getLogger("xenmca.pcpu")
 
@@ -109,6 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ready-file", type=Path, metavar="FILE", help="write {pcpu: address} once serving"
     )
+    add_health_listen_argument(parser)
+    add_tls_arguments(parser)
 
 
 class UsageError(ValueError):
@@ -153,7 +171,11 @@ def _write_ready_file(path: Path, addresses: dict[int, str]) -> None:
 
 
 async def serve(
-    args: argparse.Namespace, pcpus: list[int], host: str, ports: dict[int, int]
+    args: argparse.Namespace,
+    pcpus: list[int],
+    host: str,
+    ports: dict[int, int],
+    tls: TlsMaterial | None = None,
 ) -> int:
     token_book = resolve_token_book(args.token_file)
     events = EventLog("pcpu", args.events) if args.events else None
@@ -167,17 +189,30 @@ async def serve(
         state_dir=args.state_dir,
         token_book=token_book,
         events=events,
+        credentials=server_credentials(tls) if tls is not None else None,
     )
+    probes: HealthListener | None = None
     try:
+        if args.health_listen is not None:
+            try:
+                probes = HealthListener(args.health_listen)
+            except (OSError, RuntimeError) as exc:
+                raise HostStartError(str(exc)) from exc
+            await probes.start()
         await pcpu_host.start()
+        if probes is not None:
+            await probes.set_serving(True)
         span = f"pCPUs {format_ranges(pcpus)} on {_port_span(pcpu_host)}"
         durability = f"durable in {args.state_dir}" if args.state_dir else "in memory"
         log.info("serving %s (%s, capacity %d)", span, durability, args.capacity)
+        log.info("%s", _security_summary(tls, token_book is not None, probes))
         if events is not None:
             events.emit("host_started", pcpus=pcpu_host.addresses)
         if args.ready_file is not None:
             _write_ready_file(args.ready_file, pcpu_host.addresses)
         await wait_for_stop_signal()
+        if probes is not None:
+            await probes.set_serving(False)
         await pcpu_host.stop()
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
@@ -186,19 +221,37 @@ async def serve(
             events.emit("host_stopped", pcpus=sorted(pcpus))
         return 0
     finally:
+        if probes is not None:
+            await probes.stop(grace=None)
         if events is not None:
             events.close()
+
+
+def _security_summary(tls: TlsMaterial | None, tokens: bool, probes: HealthListener | None) -> str:
+    """One line on how callers are identified (never a token or key)."""
+    parts = []
+    if tls is not None:
+        parts.append(f"mutual TLS as {tls.identity!r} (callers by client certificate)")
+    if tokens:
+        parts.append("bearer tokens checked")
+    if not parts:
+        parts.append("no TLS and no token file: every caller may call everything (insecure)")
+    if probes is not None:
+        parts.append(f"plaintext health-only listener on {probes.address}")
+    return "security: " + "; ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         pcpus, host, ports = _plan(args)
-    except UsageError as exc:
+        check_health_listen(args.health_listen)
+        tls = load_tls_from_args(args)
+    except ValueError as exc:  # UsageError, TlsFileError, a bad --health-listen
         print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
         return 2
     try:
-        return run_until_signal(lambda: serve(args, pcpus, host, ports))
-    except (TokenFileError, StateDirError) as exc:
+        return run_until_signal(lambda: serve(args, pcpus, host, ports, tls))
+    except (TokenFileError, StateDirError, TlsFileError) as exc:
         print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
         return 2
     except HostStartError as exc:

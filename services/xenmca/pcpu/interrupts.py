@@ -11,6 +11,7 @@ raises interrupts for records created while their line was unmasked.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -38,31 +39,43 @@ class SubscriptionLagged(Exception):
 
 
 class Subscription:
-    """One subscriber's queue of interrupts; iterate it to receive them."""
+    """One subscriber's queue of interrupts; iterate it to receive them.
+
+    A plain deque and one waiter future (not an asyncio.Queue): a host keeps one
+    subscription per pCPU for the coordinator's stream, so this stays small.
+    """
+
+    __slots__ = ("_ended", "_items", "_line", "_max_backlog", "_waiter")
 
     def __init__(self, line: InterruptLine, max_backlog: int) -> None:
         self._line = line
-        self._queue: asyncio.Queue[Interrupt | _End] = asyncio.Queue()
+        self._items: deque[Interrupt] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self._max_backlog = max_backlog
-        self._ended = False
+        self._ended: _End | None = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _offer(self, interrupt: Interrupt) -> None:
-        if self._ended:
+        if self._ended is not None:
             return
-        if self._queue.qsize() >= self._max_backlog:
+        if len(self._items) >= self._max_backlog:
             self._end(_End.LAGGED)
             return
-        self._queue.put_nowait(interrupt)
+        self._items.append(interrupt)
+        self._wake()
 
     def _end(self, why: _End) -> None:
-        if self._ended:
+        if self._ended is not None:
             return
-        self._ended = True
+        self._ended = why
         self._line._remove(self)
         if why is _End.LAGGED:
-            while not self._queue.empty():
-                self._queue.get_nowait()
-        self._queue.put_nowait(why)
+            self._items.clear()
+        self._wake()
 
     def close(self) -> None:
         """Stop receiving (idempotent); the subscriber is removed from the line."""
@@ -71,15 +84,20 @@ class Subscription:
     async def __aiter__(self) -> AsyncIterator[Interrupt]:
         try:
             while True:
-                item = await self._queue.get()
-                if item is _End.CLOSED:
+                if self._items:
+                    yield self._items.popleft()
+                    continue
+                if self._ended is _End.CLOSED:
                     return
-                if item is _End.LAGGED:
+                if self._ended is _End.LAGGED:
                     raise SubscriptionLagged(
                         f"more than {self._max_backlog} interrupts were waiting to be sent"
                     )
-                assert isinstance(item, Interrupt)
-                yield item
+                self._waiter = asyncio.get_running_loop().create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
         finally:
             self.close()
 

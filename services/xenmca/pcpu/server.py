@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
+import grpc
+
 from xenmca.pcpu.durable import FirmwareDatabase
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.model import DEFAULT_CAPACITY
@@ -89,11 +91,13 @@ def build_pcpu_server(
     owned_database: FirmwareDatabase | None = None,
     faults: FaultInjector | None = None,
     events: EventLog | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> PcpuServer:
     """A bound, not yet started, server for firmware on address (port 0: any free port).
 
     With ``faults`` it applies those fault rules for this pCPU and serves
-    FaultService (operator-only with a token book); fired faults go to ``events``.
+    FaultService (operator-only when callers are identified); fired faults go
+    to ``events``. With ``credentials`` it serves mutual TLS only.
     """
     host, _ = split_host_port(address)
     servicer = SalServicer(firmware, token_book)
@@ -104,6 +108,7 @@ def build_pcpu_server(
         pcpu=firmware.pcpu,
         tokens=token_book,
         events=events,
+        credentials=credentials,
     )
     return PcpuServer(firmware, built, host, owned_database)
 
@@ -119,6 +124,7 @@ def create_server(
     events: EventLog | None = None,
     clock: Clock | None = None,
     faults: FaultInjector | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[PcpuServer, int]:
     """A SalService server for one pCPU bound to address; returns (server, bound port).
 
@@ -127,6 +133,7 @@ def create_server(
     ``server.stop()``) or an in-memory one. Call from the event loop that will
     run the server. It applies per-RPC fault rules from ``faults`` (a new
     injector on ``clock`` when not given; ``server.faults``) and serves FaultService.
+    With ``credentials`` (``xenmca.rpc.tls.server_credentials``) it serves mutual TLS only.
     """
     if faults is None:
         faults = FaultInjector(clock)
@@ -145,6 +152,7 @@ def create_server(
             owned_database=database,
             faults=faults,
             events=events,
+            credentials=credentials,
         )
     except BaseException:
         if database is not None:
@@ -168,6 +176,8 @@ class PcpuHost:
     ``faults`` (a new FaultInjector on ``clock`` when not given) holds the
     host's per-RPC fault rules, shared by all its pCPU servers; each server
     applies them for its own pCPU and serves FaultService to change them.
+
+    With ``credentials`` every pCPU's server serves mutual TLS only.
     """
 
     def __init__(
@@ -183,6 +193,7 @@ class PcpuHost:
         events: EventLog | None = None,
         clock: Clock | None = None,
         faults: FaultInjector | None = None,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         if not pcpus:
             raise ValueError("a pCPU host needs at least one pCPU")
@@ -198,6 +209,7 @@ class PcpuHost:
         self.events = events
         self.clock = clock
         self.faults = faults if faults is not None else FaultInjector(clock)
+        self.credentials = credentials
         self.servers: dict[int, PcpuServer] = {}
         self._database: FirmwareDatabase | None = None
 
@@ -234,6 +246,7 @@ class PcpuHost:
                         token_book=self.token_book,
                         faults=self.faults,
                         events=self.events,
+                        credentials=self.credentials,
                     )
                 except (OSError, RuntimeError) as exc:
                     raise HostStartError(f"pCPU {pcpu}: cannot listen on {address}: {exc}") from exc

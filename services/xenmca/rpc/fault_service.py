@@ -1,8 +1,9 @@
 """FaultService: an operator adds, lists and clears a process's per-RPC fault rules.
 
-With a TokenBook configured only identity "operator" may call it (no valid
-token: UNAUTHENTICATED; another identity: PERMISSION_DENIED); without one,
-anyone may (a development setup). Bad rules get INVALID_ARGUMENT with an
+Only identity "operator" may call it whenever the caller is identified (a
+client certificate over mutual TLS, or a TokenBook is configured; no valid
+credential: UNAUTHENTICATED; another identity: PERMISSION_DENIED); with
+neither, anyone may (a development setup). Bad rules get INVALID_ARGUMENT with an
 ErrorInfo naming the field, and nothing is added.
 """
 
@@ -15,38 +16,14 @@ from xenmca.fault.v1 import fault_service_pb2_grpc as fault_grpc
 from xenmca.rpc import errors
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.faults import FaultInjector, FaultRuleError, FaultSpec, TooManyFaults
-from xenmca.rpc.identity import OPERATOR, TokenBook, bearer_token
+from xenmca.rpc.identity import OPERATOR, TokenBook, require_identity
 
 SERVICE_NAME = fault_pb2.DESCRIPTOR.services_by_name["FaultService"].full_name
 
 
 def authorize(context: grpc.aio.ServicerContext, book: TokenBook | None, method: str) -> None:
-    """Raise RequestError unless the caller is the operator (always allowed without a book)."""
-    if book is None:
-        return
-    token = bearer_token(context)
-    if token is None:
-        raise errors.RequestError(
-            grpc.StatusCode.UNAUTHENTICATED,
-            "MISSING_CREDENTIALS",
-            f"{method} needs a bearer token (identity {OPERATOR!r})",
-            {"method": method, "required_identity": OPERATOR},
-        )
-    identity = book.identity_of(token)
-    if identity is None:
-        raise errors.RequestError(
-            grpc.StatusCode.UNAUTHENTICATED,
-            "INVALID_TOKEN",
-            f"{method}: the bearer token is not known to this process",
-            {"method": method, "required_identity": OPERATOR},
-        )
-    if identity != OPERATOR:
-        raise errors.RequestError(
-            grpc.StatusCode.PERMISSION_DENIED,
-            "IDENTITY_NOT_ALLOWED",
-            f"{method} is for identity {OPERATOR!r}, not {identity!r}",
-            {"method": method, "required_identity": OPERATOR, "identity": identity},
-        )
+    """Raise RequestError unless the caller is the operator (open when no rule applies)."""
+    require_identity(context, book, method, OPERATOR)
 
 
 class FaultServicer(fault_grpc.FaultServiceServicer):

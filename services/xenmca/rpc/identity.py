@@ -1,7 +1,24 @@
-"""Who is calling: bearer tokens in call metadata, mapped to identities (dom0, operator, xen).
+"""Who is calling: the client certificate (mutual TLS) or a bearer token, as an identity.
 
-mTLS identities (from the client certificate) are added in a later issue; the
-rest of the code only asks `caller_identity(context)` and does not care which.
+Identities: ``dom0``, ``operator``, ``xen`` (the coordinator); any other name
+is another domain (domU) or component (a pCPU host's certificate says ``pcpu``)
+and holds no rights.
+
+How the identity is derived (``authenticate``):
+
+- mutual TLS (the server was given ``--tls-*``): the subject common name (CN)
+  of the client certificate that the handshake verified against the CA. Such a
+  caller is always authenticated: without a valid certificate there is no
+  connection. A bearer token on the same call must agree: when the server has
+  a token book, an unknown token (INVALID_TOKEN) or one of another identity
+  (CREDENTIALS_DISAGREE) makes the call UNAUTHENTICATED; a server without a
+  token book cannot check tokens and ignores them. A certificate without a CN
+  identifies no one (UNAUTHENTICATED, CERTIFICATE_WITHOUT_IDENTITY). Over TLS
+  the rules always apply.
+- otherwise, with a token book: the identity its bearer token maps to, or none
+  (MISSING_CREDENTIALS / INVALID_TOKEN).
+- otherwise (no certificate, no token book: a development setup): nobody is
+  identified and no rule is enforced.
 """
 
 from __future__ import annotations
@@ -16,6 +33,8 @@ from pathlib import Path
 
 import grpc
 import yaml
+
+from xenmca.rpc.errors import RequestError
 
 log = logging.getLogger(__name__)
 
@@ -86,15 +105,116 @@ def bearer_token(context: grpc.aio.ServicerContext) -> str | None:
     return None
 
 
+TLS_IDENTITY_PROPERTY = "x509_common_name"
+"""The auth-context property that holds the verified client certificate's subject CN."""
+
+MISSING_CREDENTIALS = "MISSING_CREDENTIALS"
+INVALID_TOKEN = "INVALID_TOKEN"
+CREDENTIALS_DISAGREE = "CREDENTIALS_DISAGREE"
+CERTIFICATE_WITHOUT_IDENTITY = "CERTIFICATE_WITHOUT_IDENTITY"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made a call, as far as the server can tell."""
+
+    identity: str | None
+    """The authenticated identity; None when there is none (see problem)."""
+    enforced: bool
+    """Whether access rules apply (a certificate or a token book is involved)."""
+    via: str
+    """"certificate", "token" or "none"."""
+    problem: str | None = None
+    """Why there is no identity when rules apply: an ErrorInfo reason (UNAUTHENTICATED)."""
+
+
+def certificate_identity(context: grpc.aio.ServicerContext) -> str | None:
+    """The subject CN of the client certificate of a mutual-TLS call, else None."""
+    auth = context.auth_context() or {}
+    if auth.get("transport_security_type") != [b"ssl"]:
+        return None
+    names = auth.get(TLS_IDENTITY_PROPERTY) or ()
+    return names[0].decode("utf-8", "replace") if names else None
+
+
+def _over_tls(context: grpc.aio.ServicerContext) -> tuple[bool, bool]:
+    """(the call came over TLS, the peer presented a verified certificate)."""
+    auth = context.auth_context() or {}
+    return auth.get("transport_security_type") == [b"ssl"], bool(auth.get("x509_pem_cert"))
+
+
+def authenticate(context: grpc.aio.ServicerContext, book: TokenBook | None) -> Caller:
+    """The caller of this call (see the module docstring for the rules)."""
+    certified = certificate_identity(context)
+    token = bearer_token(context)
+    if certified is not None:
+        if book is None or token is None:
+            return Caller(certified, True, "certificate")
+        token_identity = book.identity_of(token)
+        if token_identity is None:
+            return Caller(None, True, "certificate", INVALID_TOKEN)
+        if token_identity != certified:
+            return Caller(None, True, "certificate", CREDENTIALS_DISAGREE)
+        return Caller(certified, True, "certificate")
+    tls, has_certificate = _over_tls(context)
+    if has_certificate:  # a certificate our CA signed, but naming no one
+        return Caller(None, True, "certificate", CERTIFICATE_WITHOUT_IDENTITY)
+    if book is None:
+        # Over TLS the rules always apply (a TLS server is never the open development setup).
+        return Caller(None, tls, "none", MISSING_CREDENTIALS if tls else None)
+    if token is None:
+        return Caller(None, True, "token", MISSING_CREDENTIALS)
+    identity = book.identity_of(token)
+    return Caller(identity, True, "token", None if identity is not None else INVALID_TOKEN)
+
+
 def caller_identity(context: grpc.aio.ServicerContext, book: TokenBook | None) -> str | None:
     """The caller's identity, or None when it presented no valid credential.
 
-    With no token book configured, every caller is anonymous (None).
+    With neither a client certificate nor a token book, every caller is anonymous (None).
     """
-    if book is None:
-        return None
-    token = bearer_token(context)
-    return book.identity_of(token) if token is not None else None
+    return authenticate(context, book).identity
+
+
+_PROBLEMS = {
+    MISSING_CREDENTIALS: "needs a client certificate or a bearer token (authorization: Bearer ...)",
+    INVALID_TOKEN: "the bearer token is not known here",
+    CREDENTIALS_DISAGREE: "the bearer token names another identity than the client certificate",
+    CERTIFICATE_WITHOUT_IDENTITY: "the client certificate has no subject common name (CN)",
+}
+
+
+def unauthenticated(caller: Caller, method: str, required: str | None = None) -> RequestError:
+    """The UNAUTHENTICATED error for a caller whose credentials failed (caller.problem)."""
+    reason = caller.problem or MISSING_CREDENTIALS
+    metadata = {"method": method}
+    if required is not None:
+        metadata["required_identity"] = required
+    needs = f" (identity {required!r})" if required is not None else ""
+    return RequestError(
+        grpc.StatusCode.UNAUTHENTICATED, reason, f"{method}{needs}: {_PROBLEMS[reason]}", metadata
+    )
+
+
+def require_identity(
+    context: grpc.aio.ServicerContext, book: TokenBook | None, method: str, *allowed: str
+) -> Caller:
+    """The caller, if it is one of allowed (or no rule applies); else raise RequestError:
+    UNAUTHENTICATED without a valid credential, PERMISSION_DENIED for another identity."""
+    caller = authenticate(context, book)
+    if not caller.enforced:
+        return caller
+    needed = " or ".join(allowed)
+    if caller.identity is None:
+        raise unauthenticated(caller, method, needed)
+    if caller.identity not in allowed:
+        raise RequestError(
+            grpc.StatusCode.PERMISSION_DENIED,
+            "IDENTITY_NOT_ALLOWED",
+            f"{method} is for identity {needed!r}, not {caller.identity!r}",
+            {"method": method, "required_identity": needed, "identity": caller.identity},
+        )
+    return caller
 
 
 def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:

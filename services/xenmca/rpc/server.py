@@ -13,6 +13,7 @@ from xenmca.rpc import fault_service
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.faults import FaultInjector, FaultInterceptor
 from xenmca.rpc.identity import TokenBook
+from xenmca.rpc.malformed import MalformedRequestInterceptor
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest request or reply any xenmca server accepts; SAL records are a few KiB."""
@@ -84,12 +85,15 @@ def build_server(
 
     With ``faults``, the server applies that injector's per-RPC fault rules (a
     FaultInterceptor, outermost, for ``pcpu`` when the server is one pCPU's) and
-    serves FaultService over it, operator-only when ``tokens`` is given; fired
-    faults are reported on ``events``.
+    serves FaultService over it, operator-only when callers are identified
+    (``tokens`` given, or mutual TLS); fired faults are reported on ``events``.
+    With ``credentials`` (``xenmca.rpc.tls.server_credentials``) the server
+    listens with TLS only.
     """
     split_host_port(address)
     bindings = list(services)
-    all_interceptors = list(interceptors)
+    # Innermost: undecodable requests get INVALID_ARGUMENT with an ErrorInfo.
+    all_interceptors = [*interceptors, MalformedRequestInterceptor()]
     if faults is not None:
         all_interceptors.insert(0, FaultInterceptor(faults, pcpu, events))
         servicer = fault_service.FaultServicer(faults, tokens, events)

@@ -1,4 +1,9 @@
-"""`xenmca serve xen`: run the coordinator (HypervisorService) until SIGTERM/SIGINT."""
+"""`xenmca serve xen`: run the coordinator (HypervisorService) until SIGTERM/SIGINT.
+
+With ``--tls-cert/--tls-key/--tls-ca`` it serves mutual TLS only and connects to
+the pCPUs with the same certificate (the coordinator's identity, CN ``xen``);
+``--health-listen HOST:PORT`` adds a plaintext, health-only listener for probes.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,9 @@ import logging
 import os
 import sys
 from pathlib import Path
+
+from xenmca.rpc.health_listener import add_health_listen_argument, check_health_listen
+from xenmca.rpc.tls import add_tls_arguments, load_tls_from_args
 
 log = logging.getLogger("xenmca.xen")
 
@@ -30,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="inject CPE as a virtual interrupt too (default: dom0 polls CPE)",
     )
     parser.add_argument("--ready-file", type=Path, help="write {address} as JSON once serving")
+    add_health_listen_argument(parser)
+    add_tls_arguments(parser)
     parser.add_argument(
         "--pipelined",
         action="store_true",
@@ -82,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
                 "cpe_can_interrupt": False if args.cpe_no_interrupt else None,
             },
         )
-    except (InventoryError, TokenFileError, ThrottleSettingsError) as exc:
+        check_health_listen(args.health_listen)
+        tls = load_tls_from_args(args)
+    except (InventoryError, TokenFileError, ThrottleSettingsError, ValueError) as exc:
+        # ValueError: TlsFileError, a bad --health-listen
         print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
         return 2
     if args.broken_rule is not None:
@@ -114,4 +127,4 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.lifecycle import run_until_signal
     from xenmca.xen.runner import serve
 
-    return run_until_signal(lambda: serve(args, pcpus, tokens, throttle))
+    return run_until_signal(lambda: serve(args, pcpus, tokens, throttle, tls))

@@ -72,7 +72,13 @@ class Coordinator(TrappedCalls):
         self.vcpu0_pcpu = config.vcpu0_pcpu
         self.queues = {t: TypeQueue() for t in RECORD_TYPES}
         self.links = {
-            pcpu: PcpuLink(pcpu, address, token=config.xen_token, clock=self.clock)
+            pcpu: PcpuLink(
+                pcpu,
+                address,
+                token=config.xen_token,
+                clock=self.clock,
+                credentials=config.channel_credentials,
+            )
             for pcpu, address in sorted(config.pcpus.items())
         }
         self.max_record_size = dict.fromkeys(RECORD_TYPES, 0)

@@ -68,8 +68,10 @@ class PcpuLink:
         self.connects = 0
         # A call to this pCPU failed after all retries: hold its entries until then.
         self.hold_until = 0.0
-        self.call_backoff = Backoff(initial=0.05, maximum=2.0, rng=rng or random.Random(pcpu))
-        self._stream_backoff = Backoff(initial=0.05, maximum=2.0, rng=rng or random.Random(pcpu))
+        # One generator for both backoffs: a Random is 2.5 KiB, and there is a link per pCPU.
+        jitter = rng or random.Random(pcpu)
+        self.call_backoff = Backoff(initial=0.05, maximum=2.0, rng=jitter)
+        self._stream_backoff = Backoff(initial=0.05, maximum=2.0, rng=jitter)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 

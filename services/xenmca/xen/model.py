@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import grpc
+
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.retry import RetryPolicy
 from xenmca.xen.throttle_settings import ThrottleSettings
@@ -34,6 +36,8 @@ class CoordinatorConfig:
     injected_types: frozenset[int] = frozenset({MCA, INIT, CMC})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     xen_token: str | None = None
+    # Mutual TLS to the pCPUs (xenmca.rpc.tls.channel_credentials): the "xen" certificate.
+    channel_credentials: grpc.ChannelCredentials | None = None
     throttle: ThrottleSettings = field(default_factory=ThrottleSettings)
     # Test-only deliberately broken rule (see BROKEN_RULES), so checkers are shown able to fail.
     broken_rule: str | None = None

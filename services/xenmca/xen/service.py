@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,14 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc import errors
 from xenmca.rpc.faults import FaultInjector
-from xenmca.rpc.identity import DOM0, OPERATOR, TokenBook, caller_identity
+from xenmca.rpc.identity import (
+    DOM0,
+    OPERATOR,
+    Caller,
+    TokenBook,
+    authenticate,
+    unauthenticated,
+)
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
 from xenmca.xen.coordinator import SAL_NO_INFORMATION, Coordinator, type_name
 from xenmca.xen.describe import describe
@@ -32,45 +40,42 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
 
     # -- identity ---------------------------------------------------------------
 
-    async def _identity(self, context: grpc.aio.ServicerContext) -> str | None:
-        """The caller's identity; aborts UNAUTHENTICATED when tokens are configured and none fits.
+    async def _caller(self, context: grpc.aio.ServicerContext, method: str) -> Caller:
+        """The caller; aborts UNAUTHENTICATED when rules apply and its credentials fail.
 
-        Without a token book (a development setup) every caller counts as dom0
-        and operator.
+        Rules apply to a caller with a client certificate (mutual TLS) and to
+        every caller when a token book is configured. With neither (a
+        development setup) every caller counts as dom0 and operator.
         """
-        if self.tokens is None:
-            return None
-        identity = caller_identity(context, self.tokens)
-        if identity is None:
-            await errors.abort(
-                context,
-                errors.RequestError(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "MISSING_CREDENTIALS",
-                    "present a valid bearer token (authorization: Bearer ...)",
-                ),
-            )
-        return identity
+        caller = authenticate(context, self.tokens)
+        if caller.enforced and caller.identity is None:
+            await errors.abort(context, unauthenticated(caller, method))
+        return caller
+
+    async def _identity(self, context: grpc.aio.ServicerContext, method: str) -> str | None:
+        return (await self._caller(context, method)).identity
 
     async def _is_dom0(self, context: grpc.aio.ServicerContext, call: str, rtype: int) -> bool:
-        identity = await self._identity(context)
-        if self.tokens is None or identity == DOM0:
+        caller = await self._caller(context, call)
+        if not caller.enforced or caller.identity == DOM0:
             return True
         self.coordinator.counters.refused_calls += 1
         self.coordinator.events.emit(
-            "call_refused", call=call, identity=identity, type=type_name(rtype)
+            "call_refused", call=call, identity=caller.identity, type=type_name(rtype)
         )
         return False
 
-    async def _require(self, context: grpc.aio.ServicerContext, *allowed: str) -> None:
-        identity = await self._identity(context)
-        if self.tokens is not None and identity not in allowed:
+    async def _require(self, context: grpc.aio.ServicerContext, method: str, *allowed: str) -> None:
+        caller = await self._caller(context, method)
+        if caller.enforced and caller.identity not in allowed:
             await errors.abort(
                 context,
                 errors.RequestError(
                     grpc.StatusCode.PERMISSION_DENIED,
                     "IDENTITY_NOT_ALLOWED",
-                    f"identity {identity!r} may not make this call (needs {' or '.join(allowed)})",
+                    f"identity {caller.identity!r} may not make this call "
+                    f"(needs {' or '.join(allowed)})",
+                    {"method": method, "identity": str(caller.identity)},
                 ),
             )
 
@@ -91,7 +96,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def AttachDom0(
         self, request: hv_pb2.AttachDom0Request, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[hv_pb2.AttachDom0Response]:
-        await self._require(context, DOM0)
+        await self._require(context, "AttachDom0", DOM0)
         session = await self.coordinator.attach(request.instance or context.peer())
         try:
             while True:
@@ -105,16 +110,20 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def GetStateInfo(
         self, request: hv_pb2.GetStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.GetStateInfoResponse:
-        await self._identity(context)  # UNAUTHENTICATED before any argument check
+        # UNAUTHENTICATED before any argument check.
+        await self._identity(context, "GetStateInfo")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfo", request.type):
             return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
-        return await self.coordinator.get_state_info(request.type)
+        # Shielded: once dom0's call is trapped it completes even if dom0 goes away,
+        # so the entry's state and the pCPU's firmware never disagree.
+        return await asyncio.shield(self.coordinator.get_state_info(request.type))
 
     async def GetStateInfoSize(
         self, request: hv_pb2.GetStateInfoSizeRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.GetStateInfoSizeResponse:
-        await self._identity(context)  # UNAUTHENTICATED before any argument check
+        # UNAUTHENTICATED before any argument check.
+        await self._identity(context, "GetStateInfoSize")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfoSize", request.type):
             return hv_pb2.GetStateInfoSizeResponse(sal_status=SAL_NO_INFORMATION)
@@ -125,23 +134,24 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def ClearStateInfo(
         self, request: hv_pb2.ClearStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.ClearStateInfoResponse:
-        await self._identity(context)  # UNAUTHENTICATED before any argument check
+        # UNAUTHENTICATED before any argument check.
+        await self._identity(context, "ClearStateInfo")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "ClearStateInfo", request.type):
             return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
         record_id = request.record_id if request.HasField("record_id") else None
-        return await self.coordinator.clear_state_info(request.type, record_id)
+        return await asyncio.shield(self.coordinator.clear_state_info(request.type, record_id))
 
     async def DescribeHypervisor(
         self, request: hv_pb2.DescribeHypervisorRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.DescribeHypervisorResponse:
-        await self._identity(context)
+        await self._identity(context, "DescribeHypervisor")
         return describe(self.coordinator)
 
     async def SetVcpuPlacement(
         self, request: hv_pb2.SetVcpuPlacementRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.SetVcpuPlacementResponse:
-        await self._require(context, OPERATOR)
+        await self._require(context, "SetVcpuPlacement", OPERATOR)
         try:
             previous = self.coordinator.set_vcpu_placement(request.pcpu)
         except KeyError:
@@ -160,12 +170,16 @@ def create_server(
     tokens: TokenBook | None = None,
     *,
     faults: FaultInjector | None = None,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[BuiltServer, int]:
     """The coordinator's server bound to address (port 0 for a free one), not yet started.
 
+    With ``credentials`` (``xenmca.rpc.tls.server_credentials``) it serves mutual
+    TLS only, and each caller's identity is its client certificate's CN.
+
     It applies per-RPC fault rules from ``faults`` (a new injector on the
     coordinator's clock when not given; ``built.faults``), serves FaultService
-    (operator-only with tokens) and reports fired faults on coordinator.events.
+    (operator-only when callers are identified) and reports fired faults on coordinator.events.
     """
     servicer = HypervisorServicer(coordinator, tokens)
     built = build_server(
@@ -178,5 +192,6 @@ def create_server(
         faults=faults if faults is not None else FaultInjector(coordinator.clock),
         tokens=tokens,
         events=coordinator.events,
+        credentials=credentials,
     )
     return built, built.port
