@@ -117,3 +117,16 @@ def test_unknown_scenario_name_exits_2() -> None:
     done = xenmca("run", "no-such-scenario")
     assert done.returncode == 2
     assert "no-such-scenario" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_whole_testbed_over_mutual_tls(tmp_path: Path) -> None:
+    scenario = tmp_path / "small.yaml"
+    scenario.write_text(SMALL)
+    out = tmp_path / "out"
+    done = xenmca("run", str(scenario), "--out", str(out), "--json", "--no-progress", "--tls")
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["valid"] is True and results["records"]["lost"] == 0
+    assert (out / "tls" / "ca.crt").is_file()
+    assert "mutual TLS as 'xen'" in (out / "logs" / "xen.log").read_text()
+    assert "mutual TLS" in (out / "logs" / "pcpu-host0.log").read_text()

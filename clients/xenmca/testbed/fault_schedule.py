@@ -165,11 +165,21 @@ class FaultScheduler:
         start = time.monotonic_ns()
         if fault.kind == "rpc":
             address = self._address(fault.target)
-            fault_id = await add_fault(address, params, self.bed.operator_metadata())
+            fault_id = await add_fault(
+                address,
+                params,
+                self.bed.operator_metadata(),
+                credentials=self.bed.operator_credentials,
+            )
             active = _Active(fault, None, start, f"rule {fault_id} on {address}")
 
             async def heal_rule() -> None:
-                await clear_faults(address, self.bed.operator_metadata(), fault_id)
+                await clear_faults(
+                    address,
+                    self.bed.operator_metadata(),
+                    fault_id,
+                    credentials=self.bed.operator_credentials,
+                )
 
             active.heal = heal_rule
             duration = float(params.get("duration", 0) or 0)

@@ -32,6 +32,7 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
+from xenmca.rpc.tls import channel_credentials, generate_test_pki
 from xenmca.testbed.netns import LoopbackGateway, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.processes import ManagedProcess, ProcessStartError, free_port_range
 
@@ -65,6 +66,8 @@ class TestbedSpec:
     # "loopback": every component on 127.0.0.1; "netns": each in its own network
     # namespace (root only; NetnsUnavailable otherwise, never a silent fallback).
     network: str = "loopback"
+    # Mutual TLS between every pair of components, with certificates made for this run.
+    tls: bool = False
 
 
 def _flag(name: str) -> str:
@@ -95,6 +98,9 @@ class LocalTestbed:
         self.pcpu_listen_addresses: dict[int, str] = {}
         self.xen_listen_address = ""
         self.network: NetworkLayout | None = None
+        # The launcher's own calls (inject, describe, faults) as the operator.
+        self.operator_credentials: grpc.ChannelCredentials | None = None
+        self._tls_flags: dict[str, list[str]] = {}
         self.gateway: LoopbackGateway | None = None
         self.network_events: EventLog | None = None
 
@@ -124,6 +130,8 @@ class LocalTestbed:
         if spec.network == "netns":
             names = [self.pcpu_host_name(i) for i in range(len(ranges))]
             self.network = NetworkLayout([*names, XEN_HOST, DOM0_HOST])
+        if spec.tls:
+            self._make_certificates([self.pcpu_host_name(i) for i in range(len(ranges))])
         base = free_port_range(spec.pcpus + 1)
         self.xen_listen_address = f"{self._address(XEN_HOST)}:{base + spec.pcpus}"
         self.xen_address = self.xen_listen_address
@@ -151,6 +159,7 @@ class LocalTestbed:
             ]
             if spec.durable_pcpus:
                 argv += ["--state-dir", str(self.workdir / f"pcpu-state-host{index}")]
+            argv += self._tls_flags.get("pcpu", [])
             self.pcpu_hosts.append(
                 ManagedProcess(
                     name,
@@ -185,6 +194,7 @@ class LocalTestbed:
             "--ready-file",
             str(self.workdir / "ready-xen.json"),
             *spec.extra_xen_args,
+            *self._tls_flags.get("xen", []),
         ]
         for name, value in spec.throttle_overrides.items():
             xen_argv += [_flag(name), str(value)]
@@ -211,10 +221,22 @@ class LocalTestbed:
                 str(spec.cpe_poll_min),
                 "--cpe-poll-max",
                 str(spec.cpe_poll_max),
+                *self._tls_flags.get("dom0", []),
             ],
             logs / "dom0.log",
             exec_prefix=self._exec_prefix(DOM0_HOST),
         )
+
+    def _make_certificates(self, pcpu_hosts: list[str]) -> None:
+        """A CA and one certificate per identity, valid for every address a peer dials."""
+        hosts = {HOST, "localhost", *(self._address(h) for h in (*pcpu_hosts, XEN_HOST, DOM0_HOST))}
+        pki = generate_test_pki(self.workdir / "tls", hosts=sorted(hosts))
+        self._tls_flags = {identity: files.flags() for identity, files in pki.items()}
+        self.operator_credentials = channel_credentials(pki["operator"])
+
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """A channel from the launcher to a component, as the operator."""
+        return open_channel(address, self.operator_credentials)
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -330,7 +352,7 @@ class LocalTestbed:
         return call_metadata(self.tokens.token_for(OPERATOR))
 
     async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
-        async with open_channel(self.xen_address) as channel:
+        async with self.channel(self.xen_address) as channel:
             return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
                 hv_pb2.DescribeHypervisorRequest(),
                 timeout=within,

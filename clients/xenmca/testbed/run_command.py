@@ -27,6 +27,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, with_scenario: bool = Tru
     )
     parser.add_argument("--json", action="store_true", help="print results.json instead of tables")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="mutual TLS between every pair of components, with certificates made for the run",
+    )
 
 
 add_arguments = add_run_arguments
@@ -90,7 +95,9 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         return 2
     out = args.out or default_out_dir(scenario.name)
     console = Console(stderr=True)
-    run = ScenarioRun(scenario, out, console=console, show_progress=not args.no_progress)
+    run = ScenarioRun(
+        scenario, out, console=console, show_progress=not args.no_progress, tls=args.tls
+    )
     try:
         data = asyncio.run(run.execute())
     except ProcessStartError as exc:

@@ -44,7 +44,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def testbed_spec(scenario: Scenario, out_dir: Path) -> TestbedSpec:
+def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> TestbedSpec:
     spec = TestbedSpec(
         workdir=out_dir,
         pcpus=scenario.pcpus,
@@ -57,6 +57,7 @@ def testbed_spec(scenario: Scenario, out_dir: Path) -> TestbedSpec:
         cpe_poll_min=scenario.cpe_poll_min_s,
         cpe_poll_max=scenario.cpe_poll_max_s,
         network=scenario.network,
+        tls=tls,
     )
     if scenario.broken_rule:
         spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
@@ -98,7 +99,9 @@ class ScenarioRun:
         out_dir: Path,
         console: Console | None = None,
         show_progress: bool = True,
+        tls: bool = False,
     ) -> None:
+        self.tls = tls
         self.scenario = scenario
         self.out_dir = out_dir
         self.console = console or Console(stderr=True)
@@ -122,7 +125,7 @@ class ScenarioRun:
         try:
             with progress:
                 task = progress.add_task("starting testbed", total=scenario.duration_s, info="")
-                async with LocalTestbed(testbed_spec(scenario, self.out_dir)) as bed:
+                async with LocalTestbed(testbed_spec(scenario, self.out_dir, self.tls)) as bed:
                     data = await self._run_on(bed, plan, progress, task, runner_events, problems)
         finally:
             runner_events.close()
@@ -147,7 +150,12 @@ class ScenarioRun:
         sampler = Sampler(bed)
         reader = FirmwareReader(bed)
         driver = WorkloadDriver(
-            plan, bed.pcpu_addresses, bed.operator_metadata(), runner_events, MonotonicClock()
+            plan,
+            bed.pcpu_addresses,
+            bed.operator_metadata(),
+            runner_events,
+            MonotonicClock(),
+            channel_factory=bed.channel,
         )
         scheduler = FaultScheduler(bed, scenario.faults, runner_events)
         start_ns = time.monotonic_ns()

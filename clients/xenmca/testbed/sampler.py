@@ -10,7 +10,6 @@ import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.launcher import LocalTestbed
@@ -65,7 +64,7 @@ class FirmwareReader:
 
     def __init__(self, bed: LocalTestbed, concurrency: int = 64) -> None:
         self.bed = bed
-        self._channels = {pcpu: open_channel(a) for pcpu, a in bed.pcpu_addresses.items()}
+        self._channels = {pcpu: bed.channel(a) for pcpu, a in bed.pcpu_addresses.items()}
         self._limit = asyncio.Semaphore(concurrency)
 
     async def close(self) -> None:

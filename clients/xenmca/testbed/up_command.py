@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--throttle-preset", default="fast", help="fast (default) or linux-ia64 (real intervals)"
     )
+    parser.add_argument(
+        "--tls", action="store_true", help="mutual TLS between the components (test certificates)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         vcpu0_pcpu=args.vcpu0_pcpu,
         throttle_preset=args.throttle_preset,
         network=network,
+        tls=args.tls,
     )
 
     async def up() -> int:
@@ -82,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
                     _print_namespaces(bed)
                 print(f"dom0 log     {bed.db_path}")
                 print(f"tokens       {bed.token_file}")
+                if args.tls:
+                    tls_dir = bed.workdir / "tls"
+                    print(f"certificates {tls_dir} (use operator.crt/.key with ca.crt: --tls-*)")
                 print(f"folder       {workdir}")
                 print("try:")
                 print(f"  export XENMCA_TOKEN_FILE={bed.token_file}")
