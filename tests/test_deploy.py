@@ -215,17 +215,17 @@ def test_a_pcpu_pod_without_an_ordinal_refuses_to_start(tmp_path: Path) -> None:
     assert "ordinal" in result.stderr
 
 
-def test_grpc_probes_ask_a_port_the_container_serves() -> None:
+def test_grpc_probes_ask_the_plaintext_health_listener() -> None:
+    """The service ports need a client certificate; probes use --health-listen's port."""
     layout = StatefulSetLayout()
     coordinator = find("Deployment", "xen-coordinator")["spec"]["template"]["spec"]
-    listen_port = int(flag_value(run_line(coordinator["containers"][0]), "--listen").split(":")[1])
-    expected = {
-        "pcpu-host": layout.base_port,  # the pod's first pCPU
-        "coordinator": listen_port,
-    }
     for container in [layout.container, coordinator["containers"][0]]:
+        health = int(flag_value(run_line(container), "--health-listen").split(":")[1])
+        ports = {p["containerPort"] for p in container["ports"]}
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert health in ports and env["XENMCA_HEALTH_PORT"] == str(health)
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert container[probe]["grpc"]["port"] == expected[container["name"]]
+            assert container[probe]["grpc"]["port"] == health
 
 
 def test_every_pod_runs_as_non_root_locked_down_with_probes_resources_and_secrets() -> None:
