@@ -94,8 +94,9 @@ async def test_next_injection_waits_for_clear() -> None:
         await dom0.detach()
 
 
-async def test_busy_pcpu_goes_to_the_tail_so_others_are_not_starved() -> None:
-    async with flow_bed(pcpus=3) as bed:
+@pytest.mark.parametrize("pipelined", [False, True], ids=["serial", "pipelined"])
+async def test_busy_pcpu_goes_to_the_tail_so_others_are_not_starved(pipelined: bool) -> None:
+    async with flow_bed(pcpus=3, pipelined=pipelined) as bed:
         await bed.inject(0, count=4)
         await bed.watch.wait_for("entry_queued", pcpu=0)
         await bed.inject(1)
@@ -110,6 +111,7 @@ async def test_busy_pcpu_goes_to_the_tail_so_others_are_not_starved() -> None:
             order.append(got.record.pcpu)
             await dom0.clear(got.record.record_id)
         assert order == [0, 1, 2, 0, 0, 0]
+        await bed.watch.until(lambda: bed.coordinator.counters.records_cleared == 6)
         assert bed.coordinator.counters.requeues == 3
         await dom0.detach()
 

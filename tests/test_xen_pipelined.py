@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import grpc
-from flow_harness import ScriptedDom0, flow_bed
+from flow_harness import flow_bed
 
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.logger import Dom0Logger
@@ -29,26 +29,6 @@ async def test_every_record_once_with_read_ahead(tmp_path) -> None:
             assert (state.pending, state.cleared) == (0, 5)
         assert any(e.get("read_ahead") for e in bed.watch.matching("get_ipi"))
         await store.close()
-
-
-async def test_fairness_holds_in_pipelined_mode() -> None:
-    async with flow_bed(pcpus=3, pipelined=True) as bed:
-        await bed.inject(0, count=4)
-        await bed.watch.wait_for("entry_queued", pcpu=0)
-        await bed.inject(1)
-        await bed.watch.wait_for("entry_queued", pcpu=1)
-        await bed.inject(2)
-        await bed.watch.wait_for("entry_queued", pcpu=2)
-        dom0 = ScriptedDom0(bed)
-        order = []
-        for _ in range(6):
-            await dom0.next_interrupt()
-            got = await dom0.get()
-            order.append(got.record.pcpu)
-            assert (await dom0.clear(got.record.record_id)).sal_status == 0
-        assert order == [0, 1, 2, 0, 0, 0]
-        await bed.watch.until(lambda: bed.coordinator.counters.records_cleared == 6)
-        await dom0.detach()
 
 
 async def test_a_clear_lost_for_good_is_delivered_again_and_logged_once(tmp_path) -> None:
