@@ -1,4 +1,7 @@
-"""`xenmca dom0`: run dom0's error logger against a coordinator until SIGTERM/SIGINT."""
+"""`xenmca dom0`: run dom0's error logger against a coordinator until SIGTERM/SIGINT.
+
+``--metrics-port PORT`` serves Prometheus metrics over HTTP (0: any free port, logged).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,12 @@ from xenmca.dom0.pacing import LINUX_CPE_POLL_MAX, LINUX_CPE_POLL_MIN, PollSetti
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
 from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
+from xenmca.rpc.metrics import (
+    MetricsEndpoint,
+    MetricsStartError,
+    add_metrics_arguments,
+    start_metrics_endpoint,
+)
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import (
     TlsFileError,
@@ -62,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="do not poll for CPE records (when the coordinator injects CPE interrupts)",
     )
     add_tls_arguments(parser)
+    add_metrics_arguments(parser)
 
 
 def _polled_types(args: argparse.Namespace) -> dict[int, PollSettings]:
@@ -110,7 +120,14 @@ async def _serve(
         polled_types=polled,
         credentials=channel_credentials(tls) if tls is not None else None,
     )
+    metrics: MetricsEndpoint | None = None
     try:
+        if args.metrics_port is not None:
+            from xenmca.dom0.metrics import Dom0Metrics
+
+            metrics = start_metrics_endpoint(
+                Dom0Metrics(logger).registry, args.metrics_host, args.metrics_port, log
+            )
         await logger.start()
         if tls is not None and tls.identity != DOM0:
             log.warning(
@@ -133,6 +150,8 @@ async def _serve(
         await wait_for_stop_signal()
     finally:
         await logger.stop()
+        if metrics is not None:
+            await metrics.aclose()
         await store.close()
         events.close()
     c = logger.counters
@@ -162,3 +181,6 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
+    except MetricsStartError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1

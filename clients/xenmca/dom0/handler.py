@@ -30,6 +30,9 @@ SAL_CALL_ERROR = -3
 """The coordinator could not reach the owning pCPU; it keeps the entry and injects again."""
 SAL_NO_INFORMATION = -5
 
+CommitObserver = Callable[[float], None]
+"""Told the time of each durable commit to the log, in seconds (new records and duplicates)."""
+
 
 @dataclass
 class Dom0Counters:
@@ -93,6 +96,7 @@ class StateInfoHandler:
         counters: Dom0Counters,
         metadata: tuple[tuple[str, str], ...] = (),
         call_timeout: float = 10.0,
+        commit_observer: CommitObserver | None = None,
     ) -> None:
         self._stub = stub
         self._store = store
@@ -104,6 +108,7 @@ class StateInfoHandler:
             attempt_timeout=call_timeout, overall_timeout=3 * call_timeout, max_attempts=5
         )
         self._failing_in_a_row = 0
+        self._commit_observer = commit_observer
 
     async def handle_once(self, record_type: int) -> Outcome:
         """One pass; RPC and commit failures are logged and reported as Outcome.FAILED."""
@@ -171,6 +176,8 @@ class StateInfoHandler:
         started = time.perf_counter()
         is_new = await self._store.commit(record)
         commit_ms = (time.perf_counter() - started) * 1000
+        if self._commit_observer is not None:
+            self._commit_observer(commit_ms / 1000)
         if is_new:
             self._counters.records_logged += 1
         else:

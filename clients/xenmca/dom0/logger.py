@@ -19,7 +19,13 @@ from collections.abc import Mapping
 
 import grpc
 
-from xenmca.dom0.handler import Dom0Counters, DrainResult, Outcome, StateInfoHandler
+from xenmca.dom0.handler import (
+    CommitObserver,
+    Dom0Counters,
+    DrainResult,
+    Outcome,
+    StateInfoHandler,
+)
 from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.pacing import Backoff, BackoffPolicy, PollSettings, next_poll_interval
@@ -57,6 +63,7 @@ class Dom0Logger:
         credentials: grpc.ChannelCredentials | None = None,
         call_timeout: float = 10.0,
         connect_timeout: float = 2.0,
+        commit_observer: CommitObserver | None = None,
     ) -> None:
         self.xen_address = xen_address
         self.instance = instance
@@ -66,6 +73,8 @@ class Dom0Logger:
         self.polled_types = dict(DEFAULT_POLLED if polled_types is None else polled_types)
         self.attached = asyncio.Event()
         """Set while an AttachDom0 stream is open on a connected channel."""
+        self.commit_observer = commit_observer
+        """Told each commit's time in seconds (metrics); read when start() is called."""
         self._token = token
         self._clock = clock or MonotonicClock()
         self._backoff = Backoff(backoff or BackoffPolicy(), rng)
@@ -98,6 +107,7 @@ class Dom0Logger:
             counters=self.counters,
             metadata=call_metadata(self._token),
             call_timeout=self._call_timeout,
+            commit_observer=self.commit_observer,
         )
         self._attach_task = asyncio.create_task(self._attach_loop(), name="dom0-attach")
         for record_type, settings in self.polled_types.items():

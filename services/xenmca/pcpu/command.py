@@ -9,7 +9,8 @@ stop, so a launcher can wait for it.
 
 With ``--tls-cert/--tls-key/--tls-ca`` every pCPU serves mutual TLS only (the
 callers' identities come from their certificates); ``--health-listen HOST:PORT``
-adds a plaintext, health-only listener for probes.
+adds a plaintext, health-only listener for probes. ``--metrics-port PORT`` serves
+Prometheus metrics of every hosted pCPU over HTTP (0: any free port, logged).
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ from xenmca.rpc.health_listener import (
 )
 from xenmca.rpc.identity import TokenFileError, resolve_token_book
 from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
+from xenmca.rpc.metrics import (
+    MetricsEndpoint,
+    MetricsStartError,
+    add_metrics_arguments,
+    start_metrics_endpoint,
+)
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import (
     TlsFileError,
@@ -127,6 +134,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_health_listen_argument(parser)
     add_tls_arguments(parser)
+    add_metrics_arguments(parser)
 
 
 class UsageError(ValueError):
@@ -192,7 +200,10 @@ async def serve(
         credentials=server_credentials(tls) if tls is not None else None,
     )
     probes: HealthListener | None = None
+    metrics: MetricsEndpoint | None = None
     try:
+        if args.metrics_port is not None:
+            metrics = _start_metrics(args, pcpu_host)
         if args.health_listen is not None:
             try:
                 probes = HealthListener(args.health_listen)
@@ -223,8 +234,22 @@ async def serve(
     finally:
         if probes is not None:
             await probes.stop(grace=None)
+        if metrics is not None:
+            await metrics.aclose()
         if events is not None:
             events.close()
+
+
+def _start_metrics(args: argparse.Namespace, pcpu_host: PcpuHost) -> MetricsEndpoint:
+    """The host's Prometheus endpoint (it reads the pCPUs' firmware at scrape time)."""
+    from xenmca.pcpu.metrics import PcpuMetrics
+
+    try:
+        return start_metrics_endpoint(
+            PcpuMetrics(pcpu_host).registry, args.metrics_host, args.metrics_port, log
+        )
+    except MetricsStartError as exc:
+        raise HostStartError(str(exc)) from exc
 
 
 def _security_summary(tls: TlsMaterial | None, tokens: bool, probes: HealthListener | None) -> str:

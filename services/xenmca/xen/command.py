@@ -2,7 +2,8 @@
 
 With ``--tls-cert/--tls-key/--tls-ca`` it serves mutual TLS only and connects to
 the pCPUs with the same certificate (the coordinator's identity, CN ``xen``);
-``--health-listen HOST:PORT`` adds a plaintext, health-only listener for probes.
+``--health-listen HOST:PORT`` adds a plaintext, health-only listener for probes;
+``--metrics-port PORT`` serves Prometheus metrics over HTTP (0: any free port, logged).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 from xenmca.rpc.health_listener import add_health_listen_argument, check_health_listen
+from xenmca.rpc.metrics import MetricsStartError, add_metrics_arguments
 from xenmca.rpc.tls import add_tls_arguments, load_tls_from_args
 
 log = logging.getLogger("xenmca.xen")
@@ -40,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ready-file", type=Path, help="write {address} as JSON once serving")
     add_health_listen_argument(parser)
     add_tls_arguments(parser)
+    add_metrics_arguments(parser)
     parser.add_argument(
         "--pipelined",
         action="store_true",
@@ -127,4 +130,8 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.lifecycle import run_until_signal
     from xenmca.xen.runner import serve
 
-    return run_until_signal(lambda: serve(args, pcpus, tokens, throttle, tls))
+    try:
+        return run_until_signal(lambda: serve(args, pcpus, tokens, throttle, tls))
+    except MetricsStartError as exc:
+        print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
+        return 1

@@ -11,6 +11,7 @@ from xenmca.rpc.events import EventLog
 from xenmca.rpc.health_listener import HealthListener
 from xenmca.rpc.identity import XEN, TokenBook
 from xenmca.rpc.lifecycle import wait_for_stop_signal
+from xenmca.rpc.metrics import MetricsEndpoint, start_metrics_endpoint
 from xenmca.rpc.tls import TlsMaterial, channel_credentials, server_credentials
 from xenmca.xen.coordinator import BROKEN_RULES, Coordinator, CoordinatorConfig
 from xenmca.xen.service import create_server
@@ -41,6 +42,17 @@ async def serve(
     probes = HealthListener(health_listen) if health_listen else None
     events = EventLog("xen", args.events)
     coordinator = Coordinator(config, events=events)
+    metrics: MetricsEndpoint | None = None
+    if getattr(args, "metrics_port", None) is not None:
+        from xenmca.xen.metrics import XenMetrics
+
+        try:
+            metrics = start_metrics_endpoint(
+                XenMetrics(coordinator).registry, args.metrics_host, args.metrics_port, log
+            )
+        except BaseException:
+            events.close()
+            raise
     built, port = create_server(
         args.listen,
         coordinator,
@@ -89,6 +101,8 @@ async def serve(
         await coordinator.stop()
         if probes is not None:
             await probes.stop(grace=None)
+        if metrics is not None:
+            await metrics.aclose()
         events.close()
         log.info("coordinator on %s stopped", address)
     return 0

@@ -23,6 +23,9 @@ from xenmca.xen.links import PcpuLink
 
 T = TypeVar("T")
 
+CallObserver = Callable[[str, bool, float, bool], None]
+"""Told of each finished call: ("get" or "clear", by IPI, seconds with retries, succeeded)."""
+
 
 @dataclass(frozen=True)
 class CallOutcome:
@@ -38,10 +41,17 @@ class CallOutcome:
 class SalCaller:
     """Makes GET/CLEAR on pCPUs for the coordinator, counting local calls, IPIs and retries."""
 
-    def __init__(self, policy: RetryPolicy, counters: Counters, events: EventLog) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        counters: Counters,
+        events: EventLog,
+        observer: CallObserver | None = None,
+    ) -> None:
         self.policy = policy
         self.counters = counters
         self.events = events
+        self.observer = observer
 
     async def get(
         self, link: PcpuLink, record_type: int, by_ipi: bool
@@ -53,6 +63,7 @@ class SalCaller:
             lambda timeout: link.stub.GetStateInfo(
                 request, timeout=timeout, metadata=link.metadata
             ),
+            "get",
         )
 
     async def clear(
@@ -68,10 +79,11 @@ class SalCaller:
             lambda timeout: link.stub.ClearStateInfo(
                 request, timeout=timeout, metadata=link.metadata
             ),
+            "clear",
         )
 
     async def _call(
-        self, link: PcpuLink, by_ipi: bool, call: Callable[[float], Awaitable[T]]
+        self, link: PcpuLink, by_ipi: bool, call: Callable[[float], Awaitable[T]], name: str
     ) -> tuple[T | None, CallOutcome]:
         if by_ipi:
             self.counters.ipi_calls += 1
@@ -96,6 +108,10 @@ class SalCaller:
         except grpc.aio.AioRpcError as exc:
             self.counters.call_failures += 1
             elapsed = (time.perf_counter() - started) * 1000
+            if self.observer is not None:
+                self.observer(name, by_ipi, elapsed / 1000, False)
             return None, CallOutcome(by_ipi, attempts, elapsed, error=exc.code())
         elapsed = (time.perf_counter() - started) * 1000
+        if self.observer is not None:
+            self.observer(name, by_ipi, elapsed / 1000, True)
         return reply, CallOutcome(by_ipi, attempts, elapsed, reply=reply)
