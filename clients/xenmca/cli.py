@@ -25,10 +25,6 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("log",), "xenmca.dom0.log_command", "read dom0's durable error log"),
     (("fault",), "xenmca.testbed.fault_command", "add, list or clear per-RPC fault rules"),
     (("certs", "generate"), "xenmca.testbed.certs_command", "make a test CA and TLS certificates"),
-    (
-        ("bench",),
-        "measure throughput, latency, storm isolation and scale",
-    ),
 )
 
 
