@@ -145,7 +145,7 @@ describe('Node client against a live testbed', { timeout: 180_000 }, () => {
     const status = await runCli(['status', '--xen', tb.xen, '--token-file', badBook]);
     assert.equal(status.code, 2);
     assert.equal(status.stdout, '');
-    assert.match(status.stderr, /^xenmca-node status: error: .*UNAUTHENTICATED \[MISSING_CREDENTIALS\].*\n$/);
+    assert.match(status.stderr, /^xenmca-node status: error: .*UNAUTHENTICATED \[INVALID_TOKEN\]: DescribeHypervisor: .*\n$/);
 
     // dom0 presenting the operator's token: AttachDom0 is refused, no retry loop.
     const dom0 = await runCli(['dom0', '--xen', tb.xen, '--token-file', badBook, '--cpe-poll', '0'], {
