@@ -17,7 +17,12 @@ CHANNEL_OPTIONS = (
     # Reconnect quickly after a restart; the callers have their own backoff.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2_000),
-    ("grpc.min_reconnect_backoff_ms", 100),
+    # Also the least time one connection attempt may take (see below): 100 ms was too
+    # short on a loaded 2-core machine (64 pCPUs connecting at once in one process, or a
+    # coordinator opening thousands of links), failing fresh channels as UNAVAILABLE
+    # "connection attempt timed out before receiving SETTINGS frame". A refused connect
+    # still fails at once, so a restarted peer is found as quickly as before.
+    ("grpc.min_reconnect_backoff_ms", 1_000),
     # Nothing here serves channelz; its per-call accounting costs about 5 % of a unary
     # call's client CPU, and its per-channel trace memory adds up over thousands of pCPU links.
     ("grpc.enable_channelz", 0),
@@ -25,9 +30,9 @@ CHANNEL_OPTIONS = (
 
 
 # gRPC core also takes grpc.min_reconnect_backoff_ms as the least time one connection
-# attempt may take (TCP connect plus handshake): 100 ms is plenty in plaintext, but a TLS
-# handshake on a busy machine can take longer and then fails as UNAVAILABLE "Handshake
-# read failed (Endpoint closing)". TLS channels give an attempt this long instead.
+# attempt may take (TCP connect plus handshake): a TLS handshake on a busy machine can
+# take longer than a plaintext one and then fails as UNAVAILABLE "Handshake read failed
+# (Endpoint closing)". TLS channels give an attempt this long instead.
 TLS_MIN_CONNECT_TIMEOUT_MS = 2_000
 
 
@@ -39,12 +44,28 @@ def tls_channel_options(options: tuple[tuple[str, int], ...]) -> tuple[tuple[str
     return (*kept, (key, max(current, TLS_MIN_CONNECT_TIMEOUT_MS)))
 
 
+def with_keepalive(
+    options: tuple[tuple[str, int], ...], keepalive_ms: int
+) -> tuple[tuple[str, int], ...]:
+    """options with another keepalive ping interval (grpc.keepalive_time_ms)."""
+    key = "grpc.keepalive_time_ms"
+    return (*(option for option in options if option[0] != key), (key, keepalive_ms))
+
+
 def open_channel(
-    address: str, credentials: grpc.ChannelCredentials | None = None
+    address: str,
+    credentials: grpc.ChannelCredentials | None = None,
+    *,
+    keepalive_ms: int | None = None,
 ) -> grpc.aio.Channel:
-    """An aio channel to address (plaintext unless credentials are given)."""
-    if credentials is None:
-        return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-    return grpc.aio.secure_channel(
-        address, credentials, options=tls_channel_options(CHANNEL_OPTIONS)
+    """An aio channel to address (plaintext unless credentials are given).
+
+    ``keepalive_ms`` replaces the keepalive ping interval, for channels that are
+    many and long-lived (the coordinator's links to thousands of pCPUs).
+    """
+    options = (
+        CHANNEL_OPTIONS if keepalive_ms is None else with_keepalive(CHANNEL_OPTIONS, keepalive_ms)
     )
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options)
+    return grpc.aio.secure_channel(address, credentials, options=tls_channel_options(options))

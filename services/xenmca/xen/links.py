@@ -25,6 +25,12 @@ from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 log = logging.getLogger(__name__)
 
 InterruptHandler = Callable[[int, int, int], None]
+
+PCPU_LINK_KEEPALIVE_MS = 30_000
+"""Keepalive ping interval of a pCPU link. A killed host resets its connections, and a
+call to an unreachable pCPU fails on its own deadline; the ping only finds a host that
+vanished silently, so it can be rare: at 10 s, 4 096 links cost the idle coordinator
+about 2-3 % of a core in pings (410/s), at 30 s under 1 %."""
 ConnectHandler = Callable[[int], Awaitable[None]]
 
 
@@ -62,7 +68,7 @@ class PcpuLink:
         self.pcpu = pcpu
         self.address = address
         self.metadata = call_metadata(token)
-        self.channel = open_channel(address, credentials)
+        self.channel = open_channel(address, credentials, keepalive_ms=PCPU_LINK_KEEPALIVE_MS)
         self.stub = sal_grpc.SalServiceStub(self.channel)
         self.connected = False
         self.connects = 0
