@@ -25,6 +25,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("log",), "xenmca.dom0.log_command", "read dom0's durable error log"),
     (("fault",), "xenmca.testbed.fault_command", "add, list or clear per-RPC fault rules"),
     (("certs", "generate"), "xenmca.testbed.certs_command", "make a test CA and TLS certificates"),
+    (
+        ("bench",),
+        "xenmca.testbed.bench_command",
+        "measure throughput, latency, storm isolation and scale",
+    ),
 )
 
 

@@ -52,10 +52,12 @@ async def _window(
     seconds: float,
     quiet_rate: float,
     storm: tuple[int, float] | None,
-) -> tuple[int, int, float]:
-    """Run one window; returns (start ns, end ns, coordinator CPU seconds used)."""
+) -> tuple[int, int, float, dict[str, float]]:
+    """Run one window; returns (start ns, end ns, coordinator CPU seconds used, CPU by process)."""
     assert bed.xen is not None and bed.xen.pid is not None
     cpu_before = cpu_seconds(bed.xen.pid)
+    others = {p.name: p.pid for p in bed.processes if p.pid is not None}
+    others_before = {name: cpu_seconds(pid) for name, pid in others.items()}
     start = time.monotonic_ns()
     count = max(1, int(quiet_rate * seconds))
     calls = [
@@ -69,7 +71,11 @@ async def _window(
     await asyncio.gather(*calls)
     await asyncio.sleep(seconds)
     end = time.monotonic_ns()
-    return start, end, cpu_seconds(bed.xen.pid) - cpu_before
+    used = {
+        name: round(100 * (cpu_seconds(pid) - others_before[name]) / seconds, 1)
+        for name, pid in others.items()
+    }
+    return start, end, cpu_seconds(bed.xen.pid) - cpu_before, used
 
 
 def _summary(latencies: list[float]) -> dict[str, Any]:
@@ -93,6 +99,10 @@ async def measure_storm_isolation(
     quiet = [p for p in range(pcpus) if p != storm_pcpu]
     spec = TestbedSpec(workdir=workdir, pcpus=pcpus, pcpus_per_host=pcpus, durable_pcpus=False)
     async with LocalTestbed(spec) as bed:
+        # Warm up (first calls on every channel, first records) outside both windows,
+        # so that the baseline is not the cold start of the testbed.
+        await _window(bed, quiet, min(2.0, seconds / 2), quiet_rate, None)
+        await asyncio.sleep(0.5)
         base = await _window(bed, quiet, seconds, quiet_rate, None)
         await asyncio.sleep(1.0)
         stormy = await _window(bed, quiet, seconds, quiet_rate, (storm_pcpu, storm_rate))
@@ -103,7 +113,7 @@ async def measure_storm_isolation(
         if e.get("kind") == "record_read" and e.get("pcpu") in quiet and "get_ms" in e
     ]
 
-    def in_window(window: tuple[int, int, float]) -> list[float]:
+    def in_window(window: tuple[int, int, float, dict[str, float]]) -> list[float]:
         return [e["get_ms"] for e in reads if window[0] <= e["t_mono_ns"] <= window[1] + 10**9]
 
     without, during = _summary(in_window(base)), _summary(in_window(stormy))
@@ -117,4 +127,6 @@ async def measure_storm_isolation(
         "p99_ratio": ratio,
         "coordinator_cpu_percent_without_storm": round(100 * base[2] / seconds, 1),
         "coordinator_cpu_percent_during_storm": round(100 * stormy[2] / seconds, 1),
+        "cpu_percent_by_process_without_storm": base[3],
+        "cpu_percent_by_process_during_storm": stormy[3],
     }

@@ -1,0 +1,105 @@
+"""`xenmca bench`: floors and the real flow measured in the same run, as a table and JSON.
+
+    xenmca bench                          # the full run (about 3-5 minutes)
+    xenmca bench --quick --json out.json  # the CI run (a few minutes), figures only
+    xenmca bench --only storm,scale
+
+Exit status: 0 when every selected section ran (whether or not its targets
+are met: these are benchmarks, not timed tests), 1 when a section failed to
+run, 2 for a bad command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from xenmca.testbed.bench_report import Row, render
+from xenmca.testbed.bench_suite import SECTIONS, UnknownSection, resolve, run_bench
+
+
+def _section_list(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        resolve(names)
+    except UnknownSection as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not names:
+        raise argparse.ArgumentTypeError(f"name one or more of {', '.join(SECTIONS)}")
+    return names
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes for CI (about 1 minute)"
+    )
+    parser.add_argument(
+        "--only",
+        type=_section_list,
+        metavar="NAME,...",
+        help=f"run only these sections (and what they need): {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        metavar="DIR",
+        help="keep the testbeds' files (logs, events, dom0 logs) here (default: a temporary "
+        "directory, removed afterwards)",
+    )
+
+
+async def _run(args: argparse.Namespace, workdir: Path, console: Console) -> dict[str, Any]:
+    def progress(name: str, what: str) -> None:
+        console.print(f"[bold]{name}[/]: {what}")
+
+    return await run_bench(workdir, quick=args.quick, only=args.only, progress=progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(stderr=True)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        workdir, scratch = args.workdir, None
+    else:
+        scratch = Path(tempfile.mkdtemp(prefix="xenmca-bench-"))
+        workdir = scratch
+    try:
+        result = asyncio.run(_run(args, workdir, console))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    # Piped (CI logs): wide enough for one line per row rather than rich's 80 columns.
+    table_console = Console(width=None if sys.stdout.isatty() else 150)
+    render([Row(**row) for row in result["rows"]], result["machine"], table_console)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        console.print(f"results written to {args.json}")
+    failed = [name for name, section in result["sections"].items() if "error" in section]
+    if failed:
+        console.print(f"[red]sections that could not run: {', '.join(failed)}[/]")
+        return 1
+    console.print(f"bench finished in {result['duration_s']} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run without the top-level `xenmca` parser: python -m xenmca.testbed.bench_command ..."""
+    parser = argparse.ArgumentParser(prog="xenmca bench", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
