@@ -203,6 +203,8 @@ def test_the_cli_runs_one_cheap_section_and_writes_json(tmp_path: Path) -> None:
             "floors",
             "--json",
             str(out),
+            "--markdown",
+            str(tmp_path / "bench.md"),
             "--workdir",
             str(tmp_path / "work"),
         ],
@@ -220,6 +222,10 @@ def test_the_cli_runs_one_cheap_section_and_writes_json(tmp_path: Path) -> None:
     assert floors["records_per_s"] > 0
     assert all(result["sections"][name] == {"skipped": True} for name in SECTIONS[1:])
     assert all(set(row) == ROW_FIELDS for row in result["rows"])
+    table = (tmp_path / "bench.md").read_text().splitlines()
+    assert table[0].startswith("| benchmark | measured |")
+    assert any(line.startswith("| floor: bare unary round trip p50 |") for line in table)
+    assert len([line for line in table if line.startswith("| ")]) == len(result["rows"]) + 1
 
 
 def test_the_cli_refuses_an_unknown_section() -> None:

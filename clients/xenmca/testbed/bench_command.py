@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from xenmca.testbed.bench_report import Row, render
+from xenmca.testbed.bench_report import Row, markdown, render
 from xenmca.testbed.bench_suite import SECTIONS, UnknownSection, resolve, run_bench
 
 
@@ -39,6 +39,12 @@ def _section_list(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="also write the table as Markdown (as in the README's measured figures)",
+    )
     parser.add_argument(
         "--quick", action="store_true", help="smaller sizes for CI (about 1 minute)"
     )
@@ -81,11 +87,16 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     # Piped (CI logs): wide enough for one line per row rather than rich's 80 columns.
     table_console = Console(width=None if sys.stdout.isatty() else 150)
-    render([Row(**row) for row in result["rows"]], result["machine"], table_console)
+    rows = [Row(**row) for row in result["rows"]]
+    render(rows, result["machine"], table_console)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")
         console.print(f"results written to {args.json}")
+    if args.markdown is not None:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(markdown(rows, result["machine"]))
+        console.print(f"table written to {args.markdown}")
     failed = [name for name, section in result["sections"].items() if "error" in section]
     if failed:
         console.print(f"[red]sections that could not run: {', '.join(failed)}[/]")

@@ -302,3 +302,24 @@ def render(rows: list[Row], machine: dict[str, Any], console: Console) -> None:
         f"load average {machine.get('load_average')}; ratio: to the floor where the target "
         f"is relative to it, else to the target[/]"
     )
+
+
+def markdown(rows: list[Row], machine: dict[str, Any]) -> str:
+    """The rows as a Markdown table (for the README), with the machine underneath."""
+    lines = [
+        "| benchmark | measured | target | ratio | met? | note |",
+        "|---|--:|---|--:|:-:|---|",
+    ]
+    for row in rows:
+        measured = "-" if row.measured is None else f"{_fmt(row.measured)} {row.unit}"
+        met = {True: "yes", False: "**no**", None: ""}[row.met]
+        cells = (row.name, measured, row.target, _fmt(row.ratio), met, row.note)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    lines.append("")
+    lines.append(
+        f"Measured on {machine.get('cpu_count')} CPUs ({machine.get('cpu_model')}), "
+        f"{machine.get('memory_mib')} MiB, Python {machine.get('python')}, "
+        f"grpcio {machine.get('grpcio')}; load average {machine.get('load_average')} at the "
+        "start. Ratio: to the floor where the target is relative to it, else to the target."
+    )
+    return "\n".join(lines) + "\n"
