@@ -116,6 +116,27 @@ def build_rows(sections: dict[str, Any]) -> list[Row]:
         )
     )
 
+    per_process = _get(sections.get("throughput"), "cpu_ms_per_record") or {}
+    cpu_per_record = round(sum(per_process.values()), 3) if per_process else None
+    cores = os.cpu_count() or 1
+    rows.append(
+        Row(
+            "throughput",
+            "faithful flow CPU per record, all processes",
+            "ms",
+            cpu_per_record,
+            "",
+            None,
+            None,
+            (
+                f"{cores} cores: at most {_fmt(1000 * cores / cpu_per_record)} rec/s if all "
+                "of it overlapped"
+                if cpu_per_record
+                else ""
+            ),
+        )
+    )
+
     pipelined = _get(sections.get("pipelined"), "records_per_s")
     ratio = _ratio(pipelined, floor_rps)
     rows.append(
