@@ -183,25 +183,5 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
         return response
 
 
-class _GenericHandlersOnly:
-    """Collects what the generated add_*_to_server registers, minus "registered methods".
-
-    A registered method keeps one waiting task per method in every server (about
-    4 KiB each): with thousands of pCPU servers per host that is most of their
-    memory, while the generic handler serves the same calls as fast.
-    """
-
-    def __init__(self) -> None:
-        self.handlers: tuple[grpc.GenericRpcHandler, ...] = ()
-
-    def add_generic_rpc_handlers(self, handlers: tuple[grpc.GenericRpcHandler, ...]) -> None:
-        self.handlers += tuple(handlers)
-
-    def add_registered_method_handlers(self, service: str, handlers: object) -> None:
-        pass
-
-
 def add_to_server(servicer: SalServicer, server: grpc.aio.Server) -> None:
-    collected = _GenericHandlersOnly()
-    sal_grpc.add_SalServiceServicer_to_server(servicer, collected)
-    server.add_generic_rpc_handlers(collected.handlers)
+    sal_grpc.add_SalServiceServicer_to_server(servicer, server)
