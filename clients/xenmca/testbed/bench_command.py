@@ -21,6 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from xenmca.testbed.bench_report import Row, markdown, render
 from xenmca.testbed.bench_suite import SECTIONS, UnknownSection, resolve, run_bench
@@ -64,10 +72,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 async def _run(args: argparse.Namespace, workdir: Path, console: Console) -> dict[str, Any]:
-    def progress(name: str, what: str) -> None:
-        console.print(f"[bold]{name}[/]: {what}")
+    sections = resolve(args.only)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task("bench", total=len(sections))
 
-    return await run_bench(workdir, quick=args.quick, only=args.only, progress=progress)
+    def progress(name: str, what: str) -> None:
+        # One line per step in any case (CI logs keep them); the bar shows what runs now.
+        console.print(f"[bold]{name}[/]: {what}")
+        if what == "running":
+            bar.update(task, description=f"bench: {name}")
+        else:
+            bar.advance(task)
+
+    with bar:
+        return await run_bench(workdir, quick=args.quick, only=args.only, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
