@@ -91,16 +91,20 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 
 def sample_reply() -> bytes:
-    """A GetStateInfoResponse with one CMC record (one processor section), encoded."""
+    """A GetStateInfoResponse with one CMC record (one processor section), encoded.
+
+    Fixed timestamps (a real record's are of the same magnitude), so that the size
+    is the same on every call: varint-encoded times would otherwise vary by a byte.
+    """
     pcpu, record_id, severity = 5, 1234, record_pb2.SEVERITY_CORRECTED
-    wall_ns = time.time_ns()
+    wall_ns = 1_795_000_000_123_456_789
     raw = records.raw_factory(pcpu, CMC, severity, None)(record_id, wall_ns)
     stored = StoredRecord(
         record_id=record_id,
         record_type=CMC,
         severity=severity,
         created_wall_ns=wall_ns,
-        created_monotonic_ns=time.monotonic_ns(),
+        created_monotonic_ns=86_400_123_456_789,
         raw=raw,
     )
     reply = sal_pb2.GetStateInfoResponse(sal_status=0, record=records.error_record(pcpu, stored))

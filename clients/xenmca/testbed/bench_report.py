@@ -250,6 +250,18 @@ def build_rows(sections: dict[str, Any]) -> list[Row]:
     rows.append(
         Row(
             "scale",
+            "pCPU hosts' RSS per pCPU above a one-pCPU host",
+            "KiB",
+            _get(scale, "memory", "host_rss_kib_per_pcpu_above_baseline"),
+            "",
+            None,
+            None,
+            f"a one-pCPU host: {_fmt(_get(scale, 'memory', 'host_baseline_rss_mib'))} MiB",
+        )
+    )
+    rows.append(
+        Row(
+            "scale",
             "coordinator RSS per pCPU",
             "KiB",
             _get(scale, "memory", "coordinator_rss_kib_per_pcpu"),

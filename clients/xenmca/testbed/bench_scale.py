@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import resource
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -89,6 +91,51 @@ async def _firmware_totals(bed: LocalTestbed, pcpu: int) -> tuple[int, int, int]
     )
 
 
+def _fresh_ready_file(workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    ready = workdir / "ready-baseline-host.json"
+    ready.unlink(missing_ok=True)
+    return ready
+
+
+def _is_ready(ready: Path) -> bool:
+    return ready.is_file() and bool(json.loads(ready.read_text() or "{}"))
+
+
+async def host_baseline_kib(workdir: Path, within: float = 60.0) -> int:
+    """RSS of a pCPU host process serving a single pCPU: the interpreter and libraries
+    that every host pays once, whatever its pCPU count."""
+    ready = _fresh_ready_file(workdir)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "xenmca.cli",
+        "serve",
+        "pcpu",
+        "--pcpu",
+        "0",
+        "--listen",
+        "127.0.0.1:0",
+        "--ready-file",
+        str(ready),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + within
+        while not _is_ready(ready):
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError("the one-pCPU baseline host did not start")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)
+        return memory_kib(process.pid)["rss"]
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            await process.wait()
+
+
 def _cpu(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
@@ -116,6 +163,7 @@ async def measure_scale(
         "pcpus_per_host": pcpus_per_host,
         "open_files_limit": limit[0],
     }
+    baseline_kib = await host_baseline_kib(workdir)
     launched = time.monotonic()
     try:
         await bed.start()
@@ -130,6 +178,10 @@ async def measure_scale(
         result["memory"] = {
             "host_rss_kib_per_pcpu": round(sum(h["rss"] for h in hosts) / pcpus, 1),
             "host_anon_kib_per_pcpu": round(sum(h["anon"] for h in hosts) / pcpus, 1),
+            "host_baseline_rss_mib": round(baseline_kib / 1024, 1),
+            "host_rss_kib_per_pcpu_above_baseline": round(
+                sum(h["rss"] - baseline_kib for h in hosts) / pcpus, 1
+            ),
             "host_rss_mib": [round(h["rss"] / 1024, 1) for h in hosts],
             "coordinator_rss_kib_per_pcpu": round(xen["rss"] / pcpus, 1),
             "coordinator_anon_kib_per_pcpu": round(xen["anon"] / pcpus, 1),
