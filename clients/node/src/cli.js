@@ -17,9 +17,9 @@ export const PROG = 'xenmca-node';
 export const USAGE = `usage: ${PROG} <command> [options]
 
 commands:
-  status --xen HOST:PORT [--token-file FILE] [--json] [--timeout MS]
+  status --xen HOST:PORT [--token-file FILE] [TLS] [--json] [--timeout MS]
       print the coordinator's state: pCPUs, dom0, queues, counters, throttling
-  dom0 --xen HOST:PORT [--token-file FILE] [--max N] [--cpe-poll MS] [--out FILE]
+  dom0 --xen HOST:PORT [--token-file FILE] [TLS] [--max N] [--cpe-poll MS] [--out FILE]
        [--raw] [--instance NAME] [--connect-timeout MS] [--timeout MS]
       act as dom0: attach, and for each virtual interrupt GET the record, print
       it as one JSON line (flushed; with --out, appended and fsync'd), then
@@ -29,6 +29,10 @@ commands:
 options:
   --token-file FILE   JSON (or flat YAML) {identity: token}; default $XENMCA_TOKEN_FILE.
                       status presents the operator token (else dom0's), dom0 dom0's
+  --tls-cert FILE --tls-key FILE --tls-ca FILE   (TLS: all three or none)
+                      mutual TLS with this client certificate, its key and the CA
+                      that signed the coordinator's; the identity is the
+                      certificate's CN (\`xenmca certs generate\` makes them)
   --timeout MS        deadline of each unary call (default ${DEFAULT_DEADLINE_MS})
   -h, --help          this help
 
@@ -40,6 +44,9 @@ class CommandError extends Error {}
 const COMMON = {
   xen: { type: 'string' },
   'token-file': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-ca': { type: 'string' },
   timeout: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
@@ -109,9 +116,14 @@ export function parseCommandLine(argv) {
   if (values.timeout !== undefined && nonNegativeInt('timeout', values.timeout) === 0) {
     throw new CommandError('--timeout must be at least 1 ms');
   }
+  const tlsGiven = ['tls-cert', 'tls-key', 'tls-ca'].filter((name) => values[name] !== undefined);
+  if (tlsGiven.length !== 0 && tlsGiven.length !== 3) {
+    throw new CommandError('--tls-cert, --tls-key and --tls-ca go together (all three or none)');
+  }
   const options = {
     xen: values.xen,
     tokenFile: values['token-file'],
+    tls: tlsGiven.length === 3 ? { cert: values['tls-cert'], key: values['tls-key'], ca: values['tls-ca'] } : null,
     timeoutMs: nonNegativeInt('timeout', values.timeout, DEFAULT_DEADLINE_MS),
   };
   if (command === 'status') {
@@ -176,9 +188,33 @@ async function openLog(out, stdout) {
   };
 }
 
+/**
+ * The PEM files of --tls-cert/--tls-key/--tls-ca as Buffers (null without TLS).
+ * @throws {CommandError} naming the file that cannot be read or is not PEM
+ */
+export function readTlsFiles(tls) {
+  if (!tls) return null;
+  const read = (flag, file, marker, what) => {
+    let bytes;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch (err) {
+      throw new CommandError(`--${flag}: cannot read ${file}: ${err.code ?? err.message}`);
+    }
+    if (!bytes.includes(marker)) throw new CommandError(`--${flag}: ${file} holds no PEM ${what}`);
+    return bytes;
+  };
+  return {
+    cert: read('tls-cert', tls.cert, '-----BEGIN CERTIFICATE-----', 'certificate'),
+    key: read('tls-key', tls.key, 'PRIVATE KEY-----', 'private key'),
+    ca: read('tls-ca', tls.ca, '-----BEGIN CERTIFICATE-----', 'certificate'),
+  };
+}
+
 async function runStatus(options, io) {
   const token = resolveToken(options.tokenFile, ['operator', 'dom0', 'xen']);
-  const client = connect(options.xen, token, { deadlineMs: options.timeoutMs });
+  const tls = readTlsFiles(options.tls);
+  const client = connect(options.xen, token, { deadlineMs: options.timeoutMs, tls });
   let state;
   try {
     state = await client.status();
@@ -194,8 +230,9 @@ async function runStatus(options, io) {
 
 async function runDom0(options, io, log) {
   const token = resolveToken(options.tokenFile, ['dom0']);
+  const tls = readTlsFiles(options.tls);
   const sink = await openLog(options.out, io.stdout);
-  const client = connect(options.xen, token, { deadlineMs: options.timeoutMs });
+  const client = connect(options.xen, token, { deadlineMs: options.timeoutMs, tls });
   const dom0 = new Dom0(client, {
     write: sink.write,
     log,

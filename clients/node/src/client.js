@@ -50,21 +50,27 @@ export const CHANNEL_OPTIONS = Object.freeze({
 
 /**
  * A client of the coordinator at address, presenting token (if any) as
- * `authorization: Bearer <token>` on every call. Plaintext, as the testbed.
+ * `authorization: Bearer <token>` on every call. Plaintext unless options.tls
+ * gives the PEM bytes of a CA, a client certificate and its key: then mutual
+ * TLS, and the coordinator takes the caller's identity from the certificate's CN
+ * (a token, if also given, must name the same identity).
  *
  * @param {string} address HOST:PORT
  * @param {string|null} [token]
- * @param {{deadlineMs?: number, protosRoot?: string, channelOptions?: object}} [options]
+ * @param {{deadlineMs?: number, protosRoot?: string, channelOptions?: object,
+ *          tls?: {ca: Buffer, cert: Buffer, key: Buffer}}} [options]
  * @returns {XenClient}
  */
 export function connect(address, token, options = {}) {
   const deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
   const xenmca = loadXenmca(options.protosRoot);
-  const stub = new xenmca.hypervisor.v1.HypervisorService(
-    address,
-    grpc.credentials.createInsecure(),
-    { ...CHANNEL_OPTIONS, ...options.channelOptions },
-  );
+  const credentials = options.tls
+    ? grpc.credentials.createSsl(options.tls.ca, options.tls.key, options.tls.cert)
+    : grpc.credentials.createInsecure();
+  const stub = new xenmca.hypervisor.v1.HypervisorService(address, credentials, {
+    ...CHANNEL_OPTIONS,
+    ...options.channelOptions,
+  });
 
   const metadata = () => {
     const md = new grpc.Metadata();

@@ -44,7 +44,7 @@ describe('parseCommandLine', () => {
   test('status with defaults', () => {
     assert.deepEqual(parseCommandLine(['status', '--xen', '127.0.0.1:5']), {
       command: 'status',
-      options: { xen: '127.0.0.1:5', tokenFile: undefined, timeoutMs: 10_000, json: false },
+      options: { xen: '127.0.0.1:5', tokenFile: undefined, tls: null, timeoutMs: 10_000, json: false },
     });
   });
 
@@ -54,9 +54,16 @@ describe('parseCommandLine', () => {
       '--instance', 'n', '--connect-timeout', '500', '--timeout', '2000', '--out', 'log.jsonl',
     ]);
     assert.deepEqual(options, {
-      xen: 'h:1', tokenFile: 't.json', timeoutMs: 2000, max: 7, cpePollMs: 0, connectTimeoutMs: 500,
+      xen: 'h:1', tokenFile: 't.json', tls: null, timeoutMs: 2000, max: 7, cpePollMs: 0, connectTimeoutMs: 500,
       out: 'log.jsonl', raw: true, instance: 'n',
     });
+  });
+
+  test('mutual TLS files', () => {
+    const { options } = parseCommandLine([
+      'status', '--xen', 'h:1', '--tls-cert', 'c.crt', '--tls-key', 'c.key', '--tls-ca', 'ca.crt',
+    ]);
+    assert.deepEqual(options.tls, { cert: 'c.crt', key: 'c.key', ca: 'ca.crt' });
   });
 
   test('help', () => {
@@ -78,6 +85,9 @@ describe('one-line errors, exit 2', () => {
     [['dom0', '--xen', 'h:1', '--cpe-poll', '-1'], /^xenmca-node dom0: error: Option '--cpe-poll' argument is ambiguous/],
     [['status', '--xen', 'h:1', '--timeout', '0'], /^xenmca-node status: error: --timeout must be at least 1 ms/],
     [['status', '--xen', 'h:1', '--token-file', '/nonexistent/tokens.json'], /cannot read token file: ENOENT/],
+    [['status', '--xen', 'h:1', '--tls-cert', 'c.crt'], /^xenmca-node status: error: --tls-cert, --tls-key and --tls-ca go together/],
+    [['dom0', '--xen', 'h:1', '--tls-cert', 'c', '--tls-key', 'k'], /^xenmca-node dom0: error: --tls-cert, --tls-key and --tls-ca go together/],
+    [['status', '--xen', 'h:1', '--tls-cert', '/nonexistent/c.crt', '--tls-key', 'k', '--tls-ca', 'ca'], /^xenmca-node status: error: --tls-cert: cannot read \/nonexistent\/c\.crt: ENOENT/],
   ];
   for (const [argv, pattern] of cases) {
     test(argv.join(' ') || '(no arguments)', async () => {
@@ -98,6 +108,23 @@ describe('one-line errors, exit 2', () => {
       assert.equal(code, 2);
       assert.ok(oneLine(stderr));
       assert.match(stderr, /no 'dom0' entry/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a TLS file that is not PEM', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenmca-node-cli-'));
+    const junk = path.join(dir, 'junk.pem');
+    fs.writeFileSync(junk, 'not a certificate');
+    try {
+      const { code, stdout, stderr } = await runMain([
+        'status', '--xen', '127.0.0.1:1', '--tls-cert', junk, '--tls-key', junk, '--tls-ca', junk,
+      ]);
+      assert.equal(code, 2);
+      assert.equal(stdout, '');
+      assert.ok(oneLine(stderr), stderr);
+      assert.match(stderr, /--tls-cert: .*junk\.pem holds no PEM certificate/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -160,10 +160,12 @@ async function readJsonWhenReady(file, proc, what, timeoutMs) {
 
 /**
  * A testbed without dom0: `xenmca serve pcpu` and `xenmca serve xen` on
- * loopback, free ports, identity checks on with fresh random tokens.
- * @param {{pcpus?: number, startTimeoutMs?: number}} [options]
+ * loopback, free ports, identity checks on with fresh random tokens; with
+ * tls, mutual TLS instead (test certificates from `xenmca certs generate`,
+ * identities from the certificates' CN, no token file).
+ * @param {{pcpus?: number, startTimeoutMs?: number, tls?: boolean}} [options]
  */
-export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000 } = {}) {
+export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000, tls = false } = {}) {
   const xenmca = findXenmca();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'xenmca-node-test-'));
   const token = () => crypto.randomBytes(18).toString('base64url');
@@ -171,10 +173,27 @@ export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000 } = {}) 
   const tokensPath = path.join(dir, 'tokens.json');
   fs.writeFileSync(tokensPath, JSON.stringify(tokens, null, 2), { mode: 0o600 });
 
+  const certs = path.join(dir, 'certs');
+  if (tls) {
+    const made = await run(xenmca, ['certs', 'generate', '--dir', certs]);
+    if (made.code !== 0) throw new Error(`xenmca certs generate failed: ${made.stderr}`);
+  }
+  /** --tls-cert/--tls-key/--tls-ca of one identity's certificate. */
+  const tlsFlags = (identity) => [
+    '--tls-cert', path.join(certs, `${identity}.crt`),
+    '--tls-key', path.join(certs, `${identity}.key`),
+    '--tls-ca', path.join(certs, 'ca.crt'),
+  ];
+  /** How a component or a client proves who it is: its certificate, or the token file. */
+  const credentialFlags = (identity) => (tls ? tlsFlags(identity) : ['--token-file', tokensPath]);
+
   const procs = [];
   const testbed = {
     xenmca,
     dir,
+    tls,
+    tlsFlags,
+    credentialFlags,
     tokens,
     tokensPath,
     /** @type {Record<string, string>} pCPU number -> SalService address */
@@ -198,7 +217,7 @@ export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000 } = {}) 
     const pcpuProc = startProcess(
       xenmca,
       ['serve', 'pcpu', '--pcpus', `0-${pcpus - 1}`, '--host', '127.0.0.1', '--base-port', '0',
-        '--ready-file', pcpuReady, '--token-file', tokensPath],
+        '--ready-file', pcpuReady, ...credentialFlags('pcpu')],
       { logFile: path.join(dir, 'pcpu.log') },
     );
     procs.push(pcpuProc);
@@ -207,7 +226,7 @@ export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000 } = {}) 
     const xenReady = path.join(dir, 'xen.json');
     const xenProc = startProcess(
       xenmca,
-      ['serve', 'xen', '--listen', '127.0.0.1:0', '--inventory', pcpuReady, '--token-file', tokensPath,
+      ['serve', 'xen', '--listen', '127.0.0.1:0', '--inventory', pcpuReady, ...credentialFlags('xen'),
         '--ready-file', xenReady, '--throttle-preset', 'fast'],
       { logFile: path.join(dir, 'xen.log') },
     );
@@ -227,7 +246,7 @@ export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000 } = {}) 
 export async function inject(testbed, pcpu, type, count) {
   const result = await run(testbed.xenmca, [
     'inject', '--pcpu-addr', testbed.pcpuAddrs[pcpu], '--type', type, '--count', String(count),
-    '--token-file', testbed.tokensPath,
+    ...testbed.credentialFlags('operator'),
   ]);
   const match = /accepted (\d+), stored (\d+), overflowed (\d+), ids (\d+)-(\d+)/.exec(result.stdout);
   if (result.code !== 0 || !match) {
@@ -245,7 +264,7 @@ export async function inject(testbed, pcpu, type, count) {
 /** `xenmca status --pcpu-addr ... --json`: pending records per type name (absent counts as 0). */
 export async function pcpuPending(testbed, pcpu) {
   const result = await run(testbed.xenmca, [
-    'status', '--pcpu-addr', testbed.pcpuAddrs[pcpu], '--json', '--token-file', testbed.tokensPath,
+    'status', '--pcpu-addr', testbed.pcpuAddrs[pcpu], '--json', ...testbed.credentialFlags('operator'),
   ]);
   if (result.code !== 0) throw new Error(`xenmca status --pcpu-addr failed: ${result.stderr}`);
   const state = JSON.parse(result.stdout);
