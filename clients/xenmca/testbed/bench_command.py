@@ -1,7 +1,7 @@
 """`xenmca bench`: floors and the real flow measured in the same run, as a table and JSON.
 
-    xenmca bench                          # the full run (about 3-5 minutes)
-    xenmca bench --quick --json out.json  # the CI run (a few minutes), figures only
+    xenmca bench                          # the full run (about 2-3 minutes)
+    xenmca bench --quick --json out.json  # the CI run (under a minute), figures only
     xenmca bench --only storm,scale
 
 Exit status: 0 when every selected section ran (whether or not its targets
