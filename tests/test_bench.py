@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from xenmca.dom0.log_store import LogStore
 from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.testbed import bench_suite
@@ -19,7 +20,7 @@ from xenmca.testbed.bench_floor import (
     measure_rtt,
     sample_reply,
 )
-from xenmca.testbed.bench_flow import breakdown, spread
+from xenmca.testbed.bench_flow import breakdown, spread, wait_logged
 from xenmca.testbed.bench_report import Row, build_rows, machine_info
 from xenmca.testbed.bench_scale import raise_open_files_limit
 from xenmca.testbed.bench_suite import SECTIONS, UnknownSection, resolve, run_bench
@@ -49,6 +50,23 @@ async def test_the_commit_floor_is_positive_and_leaves_no_file(tmp_path: Path) -
     assert commit["n"] == 5 and commit["p50_ms"] > 0 and commit["blob_bytes"] == 1024
     assert not any(tmp_path.glob("floor-commit*"))  # noqa: ASYNC240 - a test's own tmp_path
     assert floor_records_per_s(0.5, 0.3) == pytest.approx(1000 / 2.3)
+
+
+async def test_waiting_for_the_log_reads_dom0s_file_and_times_out_naming_the_count(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "dom0.sqlite"
+    reply = sal_pb2.GetStateInfoResponse.FromString(sample_reply())
+    async with await LogStore.open(db) as store:
+        await wait_logged(db, 0, within=1.0)
+        for record_id in (1, 2):
+            record = record_pb2.ErrorRecord()
+            record.CopyFrom(reply.record)
+            record.record_id = record_id
+            assert await store.commit(record)
+        await wait_logged(db, 2, within=5.0, poll=0.01)
+        with pytest.raises(TimeoutError, match="only 2 of 3 records logged"):
+            await wait_logged(db, 3, within=0.1, poll=0.02)
 
 
 def test_sections_pull_in_what_they_need_and_unknown_names_are_refused() -> None:
