@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import resource
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +25,7 @@ from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench_flow import CMC, wait_cleared
 from xenmca.testbed.bench_storm import cpu_seconds
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.processes import ManagedProcess
 
 T = TypeVar("T")
 CONCURRENT_CALLS = 64
@@ -91,49 +90,33 @@ async def _firmware_totals(bed: LocalTestbed, pcpu: int) -> tuple[int, int, int]
     )
 
 
-def _fresh_ready_file(workdir: Path) -> Path:
-    workdir.mkdir(parents=True, exist_ok=True)
-    ready = workdir / "ready-baseline-host.json"
-    ready.unlink(missing_ok=True)
-    return ready
-
-
-def _is_ready(ready: Path) -> bool:
-    return ready.is_file() and bool(json.loads(ready.read_text() or "{}"))
-
-
 async def host_baseline_kib(workdir: Path, within: float = 60.0) -> int:
     """RSS of a pCPU host process serving a single pCPU: the interpreter and libraries
     that every host pays once, whatever its pCPU count."""
-    ready = _fresh_ready_file(workdir)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xenmca.cli",
-        "serve",
-        "pcpu",
-        "--pcpu",
-        "0",
-        "--listen",
-        "127.0.0.1:0",
-        "--ready-file",
-        str(ready),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+    ready = workdir / "ready-baseline-host.json"
+    host = ManagedProcess(
+        name="baseline-host",
+        argv=[
+            "serve",
+            "pcpu",
+            "--pcpu",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--ready-file",
+            str(ready),
+        ],
+        log_path=workdir / "logs" / "baseline-host.log",
+        ready_file=ready,
     )
     try:
-        deadline = time.monotonic() + within
-        while not _is_ready(ready):
-            if process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError("the one-pCPU baseline host did not start")
-            await asyncio.sleep(0.1)
+        await host.start()
+        await host.wait_ready(within)
         await asyncio.sleep(1.0)
-        return memory_kib(process.pid)["rss"]
+        assert host.pid is not None
+        return memory_kib(host.pid)["rss"]
     finally:
-        if process.returncode is None:
-            process.terminate()
-            await process.wait()
+        await host.stop()
 
 
 def _cpu(pids: list[int]) -> float:
