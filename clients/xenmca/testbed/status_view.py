@@ -11,6 +11,7 @@ from xenmca.testbed.cli_common import type_label
 
 _ENTRY = {1: "queued", 2: "injected", 3: "read"}
 _MODE = {1: "interrupt", 2: "polling"}
+_SAL_MODE = {sal_pb2.SAL_MODE_EXTENDED: "extended", sal_pb2.SAL_MODE_PLAIN: "plain"}
 
 
 def print_hypervisor(state: hv_pb2.DescribeHypervisorResponse) -> None:
@@ -61,6 +62,7 @@ def print_pcpu(state: sal_pb2.DescribePcpuResponse) -> None:
     console.print(
         f"pCPU {state.pcpu}   next record id {state.next_record_id}"
         f"   store: {'durable' if state.durable else 'in memory'}"
+        f"   sal: {_SAL_MODE.get(state.sal_mode, 'unknown')}"
     )
     table = Table()
     for column in (

@@ -3,9 +3,12 @@
     xenmca serve pcpu --pcpu 0 --listen 127.0.0.1:50100
     xenmca serve pcpu --pcpus 0-63 --host 127.0.0.1 --base-port 50100 --state-dir DIR
 
-pCPU i listens on base-port + i. ``--ready-file`` is written (JSON
-{"<pcpu>": "host:port"}) once every server is serving, and removed on a clean
-stop, so a launcher can wait for it.
+pCPU i listens on base-port + i. ``--sal plain`` gives every hosted pCPU plain
+SAL (GET oldest, CLEAR current, GET_SIZE, nothing more); the default is
+``--sal extended`` (xenmca's extensions: clear by id, counters).
+
+``--ready-file`` is written (JSON {"<pcpu>": "host:port"}) once every server is
+serving, and removed on a clean stop, so a launcher can wait for it.
 
 With ``--tls-cert/--tls-key/--tls-ca`` every pCPU serves mutual TLS only (the
 callers' identities come from their certificates); ``--health-listen HOST:PORT``
@@ -23,7 +26,7 @@ import sys
 from pathlib import Path
 
 from xenmca.pcpu.durable import StateDirError
-from xenmca.pcpu.model import MAX_CAPACITY
+from xenmca.pcpu.model import MAX_CAPACITY, SalMode
 from xenmca.pcpu.server import DEFAULT_CAPACITY, HostStartError, PcpuHost, join_host_port
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.health_listener import (
@@ -127,6 +130,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CAPACITY,
         help=f"pending records per pCPU and type (default {DEFAULT_CAPACITY})",
     )
+    parser.add_argument(
+        "--sal",
+        choices=[mode.value for mode in SalMode],
+        default=SalMode.EXTENDED.value,
+        help="SAL the firmware offers: plain (GET oldest, CLEAR current, GET_SIZE) or "
+        "extended (plus clear by record id and counters; the default)",
+    )
     parser.add_argument("--events", type=Path, metavar="FILE", help="append JSON-lines events")
     parser.add_argument("--token-file", metavar="FILE", help="identity tokens (enables checks)")
     parser.add_argument(
@@ -198,6 +208,7 @@ async def serve(
         token_book=token_book,
         events=events,
         credentials=server_credentials(tls) if tls is not None else None,
+        sal_mode=SalMode(args.sal),
     )
     probes: HealthListener | None = None
     metrics: MetricsEndpoint | None = None
@@ -215,7 +226,7 @@ async def serve(
             await probes.set_serving(True)
         span = f"pCPUs {format_ranges(pcpus)} on {_port_span(pcpu_host)}"
         durability = f"durable in {args.state_dir}" if args.state_dir else "in memory"
-        log.info("serving %s (%s, capacity %d)", span, durability, args.capacity)
+        log.info("serving %s (%s, capacity %d, %s SAL)", span, durability, args.capacity, args.sal)
         log.info("%s", _security_summary(tls, token_book is not None, probes))
         if events is not None:
             events.emit("host_started", pcpus=pcpu_host.addresses)

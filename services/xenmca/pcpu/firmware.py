@@ -4,6 +4,10 @@ The gRPC servicer validates and authorizes requests, then calls this; tests and
 in-process tools may call it directly. Events (one per InjectError batch, never
 one per record): records_created, overflow, record_cleared, mask_changed,
 injection_started, injection_finished.
+
+``sal_mode`` (SalMode) chooses which SAL procedures it offers: in plain mode CLEAR
+by record id is refused here; what plain-mode replies leave out is the servicer's
+business. Record ids, events and the store are the same in both modes.
 """
 
 from __future__ import annotations
@@ -18,7 +22,14 @@ import grpc
 
 from xenmca.pcpu import records
 from xenmca.pcpu.interrupts import InterruptLine
-from xenmca.pcpu.model import RECORD_TYPES, ClearOutcome, InjectOutcome, TypeState, type_name
+from xenmca.pcpu.model import (
+    RECORD_TYPES,
+    ClearOutcome,
+    InjectOutcome,
+    SalMode,
+    TypeState,
+    type_name,
+)
 from xenmca.pcpu.store import RecordStore
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.errors import RequestError
@@ -52,7 +63,9 @@ class PcpuFirmware:
         *,
         events: EventLog | None = None,
         clock: Clock | None = None,
+        sal_mode: SalMode | str = SalMode.EXTENDED,
     ) -> None:
+        self.sal_mode = SalMode(sal_mode)
         self.store = store
         self.pcpu = store.pcpu
         self.line = InterruptLine(store.pcpu)
@@ -66,7 +79,21 @@ class PcpuFirmware:
     def max_record_size(self, record_type: int) -> int:
         return records.max_record_size(record_type)
 
+    @property
+    def plain(self) -> bool:
+        """Whether this firmware offers only what real SAL offers."""
+        return self.sal_mode is SalMode.PLAIN
+
     async def clear(self, record_type: int, record_id: int | None) -> ClearOutcome:
+        """SAL_CLEAR_STATE_INFO: the current record, or (extended mode only) record_id."""
+        if record_id is not None and self.plain:
+            raise RequestError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "PLAIN_SAL_NO_CLEAR_BY_ID",
+                f"pCPU {self.pcpu} runs plain SAL: SAL_CLEAR_STATE_INFO clears only the "
+                f"current record; omit record_id (got {record_id})",
+                {"record_id": str(record_id), "sal_mode": self.sal_mode.value},
+            )
         # Shielded: a caller that goes away (a cancelled RPC) must not keep a clear
         # that happened from being reported; the checkers read these events.
         return await asyncio.shield(self._clear(record_type, record_id))
@@ -94,8 +121,9 @@ class PcpuFirmware:
         )
         return previously, pending
 
-    def describe(self) -> list[TypeState]:
-        return [self.store.state(t) for t in RECORD_TYPES]
+    def describe(self, pending_ids_limit: int = 0) -> list[TypeState]:
+        """Every type's snapshot, each with up to pending_ids_limit pending ids."""
+        return [self.store.state(t, pending_ids_limit) for t in RECORD_TYPES]
 
     # --- the hardware making errors ---------------------------------------------
 

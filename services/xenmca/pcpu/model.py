@@ -7,6 +7,7 @@ Record types and severities are the proto enum values (``record_pb2.RECORD_TYPE_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from xenmca.record.v1 import record_pb2
 
@@ -35,6 +36,22 @@ MAX_INJECT_COUNT = 1_000_000
 """Most records one InjectError may create."""
 MAX_INJECT_RATE = 1_000_000.0
 """Highest rate_per_second a paced InjectError may ask for."""
+MAX_PENDING_IDS_LIMIT = 100_000
+"""Most pending record ids per type that one DescribePcpu may ask for."""
+
+
+class SalMode(StrEnum):
+    """Which SAL procedures a pCPU's firmware offers (``--sal``), chosen per host.
+
+    ``EXTENDED`` is xenmca's firmware: clear by record id, ``remaining`` and
+    ``already_cleared`` on CLEAR, ``pending`` and ``created`` on a mask change,
+    DescribePcpu for the coordinator. ``PLAIN`` is what real SAL offers and nothing
+    more: GET (oldest), CLEAR (current) and GET_SIZE. A StrEnum, so "plain" and
+    SalMode.PLAIN are interchangeable.
+    """
+
+    EXTENDED = "extended"
+    PLAIN = "plain"
 
 
 def type_name(record_type: int) -> str:
@@ -118,6 +135,8 @@ class TypeState:
     counters: TypeCounters
     oldest_record_id: int
     newest_record_id: int
+    pending_record_ids: tuple[int, ...] = ()
+    """The oldest pending ids, as many as the snapshot was asked for (none by default)."""
 
 
 @dataclass(slots=True)

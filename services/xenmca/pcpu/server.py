@@ -6,6 +6,9 @@ port (``await server.start()``; ``await server.stop(grace)``). ``PcpuHost``
 hosts a set of pCPUs in one process, each on its own port, sharing one durable
 database, one event log and one FaultInjector (per-RPC fault rules: every
 pCPU's server applies them for its own pCPU and serves FaultService).
+Both take ``sal_mode`` (SalMode, "extended" by default, or "plain"): which SAL
+procedures the firmware offers; ``build_pcpu_server`` serves whatever mode its
+PcpuFirmware was built with.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import grpc
 
 from xenmca.pcpu.durable import FirmwareDatabase
 from xenmca.pcpu.firmware import PcpuFirmware
-from xenmca.pcpu.model import DEFAULT_CAPACITY
+from xenmca.pcpu.model import DEFAULT_CAPACITY, SalMode
 from xenmca.pcpu.servicer import SERVICE_NAME, SalServicer, add_to_server
 from xenmca.pcpu.store import RecordStore
 from xenmca.rpc.clock import Clock
@@ -125,6 +128,7 @@ def create_server(
     clock: Clock | None = None,
     faults: FaultInjector | None = None,
     credentials: grpc.ServerCredentials | None = None,
+    sal_mode: SalMode | str = SalMode.EXTENDED,
 ) -> tuple[PcpuServer, int]:
     """A SalService server for one pCPU bound to address; returns (server, bound port).
 
@@ -134,7 +138,9 @@ def create_server(
     run the server. It applies per-RPC fault rules from ``faults`` (a new
     injector on ``clock`` when not given; ``server.faults``) and serves FaultService.
     With ``credentials`` (``xenmca.rpc.tls.server_credentials``) it serves mutual TLS only.
+    ``sal_mode`` "plain" offers only what real SAL offers (see SalMode).
     """
+    mode = SalMode(sal_mode)
     if faults is None:
         faults = FaultInjector(clock)
     database: FirmwareDatabase | None = None
@@ -143,7 +149,7 @@ def create_server(
             database = FirmwareDatabase(state_dir)
         backend = database.backend(pcpu) if database is not None else None
         store = RecordStore(pcpu, capacity, backend)
-    firmware = PcpuFirmware(store, events=events, clock=clock)
+    firmware = PcpuFirmware(store, events=events, clock=clock, sal_mode=mode)
     try:
         server = build_pcpu_server(
             address,
@@ -178,6 +184,9 @@ class PcpuHost:
     applies them for its own pCPU and serves FaultService to change them.
 
     With ``credentials`` every pCPU's server serves mutual TLS only.
+
+    ``sal_mode`` (SalMode or its value, "extended" by default) is every hosted
+    pCPU's firmware mode; "plain" offers only what real SAL offers.
     """
 
     def __init__(
@@ -194,6 +203,7 @@ class PcpuHost:
         clock: Clock | None = None,
         faults: FaultInjector | None = None,
         credentials: grpc.ServerCredentials | None = None,
+        sal_mode: SalMode | str = SalMode.EXTENDED,
     ) -> None:
         if not pcpus:
             raise ValueError("a pCPU host needs at least one pCPU")
@@ -210,6 +220,7 @@ class PcpuHost:
         self.clock = clock
         self.faults = faults if faults is not None else FaultInjector(clock)
         self.credentials = credentials
+        self.sal_mode = SalMode(sal_mode)
         self.servers: dict[int, PcpuServer] = {}
         self._database: FirmwareDatabase | None = None
 
@@ -237,7 +248,9 @@ class PcpuHost:
             for pcpu in self.pcpus:
                 backend = self._database.backend(pcpu) if self._database is not None else None
                 store = RecordStore(pcpu, self.capacity, backend)
-                firmware = PcpuFirmware(store, events=self.events, clock=self.clock)
+                firmware = PcpuFirmware(
+                    store, events=self.events, clock=self.clock, sal_mode=self.sal_mode
+                )
                 address = self.address_for(pcpu)
                 try:
                     server = build_pcpu_server(

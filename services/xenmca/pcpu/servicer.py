@@ -3,6 +3,10 @@
 Refusals are google.rpc.Status errors with one ErrorInfo (xenmca.rpc.errors);
 a refused request changes nothing. SAL outcomes that are not errors in SAL
 (nothing pending) travel as ``sal_status`` -5 in a successful reply.
+
+In plain SAL mode (the firmware's ``sal_mode``) the replies leave the extensions
+at zero: ClearStateInfo's ``remaining`` and ``already_cleared``, SetInterruptMask's
+``pending`` and ``created``; DescribePcpu is refused to the coordinator (auth.py).
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from typing import Any, TypeVar
 import grpc
 
 from xenmca.pcpu import records, validation
-from xenmca.pcpu.auth import authorize
+from xenmca.pcpu.auth import authorize, refuse_extension_to_xen
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.interrupts import SubscriptionLagged
-from xenmca.pcpu.model import SAL_NO_INFORMATION, SAL_OK
+from xenmca.pcpu.model import SAL_NO_INFORMATION, SAL_OK, SalMode
 from xenmca.rpc.errors import RequestError, abort
 from xenmca.rpc.identity import TokenBook
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
@@ -28,6 +32,12 @@ from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = sal_pb2.DESCRIPTOR.services_by_name["SalService"].full_name
+
+SAL_MODE_VALUES: dict[SalMode, int] = {
+    SalMode.EXTENDED: sal_pb2.SAL_MODE_EXTENDED,
+    SalMode.PLAIN: sal_pb2.SAL_MODE_PLAIN,
+}
+"""DescribePcpuResponse.sal_mode of each SalMode."""
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
@@ -39,6 +49,10 @@ def _refusals(handler: Handler) -> Handler:
     async def wrapper(self: SalServicer, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             authorize(context, self.tokens, handler.__name__)
+            firmware = self.firmware
+            refuse_extension_to_xen(
+                context, self.tokens, handler.__name__, firmware.pcpu, firmware.sal_mode
+            )
             return await handler(self, request, context)
         except RequestError as exc:
             await abort(context, exc)
@@ -91,6 +105,10 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
         record_type = validation.record_type(request.type)
         record_id = request.record_id if request.HasField("record_id") else None
         outcome = await self.firmware.clear(record_type, record_id)
+        if self.firmware.plain:
+            return sal_pb2.ClearStateInfoResponse(
+                sal_status=outcome.sal_status, cleared_record_id=outcome.cleared_record_id
+            )
         return sal_pb2.ClearStateInfoResponse(
             sal_status=outcome.sal_status,
             cleared_record_id=outcome.cleared_record_id,
@@ -150,6 +168,8 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
     ) -> sal_pb2.SetInterruptMaskResponse:
         record_type = validation.record_type(request.type)
         previously, pending = self.firmware.set_mask(record_type, request.masked)
+        if self.firmware.plain:
+            return sal_pb2.SetInterruptMaskResponse(previously_masked=previously)
         # In the same step as the mask (no await between): the poller's baseline of "new".
         created = self.firmware.store.state(record_type).counters.created
         return sal_pb2.SetInterruptMaskResponse(
@@ -160,13 +180,15 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
     async def DescribePcpu(
         self, request: sal_pb2.DescribePcpuRequest, context: grpc.aio.ServicerContext
     ) -> sal_pb2.DescribePcpuResponse:
+        limit = validation.pending_ids_limit(request.pending_ids_limit)
         firmware = self.firmware
         response = sal_pb2.DescribePcpuResponse(
             pcpu=firmware.pcpu,
             next_record_id=firmware.store.next_record_id,
             durable=firmware.store.durable,
+            sal_mode=SAL_MODE_VALUES[firmware.sal_mode],  # type: ignore[arg-type]
         )
-        for state in firmware.describe():
+        for state in firmware.describe(limit):
             response.types.add(
                 type=state.record_type,
                 pending=state.pending,
@@ -179,6 +201,7 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
                 oldest_record_id=state.oldest_record_id,
                 newest_record_id=state.newest_record_id,
                 max_record_size=firmware.max_record_size(state.record_type),
+                pending_record_ids=state.pending_record_ids,
             )
         return response
 

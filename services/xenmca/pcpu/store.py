@@ -16,6 +16,7 @@ not pending was cleared, and an id at or above ``next_record_id`` never existed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -128,7 +129,8 @@ class RecordStore:
         self._masked[record_type] = masked
         return previously, len(self._pending[record_type])
 
-    def state(self, record_type: int) -> TypeState:
+    def state(self, record_type: int, pending_ids_limit: int = 0) -> TypeState:
+        """The type's snapshot, with up to pending_ids_limit pending ids (oldest first)."""
         pending = self._pending[record_type]
         return TypeState(
             record_type=record_type,
@@ -138,6 +140,7 @@ class RecordStore:
             counters=self._counters[record_type].copy(),
             oldest_record_id=next(iter(pending)) if pending else 0,
             newest_record_id=next(reversed(pending)) if pending else 0,
+            pending_record_ids=tuple(itertools.islice(pending, pending_ids_limit)),
         )
 
     async def create(

@@ -11,7 +11,13 @@ import math
 
 from xenmca.pcpu import records
 from xenmca.pcpu.firmware import Injection
-from xenmca.pcpu.model import MAX_INJECT_COUNT, MAX_INJECT_RATE, RECORD_TYPES, SEVERITIES
+from xenmca.pcpu.model import (
+    MAX_INJECT_COUNT,
+    MAX_INJECT_RATE,
+    MAX_PENDING_IDS_LIMIT,
+    RECORD_TYPES,
+    SEVERITIES,
+)
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.errors import invalid_argument
 from xenmca.sal.v1 import sal_service_pb2
@@ -63,6 +69,18 @@ def rate(value: float) -> float:
             f"rate_per_second must be 0 or a finite rate up to {MAX_INJECT_RATE:g}, got {value}",
             field="rate_per_second",
             value=repr(value),
+        )
+    return value
+
+
+def pending_ids_limit(value: int) -> int:
+    """Pending record ids per type a DescribePcpu asks for: 0..MAX_PENDING_IDS_LIMIT."""
+    if value > MAX_PENDING_IDS_LIMIT:
+        raise invalid_argument(
+            "PENDING_IDS_LIMIT_TOO_LARGE",
+            f"pending_ids_limit must be at most {MAX_PENDING_IDS_LIMIT}, got {value}",
+            field="pending_ids_limit",
+            value=str(value),
         )
     return value
 

@@ -3,12 +3,22 @@ import datetime
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from xenmca.record.v1 import record_pb2 as _record_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class SalMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SAL_MODE_UNSPECIFIED: _ClassVar[SalMode]
+    SAL_MODE_EXTENDED: _ClassVar[SalMode]
+    SAL_MODE_PLAIN: _ClassVar[SalMode]
+SAL_MODE_UNSPECIFIED: SalMode
+SAL_MODE_EXTENDED: SalMode
+SAL_MODE_PLAIN: SalMode
 
 class GetStateInfoRequest(_message.Message):
     __slots__ = ("type",)
@@ -121,23 +131,27 @@ class SetInterruptMaskResponse(_message.Message):
     def __init__(self, previously_masked: _Optional[bool] = ..., pending: _Optional[int] = ..., created: _Optional[int] = ...) -> None: ...
 
 class DescribePcpuRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("pending_ids_limit",)
+    PENDING_IDS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    pending_ids_limit: int
+    def __init__(self, pending_ids_limit: _Optional[int] = ...) -> None: ...
 
 class DescribePcpuResponse(_message.Message):
-    __slots__ = ("pcpu", "types", "next_record_id", "durable")
+    __slots__ = ("pcpu", "types", "next_record_id", "durable", "sal_mode")
     PCPU_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
     NEXT_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     DURABLE_FIELD_NUMBER: _ClassVar[int]
+    SAL_MODE_FIELD_NUMBER: _ClassVar[int]
     pcpu: int
     types: _containers.RepeatedCompositeFieldContainer[RecordTypeState]
     next_record_id: int
     durable: bool
-    def __init__(self, pcpu: _Optional[int] = ..., types: _Optional[_Iterable[_Union[RecordTypeState, _Mapping]]] = ..., next_record_id: _Optional[int] = ..., durable: _Optional[bool] = ...) -> None: ...
+    sal_mode: SalMode
+    def __init__(self, pcpu: _Optional[int] = ..., types: _Optional[_Iterable[_Union[RecordTypeState, _Mapping]]] = ..., next_record_id: _Optional[int] = ..., durable: _Optional[bool] = ..., sal_mode: _Optional[_Union[SalMode, str]] = ...) -> None: ...
 
 class RecordTypeState(_message.Message):
-    __slots__ = ("type", "pending", "capacity", "masked", "created", "cleared", "overflowed", "interrupts_raised", "oldest_record_id", "newest_record_id", "max_record_size")
+    __slots__ = ("type", "pending", "capacity", "masked", "created", "cleared", "overflowed", "interrupts_raised", "oldest_record_id", "newest_record_id", "max_record_size", "pending_record_ids")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PENDING_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +163,7 @@ class RecordTypeState(_message.Message):
     OLDEST_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     NEWEST_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_RECORD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PENDING_RECORD_IDS_FIELD_NUMBER: _ClassVar[int]
     type: _record_pb2.RecordType
     pending: int
     capacity: int
@@ -160,4 +175,5 @@ class RecordTypeState(_message.Message):
     oldest_record_id: int
     newest_record_id: int
     max_record_size: int
-    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., pending: _Optional[int] = ..., capacity: _Optional[int] = ..., masked: _Optional[bool] = ..., created: _Optional[int] = ..., cleared: _Optional[int] = ..., overflowed: _Optional[int] = ..., interrupts_raised: _Optional[int] = ..., oldest_record_id: _Optional[int] = ..., newest_record_id: _Optional[int] = ..., max_record_size: _Optional[int] = ...) -> None: ...
+    pending_record_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., pending: _Optional[int] = ..., capacity: _Optional[int] = ..., masked: _Optional[bool] = ..., created: _Optional[int] = ..., cleared: _Optional[int] = ..., overflowed: _Optional[int] = ..., interrupts_raised: _Optional[int] = ..., oldest_record_id: _Optional[int] = ..., newest_record_id: _Optional[int] = ..., max_record_size: _Optional[int] = ..., pending_record_ids: _Optional[_Iterable[int]] = ...) -> None: ...

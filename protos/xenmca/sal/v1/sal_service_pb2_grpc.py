@@ -93,7 +93,8 @@ class SalServiceServicer:
 
     def ClearStateInfo(self, request, context):
         """SAL_CLEAR_STATE_INFO: invalidates a record, which may make the next one
-        current. With record_id it clears exactly that record (idempotently).
+        current. With record_id it clears exactly that record (idempotently; an
+        extension, refused in plain SAL mode).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -124,6 +125,9 @@ class SalServiceServicer:
 
     def DescribePcpu(self, request, context):
         """The pCPU's state: pending records, masks, capacity and counters per type.
+        A testbed inspection RPC, not a SAL procedure: in plain SAL mode it is
+        refused (FAILED_PRECONDITION, PLAIN_SAL_EXTENSION) to the coordinator
+        ("xen"), which must not depend on it, and answered to everyone else.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
