@@ -48,6 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the next record ahead by IPI and answer CLEAR while it is on its way",
     )
+    policy = parser.add_argument_group("policy (see `xenmca serve xen --help` and the README)")
+    policy.add_argument(
+        "--policy",
+        default="xenmca",
+        help="xenmca (the default design), xen-ia64-2006 or xen-ia64-2009 (as shipped)",
+    )
+    policy.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="KNOB=CHOICE",
+        help="override one choice of the policy, e.g. after_clear=head (repeatable)",
+    )
+    policy.add_argument(
+        "--sal",
+        choices=("extended", "plain"),
+        default="extended",
+        help="the pCPUs' firmware: extended (clear by id, counters) or plain SAL",
+    )
     # Test-only; refused unless XENMCA_ALLOW_BROKEN_RULES=1 is set.
     parser.add_argument("--broken-rule", help=argparse.SUPPRESS)
     throttle = parser.add_argument_group(
@@ -75,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         merge_inventories,
         parse_pcpu_addr_flags,
     )
+    from xenmca.xen.policy import PolicyError, PolicySpec, parse_option
     from xenmca.xen.throttle_settings import ThrottleSettingsError, load_settings
 
     try:
@@ -97,10 +117,24 @@ def run(args: argparse.Namespace) -> int:
         )
         check_health_listen(args.health_listen)
         tls = load_tls_from_args(args)
+        args.policy_spec = PolicySpec(
+            args.policy, dict(parse_option(text) for text in args.policy_option)
+        )
+        choices = args.policy_spec.choices()
+    except PolicyError as exc:
+        print(f"xenmca serve xen: error: --policy: {exc}", file=sys.stderr)
+        return 2
     except (InventoryError, TokenFileError, ThrottleSettingsError, ValueError) as exc:
         # ValueError: TlsFileError, a bad --health-listen
         print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
         return 2
+    if args.pipelined:
+        from xenmca.xen.coordinator import pipeline_conflict
+
+        conflict = pipeline_conflict(choices, args.policy_spec.label)
+        if conflict is not None:
+            print(f"xenmca serve xen: error: --pipelined: {conflict}", file=sys.stderr)
+            return 2
     if args.broken_rule is not None:
         from xenmca.xen.coordinator import ALLOW_BROKEN_RULES_ENV, BROKEN_RULES
 

@@ -21,6 +21,7 @@ class Counters:
     refused_calls: int = 0
     polls: int = 0
     polled_records: int = 0
+    virqs_coalesced: int = 0
 
     def to_proto(self) -> hv_pb2.Counters:
         return hv_pb2.Counters(**asdict(self))

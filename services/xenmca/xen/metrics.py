@@ -41,7 +41,12 @@ COUNTERS: tuple[tuple[str, str, str], ...] = (
     ),
     ("xenmca_xen_refused_calls", "refused_calls", "Trapped calls refused: the caller is not dom0."),
     ("xenmca_xen_polls", "polls", "Polls of pCPUs made for lines in polling mode."),
-    ("xenmca_xen_polled_records", "polled_records", "New records found by those polls."),
+    ("xenmca_xen_polled_records", "polled_records", "Records those polls counted as found."),
+    (
+        "xenmca_xen_virqs_coalesced",
+        "virqs_coalesced",
+        "pCPU interrupts whose virtual interrupt coalesced into one already pending.",
+    ),
 )
 
 
@@ -64,11 +69,10 @@ def read_coordinator(coordinator: Coordinator) -> CoordinatorSample:
     counters = coordinator.counters
     throttled = []
     polling = 0
-    for (pcpu, record_type), line in list(coordinator.poller.lines.items()):
-        is_polling = line.policy.mode is Mode.POLLING
+    for pcpu, record_type, mode in coordinator.poller.throttled_lines():
+        is_polling = mode is Mode.POLLING
         polling += is_polling
-        if is_polling or line.transitions:
-            throttled.append((str(pcpu), type_name(record_type), int(is_polling)))
+        throttled.append((str(pcpu), type_name(record_type), int(is_polling)))
     throttled.sort(key=lambda row: (int(row[0]), row[1]))
     return CoordinatorSample(
         counters={field: getattr(counters, field) for _, field, _ in COUNTERS},

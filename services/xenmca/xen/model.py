@@ -9,6 +9,7 @@ import grpc
 
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.retry import RetryPolicy
+from xenmca.xen.policy import PolicySpec
 from xenmca.xen.throttle_settings import ThrottleSettings
 
 SAL_OK = 0
@@ -46,6 +47,10 @@ class CoordinatorConfig:
     # An injected entry with no GET or CLEAR from dom0 for this long is injected again
     # (a lost virtual interrupt, a dom0 that lost a reply); 0 disables it.
     reinject_after: float = 5.0
+    # Which coordinator: xenmca's design, or Xen/ia64 as shipped (xenmca.xen.policy).
+    policy: PolicySpec = field(default_factory=PolicySpec)
+    # The pCPUs' firmware: "extended" (clear by id, counters) or "plain" SAL.
+    sal_mode: str = "extended"
 
 
 BROKEN_RULES = {

@@ -16,11 +16,12 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.xen.firmware import Cleared
 from xenmca.xen.sal_calls import CallOutcome
 
 Key = tuple[int, int]  # (pcpu, record type)
 GetResult = tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome]
-ClearResult = tuple[sal_pb2.ClearStateInfoResponse | None, CallOutcome]
+ClearResult = tuple[Cleared | None, CallOutcome]
 
 
 class Pipeline:

@@ -1,15 +1,21 @@
-"""The coordinator's per-type interrupt queues: at most one entry per (pCPU, type), O(1) moves.
+"""The coordinator's per-type interrupt queues: ordered entries, one of them in flight.
 
-Pure bookkeeping, no I/O: the coordinator decides when entries move, this
-module only keeps the order and the handling state (queued, injected, read).
+Pure bookkeeping, no I/O: the coordinator and its policy decide when entries
+move; this module keeps their order, their handling state (queued, injected,
+read) and an index by key, so that looking an entry up is O(1) whatever the
+policy's idea of an entry (one per pCPU and type, one per pCPU, or one per
+interrupt with no key at all).
 """
 
 from __future__ import annotations
 
 import enum
+import itertools
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass, field
+
+_SEQ = itertools.count(1)
 
 
 class State(enum.Enum):
@@ -18,11 +24,16 @@ class State(enum.Enum):
     READ = "read"
 
 
-@dataclass
+@dataclass(eq=False)
 class Entry:
-    """One (pCPU, type) with records waiting in firmware."""
+    """Records of one pCPU waiting in firmware, as one queue entry."""
 
     pcpu: int
+    # The record type SAL calls for this entry read and clear: usually the queue's own
+    # type, MCA for an MCA signalled on the CMC path (mca.c ia64_mca_ucmc_handler).
+    sal_type: int = 0
+    # What the entry stands for in its queue (None: nothing else can be merged into it).
+    key: Hashable | None = None
     state: State = State.QUEUED
     record_id: int = 0
     # An interrupt (or a poll) saw new records since the entry was (re)queued:
@@ -32,13 +43,15 @@ class Entry:
     reinjected: bool = False
     # Clock time of the entry's last progress (injected, read), for the watchdog.
     touched: float = 0.0
+    seq: int = field(default_factory=lambda: next(_SEQ))
 
 
 class TypeQueue:
-    """Entries of one record type in arrival order, plus the one entry in flight."""
+    """Entries of one queue in order (head first), plus the one entry in flight."""
 
     def __init__(self) -> None:
         self._waiting: OrderedDict[int, Entry] = OrderedDict()
+        self._by_key: dict[Hashable, Entry] = {}
         self.in_flight: Entry | None = None
 
     def __len__(self) -> int:
@@ -47,41 +60,59 @@ class TypeQueue:
     def __iter__(self) -> Iterator[Entry]:
         return iter(self._waiting.values())
 
+    @property
+    def head(self) -> Entry | None:
+        """The in-flight entry if any, else the first waiting one."""
+        if self.in_flight is not None:
+            return self.in_flight
+        return next(iter(self._waiting.values()), None)
+
+    def listed(self, key: Hashable) -> Entry | None:
+        """The entry (waiting or in flight) that stands for key."""
+        return self._by_key.get(key)
+
     def has(self, pcpu: int) -> bool:
-        return pcpu in self._waiting or (self.in_flight is not None and self.in_flight.pcpu == pcpu)
+        """Whether any entry (waiting or in flight) is pcpu's."""
+        if self.in_flight is not None and self.in_flight.pcpu == pcpu:
+            return True
+        return any(entry.pcpu == pcpu for entry in self._waiting.values())
 
     def entry_for(self, pcpu: int) -> Entry | None:
+        """pcpu's first entry: in flight, else the first waiting one."""
         if self.in_flight is not None and self.in_flight.pcpu == pcpu:
             return self.in_flight
-        return self._waiting.get(pcpu)
+        return next((e for e in self._waiting.values() if e.pcpu == pcpu), None)
 
-    def add(self, pcpu: int) -> Entry | None:
-        """Queue pcpu at the tail unless it has an entry already; return the new entry."""
-        existing = self.entry_for(pcpu)
-        if existing is not None:
-            # New records since the entry was last looked at: after its CLEAR (in
-            # flight, or under way in pipelined mode) it must stay queued.
-            existing.dirty = True
-            return None
-        entry = Entry(pcpu)
-        self._waiting[pcpu] = entry
-        return entry
+    def append(self, entry: Entry) -> None:
+        """A new entry at the tail (its key, if any, must not be listed)."""
+        if entry.key is not None:
+            if entry.key in self._by_key:
+                raise RuntimeError(f"an entry for {entry.key!r} is already listed")
+            self._by_key[entry.key] = entry
+        self._waiting[entry.seq] = entry
 
     def requeue_tail(self, entry: Entry) -> None:
         """Put an entry (usually the one that was in flight) at the tail, queued."""
-        self._reset(entry)
-        self._waiting[entry.pcpu] = entry
-        self._waiting.move_to_end(entry.pcpu)
+        self._relist(entry)
+        self._waiting.move_to_end(entry.seq)
 
     def requeue_head(self, entry: Entry) -> None:
-        """Put an entry back at the head, queued (it was taken from a dom0 that left)."""
-        self._reset(entry)
-        self._waiting[entry.pcpu] = entry
-        self._waiting.move_to_end(entry.pcpu, last=False)
+        """Put an entry back at the head, queued."""
+        self._relist(entry)
+        self._waiting.move_to_end(entry.seq, last=False)
+
+    def remove(self, entry: Entry) -> None:
+        """Drop a waiting entry, or the one in flight (it is freed)."""
+        if self.in_flight is entry:
+            self.in_flight = None
+        self._waiting.pop(entry.seq, None)
+        if entry.key is not None and self._by_key.get(entry.key) is entry:
+            del self._by_key[entry.key]
 
     def discard(self, pcpu: int) -> None:
-        """Drop pcpu's waiting entry, if any (its pCPU has nothing left)."""
-        self._waiting.pop(pcpu, None)
+        """Drop every waiting entry of pcpu (its pCPU has nothing left)."""
+        for entry in [e for e in self._waiting.values() if e.pcpu == pcpu]:
+            self.remove(entry)
 
     def take_next(self, available: Callable[[int], bool]) -> Entry | None:
         """Make the first entry whose pCPU is available the one in flight.
@@ -91,23 +122,27 @@ class TypeQueue:
         """
         if self.in_flight is not None:
             raise RuntimeError("an entry is already in flight")
-        for pcpu, entry in self._waiting.items():
-            if available(pcpu):
-                del self._waiting[pcpu]
+        for seq, entry in self._waiting.items():
+            if available(entry.pcpu):
+                del self._waiting[seq]
                 self.in_flight = entry
                 return entry
         return None
 
     def release_in_flight(self) -> Entry:
-        """Take the entry in flight out of flight (the caller requeues or drops it)."""
+        """Take the entry in flight out of flight (the caller requeues or removes it)."""
         entry = self.in_flight
         if entry is None:
             raise RuntimeError("no entry in flight")
         self.in_flight = None
         return entry
 
-    @staticmethod
-    def _reset(entry: Entry) -> None:
+    def _relist(self, entry: Entry) -> None:
+        if self.in_flight is entry:
+            self.in_flight = None
         entry.state = State.QUEUED
         entry.record_id = 0
         entry.dirty = False
+        self._waiting[entry.seq] = entry
+        if entry.key is not None:
+            self._by_key[entry.key] = entry

@@ -35,6 +35,8 @@ async def serve(
         throttle=throttle,
         broken_rule=args.broken_rule,
         pipelined=args.pipelined,
+        policy=args.policy_spec,
+        sal_mode=args.sal,
     )
     if args.inject_cpe:
         config.injected_types = config.injected_types | {record_pb2.RECORD_TYPE_CPE}
@@ -85,10 +87,12 @@ async def serve(
     if probes is not None:
         log.info("plaintext health-only listener on %s", probes.address)
     log.info(
-        "coordinator serving on %s for %d pCPUs (vCPU0 on pCPU %d)",
+        "coordinator serving on %s for %d pCPUs (vCPU0 on pCPU %d), policy %s, %s SAL",
         address,
         len(pcpus),
         args.vcpu0_pcpu,
+        config.policy.label,
+        config.sal_mode,
     )
     if args.ready_file:
         args.ready_file.write_text(json.dumps({"address": address}))

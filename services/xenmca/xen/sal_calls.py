@@ -3,7 +3,9 @@
 Both kinds are RPCs to the pCPU's SalService in this testbed; what differs is
 how they are counted and reported, exactly as Xen distinguishes a local SAL
 call from one made on another pCPU through an IPI. GET is idempotent and
-CLEAR is made idempotent by record id, so both may be retried safely.
+CLEAR is made idempotent by record id, so both may be retried safely; a
+policy that replays Xen's single smp_call_function_single attempt gives a
+policy of one attempt.
 """
 
 from __future__ import annotations
@@ -67,12 +69,12 @@ class SalCaller:
         )
 
     async def clear(
-        self, link: PcpuLink, record_type: int, record_id: int, by_ipi: bool
+        self, link: PcpuLink, record_type: int, record_id: int | None, by_ipi: bool
     ) -> tuple[sal_pb2.ClearStateInfoResponse | None, CallOutcome]:
-        request = sal_pb2.ClearStateInfoRequest(
-            type=record_type,  # type: ignore[arg-type]
-            record_id=record_id,
-        )
+        """SAL_CLEAR_STATE_INFO: exactly record_id (extended firmware), or the current record."""
+        request = sal_pb2.ClearStateInfoRequest(type=record_type)  # type: ignore[arg-type]
+        if record_id is not None:
+            request.record_id = record_id
         return await self._call(
             link,
             by_ipi,
@@ -82,18 +84,47 @@ class SalCaller:
             "clear",
         )
 
-    async def _call(
-        self, link: PcpuLink, by_ipi: bool, call: Callable[[float], Awaitable[T]], name: str
-    ) -> tuple[T | None, CallOutcome]:
+    # -- counting, for calls made of several SAL procedures (xenmca.xen.firmware) ----
+
+    def count(self, by_ipi: bool) -> None:
+        """One logical call starts, locally or by IPI."""
         if by_ipi:
             self.counters.ipi_calls += 1
         else:
             self.counters.local_calls += 1
 
+    def retried(self, link: PcpuLink, attempt: int, error: grpc.StatusCode | None) -> None:
+        """Attempt number attempt failed with error and is being tried again."""
+        self.counters.retries += 1
+        self.events.emit(
+            "call_retry", pcpu=link.pcpu, attempt=attempt, error=error.name if error else None
+        )
+
+    def finished(
+        self,
+        name: str,
+        by_ipi: bool,
+        started: float,
+        attempts: int,
+        reply: object | None,
+        error: grpc.StatusCode | None = None,
+    ) -> CallOutcome:
+        """A logical call ended (reply None: every attempt failed, with error)."""
+        elapsed = (time.perf_counter() - started) * 1000
+        if reply is None:
+            self.counters.call_failures += 1
+        if self.observer is not None:
+            self.observer(name, by_ipi, elapsed / 1000, reply is not None)
+        return CallOutcome(by_ipi, attempts, elapsed, reply=reply, error=error)
+
+    async def _call(
+        self, link: PcpuLink, by_ipi: bool, call: Callable[[float], Awaitable[T]], name: str
+    ) -> tuple[T | None, CallOutcome]:
+        self.count(by_ipi)
+
         def on_retry(attempt: int, exc: BaseException) -> None:
-            self.counters.retries += 1
-            code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
-            self.events.emit("call_retry", pcpu=link.pcpu, attempt=attempt, error=code)
+            code = exc.code() if isinstance(exc, grpc.aio.AioRpcError) else None
+            self.retried(link, attempt, code)
 
         attempts = 0
 
@@ -106,12 +137,5 @@ class SalCaller:
         try:
             reply, attempts = await call_with_retry(counted, self.policy, on_retry=on_retry)
         except grpc.aio.AioRpcError as exc:
-            self.counters.call_failures += 1
-            elapsed = (time.perf_counter() - started) * 1000
-            if self.observer is not None:
-                self.observer(name, by_ipi, elapsed / 1000, False)
-            return None, CallOutcome(by_ipi, attempts, elapsed, error=exc.code())
-        elapsed = (time.perf_counter() - started) * 1000
-        if self.observer is not None:
-            self.observer(name, by_ipi, elapsed / 1000, True)
-        return reply, CallOutcome(by_ipi, attempts, elapsed, reply=reply)
+            return None, self.finished(name, by_ipi, started, attempts, None, exc.code())
+        return reply, self.finished(name, by_ipi, started, attempts, reply)

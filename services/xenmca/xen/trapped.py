@@ -1,178 +1,187 @@
 """dom0's trapped SAL calls: GET (step 3) and CLEAR (steps 4-5), serial or pipelined.
 
-A mixin of Coordinator: the state it works on (queues, links, locks, the
-pipeline) is the coordinator's; this module holds what happens to it when
-dom0 calls GET or CLEAR, and when such a call fails.
+One `TrappedCalls` per coordinator, composed of the policy's strategies: the
+delivery (which entry a GET reads), the clear target (which record a CLEAR
+clears), and the placements after a CLEAR or a failed call. The flow itself is
+written once here; what differs between xenmca and the shipped Xen/ia64 lives
+in those strategies (xenmca.xen.policy names them).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.rpc.clock import Clock
-from xenmca.rpc.events import EventLog
+from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
-from xenmca.xen.counters import Counters
-from xenmca.xen.links import PcpuLink
-from xenmca.xen.model import (
-    SAL_CALL_ERROR,
-    SAL_NO_INFORMATION,
-    SAL_OK,
-    CoordinatorConfig,
-    type_name,
-)
+from xenmca.xen.delivery import Delivery
+from xenmca.xen.firmware import Cleared, FirmwareAccess, corrected_copy
+from xenmca.xen.model import SAL_NO_INFORMATION, SAL_OK, type_name
+from xenmca.xen.outcomes import ClearTarget, Placement
 from xenmca.xen.pipeline import GetResult, Pipeline
-from xenmca.xen.queues import Entry, State, TypeQueue
-from xenmca.xen.sal_calls import CallOutcome, SalCaller
+from xenmca.xen.queues import Entry, State
+from xenmca.xen.sal_calls import CallOutcome
+from xenmca.xen.state import CoordinatorState
+
+MCA: int = record_pb2.RECORD_TYPE_MCA
+
+
+@dataclass(frozen=True)
+class EntryRules:
+    """What the policy does with an entry after each kind of SAL call."""
+
+    clear_target: ClearTarget
+    after_clear: Placement
+    clear_failure: Placement
+    get_failure: Placement
 
 
 class TrappedCalls:
     """GET and CLEAR as Xen traps them from dom0."""
 
-    config: CoordinatorConfig
-    clock: Clock
-    events: EventLog
-    counters: Counters
-    queues: dict[int, TypeQueue]
-    links: dict[int, PcpuLink]
-    sal: SalCaller
-    pipeline: Pipeline | None
-    vcpu0_pcpu: int
-    _locks: dict[int, asyncio.Lock]
-    _timers: set[asyncio.Task[None]]
-
-    def _ready(self, record_type: int) -> Callable[[int], bool]:
-        raise NotImplementedError
-
-    def _read_ahead(self, pcpu: int, record_type: int) -> None:
-        raise NotImplementedError
-
-    def _pump(self, record_type: int) -> None:
-        raise NotImplementedError
-
-    def _pump_all(self) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        state: CoordinatorState,
+        firmware: FirmwareAccess,
+        delivery: Delivery,
+        rules: EntryRules,
+        pipeline: Pipeline | None,
+        ready: Callable[[int], Callable[[int], bool]],
+    ) -> None:
+        self.state = state
+        self.firmware = firmware
+        self.delivery = delivery
+        self.rules = rules
+        self.pipeline = pipeline
+        self.ready = ready
 
     # -- step 3: trapped GET ----------------------------------------------------
 
-    async def get_state_info(self, record_type: int) -> hv_pb2.GetStateInfoResponse:
-        queue = self.queues[record_type]
-        async with self._locks[record_type]:
+    async def get_state_info(self, queue_type: int) -> hv_pb2.GetStateInfoResponse:
+        state = self.state
+        queue = state.queues[queue_type]
+        async with state.locks[queue_type]:
+            self.delivery.on_get(queue_type)
             entry = queue.in_flight
-            if entry is None and record_type not in self.config.injected_types:
-                entry = queue.take_next(self._ready(record_type))  # polled: head goes in flight
+            if entry is None and not self.delivery.assigns_entries(queue_type):
+                entry = queue.take_next(self.ready(queue_type))  # the head goes in flight
                 if entry is not None:
                     entry.state = State.INJECTED
             if entry is None:
                 return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
-            link = self.links[entry.pcpu]
-            by_ipi = entry.pcpu != self.vcpu0_pcpu
-            reply, outcome, ahead = await self._read(entry.pcpu, record_type, by_ipi)
-            name = type_name(record_type)
+            by_ipi = state.by_ipi(entry.pcpu)
+            reply, outcome, ahead = await self._read(entry, queue_type, by_ipi)
+            name = type_name(queue_type)
             self._emit_call("get", entry.pcpu, name, outcome, read_ahead=ahead)
             if reply is None:
-                self._requeue_after_failure(record_type, entry, link)
-                return hv_pb2.GetStateInfoResponse(sal_status=SAL_CALL_ERROR, by_ipi=by_ipi)
-            link.release()
+                status = self._fail(self.rules.get_failure, queue_type, entry)
+                return hv_pb2.GetStateInfoResponse(sal_status=status, by_ipi=by_ipi)
+            state.links[entry.pcpu].release()
             if reply.sal_status != SAL_OK:
                 # Firmware has nothing left for this entry (already drained): free it.
-                queue.release_in_flight()
-                self.events.emit("entry_freed", pcpu=entry.pcpu, type=name, why="empty")
+                queue.remove(entry)
+                state.events.emit("entry_freed", pcpu=entry.pcpu, type=name, why="empty")
+                asyncio.get_running_loop().call_soon(self.delivery.after_release, queue_type)
                 return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION, by_ipi=by_ipi)
             entry.state = State.READ
-            entry.touched = self.clock.now()
+            entry.touched = state.clock.now()
             entry.record_id = reply.record.record_id
-            self.counters.records_copied += 1
-            self.events.emit("record_copied", pcpu=entry.pcpu, type=name, record_id=entry.record_id)
-            self._read_ahead_next(record_type, entry.pcpu)
-            if self.config.broken_rule == "clear-on-get":
-                await self.sal.clear(link, record_type, entry.record_id, by_ipi)
-                self.events.emit(
+            state.counters.records_copied += 1
+            state.events.emit(
+                "record_copied", pcpu=entry.pcpu, type=name, record_id=entry.record_id
+            )
+            self._read_ahead_next(queue_type, entry.pcpu)
+            record = reply.record
+            if entry.sal_type != queue_type and entry.sal_type == MCA:
+                record = corrected_copy(reply)
+            if state.config.broken_rule == "clear-on-get":
+                await self.firmware.clear_read(
+                    state.links[entry.pcpu], entry.sal_type, entry.record_id, by_ipi, False
+                )
+                state.events.emit(
                     "broken_rule_applied",
                     rule="clear-on-get",
                     pcpu=entry.pcpu,
                     type=name,
                     record_id=entry.record_id,
                 )
-            return hv_pb2.GetStateInfoResponse(
-                sal_status=SAL_OK, record=reply.record, by_ipi=by_ipi
-            )
-        # (the lock is released here; an injected type's next entry waits for CLEAR)
+            return hv_pb2.GetStateInfoResponse(sal_status=SAL_OK, record=record, by_ipi=by_ipi)
+        # (the lock is released here; a tracked type's next entry waits for CLEAR)
 
     # -- step 4-5: trapped CLEAR ------------------------------------------------
 
     async def clear_state_info(
-        self, record_type: int, record_id: int | None
+        self, queue_type: int, record_id: int | None
     ) -> hv_pb2.ClearStateInfoResponse:
-        queue = self.queues[record_type]
-        name = type_name(record_type)
-        async with self._locks[record_type]:
-            entry = queue.in_flight
-            if entry is None or entry.state is not State.READ:
+        state = self.state
+        name = type_name(queue_type)
+        async with state.locks[queue_type]:
+            choice = self.rules.clear_target.choose(state, queue_type, record_id)
+            if choice is None:
                 return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
-            if record_id is not None and record_id != entry.record_id:
-                self.events.emit(
-                    "clear_refused",
-                    pcpu=entry.pcpu,
-                    type=name,
-                    record_id=record_id,
-                    read_record_id=entry.record_id,
-                )
-                return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
-            link = self.links[entry.pcpu]
-            by_ipi = entry.pcpu != self.vcpu0_pcpu
-            cleared_id = entry.record_id
-            if self.pipeline is not None:
-                self._clear_in_background(record_type, entry, link, by_ipi)
+            entry = choice.entry
+            link = state.links[entry.pcpu]
+            by_ipi = state.by_ipi(entry.pcpu)
+            if self.pipeline is not None and choice.record_id is not None:
+                cleared_id = choice.record_id
+                self._clear_in_background(queue_type, entry, choice.record_id, by_ipi)
+                status = SAL_OK
             else:
-                reply, outcome = await self.sal.clear(link, record_type, cleared_id, by_ipi)
-                self._emit_call("clear", entry.pcpu, name, outcome, record_id=cleared_id)
-                if reply is None:
-                    self._requeue_after_failure(record_type, entry, link)
-                    return hv_pb2.ClearStateInfoResponse(
-                        sal_status=SAL_CALL_ERROR, pcpu=entry.pcpu, by_ipi=by_ipi
+                want = self.rules.after_clear.needs_remaining
+                if choice.record_id is not None:
+                    cleared, outcome = await self.firmware.clear_read(
+                        link, entry.sal_type, choice.record_id, by_ipi, want
                     )
-                self._after_clear(record_type, entry, link, reply.remaining)
-        self._pump(record_type)
+                else:
+                    cleared, outcome = await self.firmware.clear_current(
+                        link, entry.sal_type, by_ipi, want
+                    )
+                cleared_id = cleared.record_id if cleared is not None else 0
+                self._emit_call("clear", entry.pcpu, name, outcome, record_id=cleared_id or None)
+                status = self._after_clear(queue_type, entry, cleared)
+        self.delivery.after_release(queue_type)
         return hv_pb2.ClearStateInfoResponse(
-            sal_status=SAL_OK, cleared_record_id=cleared_id, pcpu=entry.pcpu, by_ipi=by_ipi
+            sal_status=status, cleared_record_id=cleared_id, pcpu=entry.pcpu, by_ipi=by_ipi
         )
 
-    def _after_clear(self, record_type: int, entry: Entry, link: PcpuLink, remaining: int) -> None:
-        """The clear landed: free the entry, or send it to the tail if its pCPU has more."""
-        link.release()
-        self.counters.records_cleared += 1
-        queue, name = self.queues[record_type], type_name(record_type)
-        if queue.in_flight is entry:
-            queue.release_in_flight()
-        if remaining > 0 or entry.dirty:
-            queue.requeue_tail(entry)
-            self.counters.requeues += 1
-            self.events.emit(
-                "entry_requeued", pcpu=entry.pcpu, type=name, where="tail", remaining=remaining
-            )
-        else:
-            queue.discard(entry.pcpu)
-            self.events.emit("entry_freed", pcpu=entry.pcpu, type=name, why="cleared")
+    def _after_clear(self, queue_type: int, entry: Entry, cleared: Cleared | None) -> int:
+        """Place the entry after its clear landed (or failed); the SAL status dom0 gets."""
+        if cleared is None:
+            return self._fail(self.rules.clear_failure, queue_type, entry)
+        self.state.links[entry.pcpu].release()
+        if not cleared.nothing:
+            self.state.counters.records_cleared += 1
+        self.rules.after_clear.place(self.state, queue_type, entry, cleared.remaining)
+        return SAL_OK
+
+    def _fail(self, placement: Placement, queue_type: int, entry: Entry) -> int:
+        """A call failed after all its attempts: place the entry; the SAL status for dom0."""
+        if placement.place(self.state, queue_type, entry, None) == "held":
+            link = self.state.links[entry.pcpu]
+            self._wake_after(max(0.0, link.hold_until - self.state.clock.now()))
+        # Tracked types move on to the next pCPU once this call's lock is released.
+        asyncio.get_running_loop().call_soon(self.delivery.after_release, queue_type)
+        return placement.failure_status
 
     def _clear_in_background(
-        self, record_type: int, entry: Entry, link: PcpuLink, by_ipi: bool
+        self, queue_type: int, entry: Entry, record_id: int, by_ipi: bool
     ) -> None:
         """Pipelined CLEAR: dom0 is answered now; the entry waits, queued, for the answer."""
         assert self.pipeline is not None
-        queue, name, cleared_id = self.queues[record_type], type_name(record_type), entry.record_id
-        queue.release_in_flight()
-        queue.requeue_tail(entry)  # not injected while its clear is under way (_ready)
-        self.pipeline.forget_read((entry.pcpu, record_type))
+        state, name = self.state, type_name(queue_type)
+        link = state.links[entry.pcpu]
+        # Not injected while its clear is under way (see ready).
+        state.queues[queue_type].requeue_tail(entry)
+        self.pipeline.forget_read((entry.pcpu, queue_type))
 
-        def done(result: tuple[object, object]) -> None:
-            reply, outcome = result
-            self._emit_call("clear", entry.pcpu, name, outcome, record_id=cleared_id)  # type: ignore[arg-type]
-            if reply is None:
+        def done(result: tuple[Cleared | None, CallOutcome]) -> None:
+            cleared, outcome = result
+            self._emit_call("clear", entry.pcpu, name, outcome, record_id=record_id)
+            if cleared is None:
                 delay = link.hold()
-                self.events.emit(
+                state.events.emit(
                     "entry_requeued",
                     pcpu=entry.pcpu,
                     type=name,
@@ -182,42 +191,57 @@ class TrappedCalls:
                 )
                 self._wake_after(delay)
             else:
-                self._after_clear(record_type, entry, link, reply.remaining)  # type: ignore[attr-defined]
-            self._pump(record_type)
+                link.release()
+                state.counters.records_cleared += 1
+                self.rules.after_clear.place(state, queue_type, entry, cleared.remaining)
+            self.delivery.after_release(queue_type)
 
         self.pipeline.clear_in_background(
-            (entry.pcpu, record_type),
-            lambda: self.sal.clear(link, record_type, cleared_id, by_ipi),
-            done,  # type: ignore[arg-type]
+            (entry.pcpu, queue_type),
+            lambda: self.firmware.clear_read(link, entry.sal_type, record_id, by_ipi, True),
+            done,
         )
 
     async def _read(
-        self, pcpu: int, record_type: int, by_ipi: bool
+        self, entry: Entry, queue_type: int, by_ipi: bool
     ) -> tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome, bool]:
-        """GET the pCPU's current record: the read-ahead if one was started, else now."""
+        """GET the entry's current record: the read-ahead if one was started, else now."""
+        key = (entry.pcpu, queue_type)
         if self.pipeline is not None:
-            ahead = self.pipeline.take_read((pcpu, record_type))
+            ahead = self.pipeline.take_read(key)
             if ahead is not None:
                 result: GetResult = await ahead
                 return result[0], result[1], True
-            await self.pipeline.wait_clear((pcpu, record_type))
-        reply, outcome = await self.sal.get(self.links[pcpu], record_type, by_ipi)
+            await self.pipeline.wait_clear(key)
+        reply, outcome = await self.firmware.read(
+            self.state.links[entry.pcpu], entry.sal_type, by_ipi
+        )
         return reply, outcome, False
 
-    def _read_ahead_next(self, record_type: int, current: int) -> None:
+    def read_ahead(self, entry: Entry, queue_type: int) -> None:
+        """Pipelined mode: start reading an injected entry's record now."""
+        if self.pipeline is not None:
+            link = self.state.links[entry.pcpu]
+            by_ipi = self.state.by_ipi(entry.pcpu)
+            self.pipeline.read_ahead(
+                (entry.pcpu, queue_type),
+                lambda: self.firmware.read(link, entry.sal_type, by_ipi),
+            )
+
+    def _read_ahead_next(self, queue_type: int, current: int) -> None:
         """While dom0 handles this record, read the next entry's record by IPI."""
         if self.pipeline is None:
             return
-        ready = self._ready(record_type)
-        for entry in self.queues[record_type]:
+        ready = self.ready(queue_type)
+        for entry in self.state.queues[queue_type]:
             if entry.pcpu != current and ready(entry.pcpu):
-                self._read_ahead(entry.pcpu, record_type)
+                self.read_ahead(entry, queue_type)
                 return
 
     def _emit_call(
         self, call: str, pcpu: int, name: str, outcome: CallOutcome, **fields: object
     ) -> None:
-        self.events.emit(
+        self.state.events.emit(
             f"{call}_ipi" if outcome.by_ipi else f"{call}_local",
             pcpu=pcpu,
             type=name,
@@ -227,28 +251,9 @@ class TrappedCalls:
             **fields,
         )
 
-    def _requeue_after_failure(self, record_type: int, entry: Entry, link: PcpuLink) -> None:
-        """The call failed after all retries: keep the entry, at the tail, and hold its pCPU."""
-        self.queues[record_type].release_in_flight()
-        self.queues[record_type].requeue_tail(entry)
-        delay = link.hold()
-        self.events.emit(
-            "entry_requeued",
-            pcpu=entry.pcpu,
-            type=type_name(record_type),
-            where="tail",
-            why="call_failed",
-            hold_s=round(delay, 3),
-        )
-        self._wake_after(delay)
-        # Injected types move on to the next pCPU once this call's lock is released.
-        asyncio.get_running_loop().call_soon(self._pump, record_type)
-
     def _wake_after(self, delay: float) -> None:
         async def wake() -> None:
-            await self.clock.sleep(delay)
-            self._pump_all()
+            await self.state.clock.sleep(delay)
+            self.delivery.wake()
 
-        task = asyncio.create_task(wake())
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+        self.state.spawn(wake())

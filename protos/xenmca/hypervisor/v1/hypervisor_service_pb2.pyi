@@ -102,7 +102,7 @@ class DescribeHypervisorRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeHypervisorResponse(_message.Message):
-    __slots__ = ("pcpus", "queues", "throttle", "counters", "vcpu0_pcpu", "dom0_attached", "injected_types")
+    __slots__ = ("pcpus", "queues", "throttle", "counters", "vcpu0_pcpu", "dom0_attached", "injected_types", "policy")
     PCPUS_FIELD_NUMBER: _ClassVar[int]
     QUEUES_FIELD_NUMBER: _ClassVar[int]
     THROTTLE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class DescribeHypervisorResponse(_message.Message):
     VCPU0_PCPU_FIELD_NUMBER: _ClassVar[int]
     DOM0_ATTACHED_FIELD_NUMBER: _ClassVar[int]
     INJECTED_TYPES_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
     pcpus: _containers.RepeatedCompositeFieldContainer[PcpuLink]
     queues: _containers.RepeatedCompositeFieldContainer[TypeQueue]
     throttle: _containers.RepeatedCompositeFieldContainer[ThrottleLine]
@@ -117,7 +118,27 @@ class DescribeHypervisorResponse(_message.Message):
     vcpu0_pcpu: int
     dom0_attached: bool
     injected_types: _containers.RepeatedScalarFieldContainer[_record_pb2.RecordType]
-    def __init__(self, pcpus: _Optional[_Iterable[_Union[PcpuLink, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[TypeQueue, _Mapping]]] = ..., throttle: _Optional[_Iterable[_Union[ThrottleLine, _Mapping]]] = ..., counters: _Optional[_Union[Counters, _Mapping]] = ..., vcpu0_pcpu: _Optional[int] = ..., dom0_attached: _Optional[bool] = ..., injected_types: _Optional[_Iterable[_Union[_record_pb2.RecordType, str]]] = ...) -> None: ...
+    policy: PolicyDescription
+    def __init__(self, pcpus: _Optional[_Iterable[_Union[PcpuLink, _Mapping]]] = ..., queues: _Optional[_Iterable[_Union[TypeQueue, _Mapping]]] = ..., throttle: _Optional[_Iterable[_Union[ThrottleLine, _Mapping]]] = ..., counters: _Optional[_Union[Counters, _Mapping]] = ..., vcpu0_pcpu: _Optional[int] = ..., dom0_attached: _Optional[bool] = ..., injected_types: _Optional[_Iterable[_Union[_record_pb2.RecordType, str]]] = ..., policy: _Optional[_Union[PolicyDescription, _Mapping]] = ...) -> None: ...
+
+class PolicyDescription(_message.Message):
+    __slots__ = ("name", "label", "choices", "sal_mode")
+    class ChoicesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CHOICES_FIELD_NUMBER: _ClassVar[int]
+    SAL_MODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    label: str
+    choices: _containers.ScalarMap[str, str]
+    sal_mode: str
+    def __init__(self, name: _Optional[str] = ..., label: _Optional[str] = ..., choices: _Optional[_Mapping[str, str]] = ..., sal_mode: _Optional[str] = ...) -> None: ...
 
 class PcpuLink(_message.Message):
     __slots__ = ("pcpu", "address", "connected", "connects")
@@ -132,24 +153,30 @@ class PcpuLink(_message.Message):
     def __init__(self, pcpu: _Optional[int] = ..., address: _Optional[str] = ..., connected: _Optional[bool] = ..., connects: _Optional[int] = ...) -> None: ...
 
 class QueueEntry(_message.Message):
-    __slots__ = ("pcpu", "state", "record_id")
+    __slots__ = ("pcpu", "state", "record_id", "sal_type")
     PCPU_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    SAL_TYPE_FIELD_NUMBER: _ClassVar[int]
     pcpu: int
     state: EntryState
     record_id: int
-    def __init__(self, pcpu: _Optional[int] = ..., state: _Optional[_Union[EntryState, str]] = ..., record_id: _Optional[int] = ...) -> None: ...
+    sal_type: _record_pb2.RecordType
+    def __init__(self, pcpu: _Optional[int] = ..., state: _Optional[_Union[EntryState, str]] = ..., record_id: _Optional[int] = ..., sal_type: _Optional[_Union[_record_pb2.RecordType, str]] = ...) -> None: ...
 
 class TypeQueue(_message.Message):
-    __slots__ = ("type", "depth", "in_flight")
+    __slots__ = ("type", "depth", "in_flight", "entries", "virq_pending")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     DEPTH_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    VIRQ_PENDING_FIELD_NUMBER: _ClassVar[int]
     type: _record_pb2.RecordType
     depth: int
     in_flight: QueueEntry
-    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., depth: _Optional[int] = ..., in_flight: _Optional[_Union[QueueEntry, _Mapping]] = ...) -> None: ...
+    entries: _containers.RepeatedCompositeFieldContainer[QueueEntry]
+    virq_pending: bool
+    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., depth: _Optional[int] = ..., in_flight: _Optional[_Union[QueueEntry, _Mapping]] = ..., entries: _Optional[_Iterable[_Union[QueueEntry, _Mapping]]] = ..., virq_pending: _Optional[bool] = ...) -> None: ...
 
 class ThrottleLine(_message.Message):
     __slots__ = ("pcpu", "type", "mode", "poll_interval", "transitions")
@@ -166,7 +193,7 @@ class ThrottleLine(_message.Message):
     def __init__(self, pcpu: _Optional[int] = ..., type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., mode: _Optional[_Union[ThrottleMode, str]] = ..., poll_interval: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., transitions: _Optional[int] = ...) -> None: ...
 
 class Counters(_message.Message):
-    __slots__ = ("interrupts", "injections", "local_calls", "ipi_calls", "retries", "records_copied", "records_cleared", "requeues", "call_failures", "refused_calls", "polls", "polled_records")
+    __slots__ = ("interrupts", "injections", "local_calls", "ipi_calls", "retries", "records_copied", "records_cleared", "requeues", "call_failures", "refused_calls", "polls", "polled_records", "virqs_coalesced")
     INTERRUPTS_FIELD_NUMBER: _ClassVar[int]
     INJECTIONS_FIELD_NUMBER: _ClassVar[int]
     LOCAL_CALLS_FIELD_NUMBER: _ClassVar[int]
@@ -179,6 +206,7 @@ class Counters(_message.Message):
     REFUSED_CALLS_FIELD_NUMBER: _ClassVar[int]
     POLLS_FIELD_NUMBER: _ClassVar[int]
     POLLED_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    VIRQS_COALESCED_FIELD_NUMBER: _ClassVar[int]
     interrupts: int
     injections: int
     local_calls: int
@@ -191,7 +219,8 @@ class Counters(_message.Message):
     refused_calls: int
     polls: int
     polled_records: int
-    def __init__(self, interrupts: _Optional[int] = ..., injections: _Optional[int] = ..., local_calls: _Optional[int] = ..., ipi_calls: _Optional[int] = ..., retries: _Optional[int] = ..., records_copied: _Optional[int] = ..., records_cleared: _Optional[int] = ..., requeues: _Optional[int] = ..., call_failures: _Optional[int] = ..., refused_calls: _Optional[int] = ..., polls: _Optional[int] = ..., polled_records: _Optional[int] = ...) -> None: ...
+    virqs_coalesced: int
+    def __init__(self, interrupts: _Optional[int] = ..., injections: _Optional[int] = ..., local_calls: _Optional[int] = ..., ipi_calls: _Optional[int] = ..., retries: _Optional[int] = ..., records_copied: _Optional[int] = ..., records_cleared: _Optional[int] = ..., requeues: _Optional[int] = ..., call_failures: _Optional[int] = ..., refused_calls: _Optional[int] = ..., polls: _Optional[int] = ..., polled_records: _Optional[int] = ..., virqs_coalesced: _Optional[int] = ...) -> None: ...
 
 class SetVcpuPlacementRequest(_message.Message):
     __slots__ = ("pcpu",)
