@@ -143,12 +143,17 @@ async def start_coordinator(
 
 
 @asynccontextmanager
-async def flow_bed(pcpus: int = 2, **config: Any) -> AsyncIterator[FlowBed]:
+async def flow_bed(
+    pcpus: int = 2, sal_mode: str = "extended", **config: Any
+) -> AsyncIterator[FlowBed]:
+    """pCPU servers (firmware in sal_mode), a coordinator told the same, a client channel."""
     tokens = TokenBook.generate(DOM0, OPERATOR, XEN, DOMU)
-    host = PcpuHost(range(pcpus), token_book=tokens)
+    host = PcpuHost(range(pcpus), token_book=tokens, sal_mode=sal_mode)
     await host.start()
     watch = EventWatch()
-    coordinator, built, address = await start_coordinator(host.addresses, tokens, watch, **config)
+    coordinator, built, address = await start_coordinator(
+        host.addresses, tokens, watch, sal_mode=sal_mode, **config
+    )
     bed = FlowBed(tokens, host, coordinator, built, address, open_channel(address), watch)
     try:
         await bed.wait_connected()
