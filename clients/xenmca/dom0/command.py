@@ -1,6 +1,10 @@
 """`xenmca dom0`: run dom0's error logger against a coordinator until SIGTERM/SIGINT.
 
 ``--metrics-port PORT`` serves Prometheus metrics over HTTP (0: any free port, logged).
+``--policy`` chooses what dom0 does with each record: ``xenmca`` (the default:
+commit, then CLEAR by record id) or ``linux-salinfo`` (what a Linux ia64 dom0
+did: corrected records cleared at once and logged later by a daemon that takes
+``--salinfo-decode-delay`` seconds per record).
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from pathlib import Path
 from xenmca.dom0.log_store import LogOpenError, LogStore
 from xenmca.dom0.logger import CPE, Dom0Logger
 from xenmca.dom0.pacing import LINUX_CPE_POLL_MAX, LINUX_CPE_POLL_MIN, PollSettings
+from xenmca.dom0.policies import DEFAULT_POLICY, POLICY_NAMES, make_policy
+from xenmca.dom0.policy import Dom0Policy
+from xenmca.dom0.salinfo import DEFAULT_DECODE_DELAY, LINUX_SALINFO, check_decode_delay
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
 from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
@@ -70,6 +77,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="do not poll for CPE records (when the coordinator injects CPE interrupts)",
     )
+    parser.add_argument(
+        "--policy",
+        choices=POLICY_NAMES,
+        default=DEFAULT_POLICY,
+        help=f"what dom0 does with each record (default {DEFAULT_POLICY}: commit, then CLEAR "
+        f"by record id; {LINUX_SALINFO}: what Linux ia64 did, corrected records cleared at "
+        "once and kept in memory until its daemon logs them)",
+    )
+    parser.add_argument(
+        "--salinfo-decode-delay",
+        type=float,
+        metavar="S",
+        help=f"{LINUX_SALINFO} only: seconds salinfo_decode spends on each record before "
+        f"it is committed, the modelled user-space pace (default {DEFAULT_DECODE_DELAY:g})",
+    )
     add_tls_arguments(parser)
     add_metrics_arguments(parser)
 
@@ -81,6 +103,21 @@ def _polled_types(args: argparse.Namespace) -> dict[int, PollSettings]:
         return {CPE: PollSettings(args.cpe_poll_min, args.cpe_poll_max)}
     except ValueError as exc:
         raise UsageError(f"--cpe-poll-min/--cpe-poll-max: {exc}") from exc
+
+
+def _policy(args: argparse.Namespace) -> Dom0Policy:
+    delay = args.salinfo_decode_delay
+    if delay is not None:
+        if args.policy != LINUX_SALINFO:
+            raise UsageError(f"--salinfo-decode-delay applies only to --policy {LINUX_SALINFO}")
+        try:
+            check_decode_delay(delay)
+        except ValueError as exc:
+            raise UsageError(f"--salinfo-decode-delay: {exc}") from exc
+    try:
+        return make_policy(args.policy, salinfo_decode_delay=delay)
+    except ValueError as exc:
+        raise UsageError(f"--policy: {exc}") from exc
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -100,6 +137,7 @@ async def _serve(
     args: argparse.Namespace,
     polled: dict[int, PollSettings],
     token: str | None,
+    policy: Dom0Policy,
     tls: TlsMaterial | None = None,
 ) -> int:
     try:
@@ -119,6 +157,7 @@ async def _serve(
         events=events,
         polled_types=polled,
         credentials=channel_credentials(tls) if tls is not None else None,
+        policy=policy,
     )
     metrics: MetricsEndpoint | None = None
     try:
@@ -140,10 +179,11 @@ async def _serve(
             f"CPE poll {s.min_interval:g}-{s.max_interval:g}s" for s in polled.values()
         )
         log.info(
-            "dom0 logging to %s from coordinator %s as %r%s%s",
+            "dom0 logging to %s from coordinator %s as %r, policy %s%s%s",
             args.db,
             args.xen,
             args.instance,
+            policy.name,
             f" ({polling})" if polling else " (no polling)",
             f", mutual TLS as {tls.identity!r}" if tls is not None else "",
         )
@@ -172,12 +212,13 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UsageError(f"--xen: {exc}") from exc
         polled = _polled_types(args)
+        policy = _policy(args)
         token = _token(args)
         try:
             tls = load_tls_from_args(args)
         except TlsFileError as exc:
             raise UsageError(str(exc)) from exc
-        return run_until_signal(lambda: _serve(args, polled, token, tls))
+        return run_until_signal(lambda: _serve(args, polled, token, policy, tls))
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

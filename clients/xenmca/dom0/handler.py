@@ -48,6 +48,10 @@ class Dom0Counters:
     unreachable: int = 0
     call_errors: int = 0
     commit_errors: int = 0
+    salinfo_saved: int = 0
+    """linux-salinfo: records kept in one of salinfo.c's saved slots for the daemon."""
+    salinfo_discarded: int = 0
+    """linux-salinfo: records dropped from (or never given) a saved slot before being logged."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -62,10 +66,11 @@ class Outcome(enum.Enum):
     UNREACHABLE = "unreachable"  # GET answered -3: the coordinator will inject again
     NOT_CLEARED = "not_cleared"  # read and committed, but CLEAR answered -3 or -5
     FAILED = "failed"  # an RPC or the commit failed
+    READ = "read"  # linux-salinfo: read into kernel memory; its daemon logs it later
 
     @property
     def found_record(self) -> bool:
-        return self in (Outcome.LOGGED, Outcome.DUPLICATE, Outcome.NOT_CLEARED)
+        return self in (Outcome.LOGGED, Outcome.DUPLICATE, Outcome.NOT_CLEARED, Outcome.READ)
 
     @property
     def cleared(self) -> bool:

@@ -2,11 +2,14 @@
 
 It holds one channel to the coordinator and keeps an AttachDom0 stream open,
 re-attaching with jittered exponential backoff whenever the stream breaks or
-the coordinator cannot be reached, until stopped. Each virtual interrupt runs
-the SAL handler (GET -> commit -> CLEAR) for its type; one type is handled one
-interrupt at a time, as vCPU0 would, while different types run concurrently.
-Types that are not injected (CPE, as the design settled) are polled with ia64's
-dynamic interval: halved when a poll finds records, doubled when it finds none.
+the coordinator cannot be reached, until stopped. Each virtual interrupt is
+handed to the logger's policy (``xenmca.dom0.policy``) for its type; one type is
+handled one interrupt at a time, as vCPU0 would, while different types run
+concurrently. Types that are not injected (CPE, as the design settled) are
+polled with ia64's dynamic interval: halved when a poll finds records, doubled
+when it finds none; what a poll tick does is the policy's business too. The
+default policy, ``xenmca``, runs GET -> commit -> CLEAR(record_id); see
+``xenmca.dom0.policies`` for the others.
 """
 
 from __future__ import annotations
@@ -19,16 +22,12 @@ from collections.abc import Mapping
 
 import grpc
 
-from xenmca.dom0.handler import (
-    CommitObserver,
-    Dom0Counters,
-    DrainResult,
-    Outcome,
-    StateInfoHandler,
-)
+from xenmca.dom0.handler import CommitObserver, Dom0Counters, DrainResult, Outcome
 from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.pacing import Backoff, BackoffPolicy, PollSettings, next_poll_interval
+from xenmca.dom0.policies import DEFAULT_POLICY, make_policy
+from xenmca.dom0.policy import Dom0Context, Dom0Policy
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.record.v1 import record_pb2
@@ -46,7 +45,11 @@ _Interrupt = tuple[int, hv_pb2.AttachDom0Response] | None  # (session, interrupt
 
 
 class Dom0Logger:
-    """dom0's logger. ``await start()``, then ``await stop()``; counters and events as it goes."""
+    """dom0's logger. ``await start()``, then ``await stop()``; counters and events as it goes.
+
+    ``policy`` is a Dom0Policy, or its name (``xenmca``, the default, or
+    ``linux-salinfo`` with its default decode delay).
+    """
 
     def __init__(
         self,
@@ -64,6 +67,7 @@ class Dom0Logger:
         call_timeout: float = 10.0,
         connect_timeout: float = 2.0,
         commit_observer: CommitObserver | None = None,
+        policy: Dom0Policy | str = DEFAULT_POLICY,
     ) -> None:
         self.xen_address = xen_address
         self.instance = instance
@@ -71,6 +75,7 @@ class Dom0Logger:
         self.events = events or EventLog("dom0")
         self.counters = Dom0Counters()
         self.polled_types = dict(DEFAULT_POLLED if polled_types is None else polled_types)
+        self.policy: Dom0Policy = make_policy(policy) if isinstance(policy, str) else policy
         self.attached = asyncio.Event()
         """Set while an AttachDom0 stream is open on a connected channel."""
         self.commit_observer = commit_observer
@@ -83,14 +88,13 @@ class Dom0Logger:
         self._connect_timeout = connect_timeout
         self._stopping = asyncio.Event()
         self._session = 0
-        self._locks: dict[int, asyncio.Lock] = {}
         self._inboxes: dict[int, asyncio.Queue[_Interrupt]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._pollers: list[asyncio.Task[None]] = []
         self._attach_task: asyncio.Task[None] | None = None
         self._channel: grpc.aio.Channel | None = None
         self._stub: hv_grpc.HypervisorServiceStub | None = None
-        self._handler: StateInfoHandler | None = None
+        self._started = False
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -100,15 +104,20 @@ class Dom0Logger:
             raise RuntimeError("Dom0Logger already started")
         self._channel = open_channel(self.xen_address, self._credentials)
         self._stub = hv_grpc.HypervisorServiceStub(self._channel)
-        self._handler = StateInfoHandler(
-            self._stub,
-            self.store,
-            events=self.events,
-            counters=self.counters,
-            metadata=call_metadata(self._token),
-            call_timeout=self._call_timeout,
-            commit_observer=self.commit_observer,
+        self.policy.start(
+            Dom0Context(
+                stub=self._stub,
+                store=self.store,
+                events=self.events,
+                counters=self.counters,
+                clock=self._clock,
+                stopping=self._stopping,
+                metadata=call_metadata(self._token),
+                call_timeout=self._call_timeout,
+                commit_observer=self.commit_observer,
+            )
         )
+        self._started = True
         self._attach_task = asyncio.create_task(self._attach_loop(), name="dom0-attach")
         for record_type, settings in self.polled_types.items():
             self._pollers.append(
@@ -126,7 +135,7 @@ class Dom0Logger:
             self._attach_task.cancel()
         for inbox in self._inboxes.values():
             inbox.put_nowait(None)
-        tasks = [*self._workers.values(), *self._pollers]
+        tasks = [*self._workers.values(), *self._pollers, *self.policy.tasks]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
@@ -136,7 +145,7 @@ class Dom0Logger:
                 await task
         if self._channel is not None:
             await self._channel.close()
-        self.events.emit("dom0_stopped", **self.counters.as_dict())
+        self.events.emit("dom0_stopped", policy=self.policy.name, **self.counters.as_dict())
 
     @property
     def stopping(self) -> bool:
@@ -185,7 +194,11 @@ class Dom0Logger:
         )
         self.counters.attaches += 1
         self.events.emit(
-            "dom0_attached", xen=self.xen_address, instance=self.instance, session=self._session
+            "dom0_attached",
+            xen=self.xen_address,
+            instance=self.instance,
+            session=self._session,
+            policy=self.policy.name,
         )
         log.info("attached to coordinator %s as %s", self.xen_address, self.instance)
         self.attached.set()
@@ -224,38 +237,30 @@ class Dom0Logger:
 
     async def _interrupt_worker(self, record_type: int, inbox: asyncio.Queue[_Interrupt]) -> None:
         """vCPU0's handler for one type: one interrupt at a time, in arrival order."""
-        assert self._handler is not None
         while (item := await inbox.get()) is not None:
             session, _ = item
             if session != self._session:
                 continue  # from a stream that broke; the coordinator re-injects what matters
             try:
-                async with self._lock(record_type):
-                    await self._handler.handle_once(record_type)
+                await self.policy.on_interrupt(record_type)
             except Exception:  # the next interrupt must still be handled
                 log.exception("%s handler failed unexpectedly", type_name(record_type))
-
-    def _lock(self, record_type: int) -> asyncio.Lock:
-        return self._locks.setdefault(record_type, asyncio.Lock())
 
     # -- polled types -------------------------------------------------------------
 
     async def poll_once(self, record_type: int) -> int:
-        """Drain one type now (GET -> commit -> CLEAR while records are found); records found."""
-        return (await self._drain(record_type)).found
+        """One poll tick of a type now (xenmca: drain it); the records found."""
+        return (await self._poll(record_type)).found
 
-    async def _drain(self, record_type: int) -> DrainResult:
-        assert self._handler is not None, "start() first"
-        async with self._lock(record_type):
-            return await self._handler.drain(
-                record_type, keep_going=lambda: not self._stopping.is_set()
-            )
+    async def _poll(self, record_type: int) -> DrainResult:
+        assert self._started, "start() first"
+        return await self.policy.on_poll(record_type)
 
     async def _poll_loop(self, record_type: int, settings: PollSettings) -> None:
         interval = settings.min_interval
         while await self._sleep_or_stop(interval):
             try:
-                result = await self._drain(record_type)
+                result = await self._poll(record_type)
             except Exception:  # keep polling: the next poll may succeed
                 log.exception("%s poll failed unexpectedly", type_name(record_type))
                 result = DrainResult(found=0, last=Outcome.FAILED)
