@@ -11,6 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
+from xenmca.testbed.launcher import DOM0_POLICIES
 from xenmca.testbed.scenario_loader import (
     ALLOW_BROKEN_RULES_ENV,
     SCHEMA_PATH,
@@ -24,15 +25,18 @@ from xenmca.testbed.scenario_loader import (
     schema,
 )
 from xenmca.testbed.scenario_model import (
+    Burst,
     Checks,
     ExpectedTransition,
     Fault,
+    Policy,
     Scenario,
     SeverityMix,
     Storm,
     Stream,
     Throttle,
 )
+from xenmca.xen.policy import KNOB_NAMES, KNOBS, POLICIES, SAL_MODES
 
 BASE = "name: t\nseed: 1\npcpus: 4\nduration_s: 10\n"
 
@@ -50,8 +54,14 @@ throttle:
   preset: fast
   settings: {history_length: 6, window: 1.0, cmc_poll_interval: 0.2,
              cpe_poll_min: 0.05, cpe_poll_max: 0.4, cpe_can_interrupt: true}
-dom0: {cpe_poll_min_s: 0.1, cpe_poll_max_s: 1}
+dom0: {cpe_poll_min_s: 0.1, cpe_poll_max_s: 1, salinfo_decode_delay_s: 0.02}
 drain_timeout_s: 45
+drain_idle_s: 5
+policy:
+  xen: xen-ia64-2009
+  dom0: linux-salinfo
+  options: {after_clear: tail-if-more, get_failure: keep}
+sal: plain
 workload:
   streams:
     - {type: cmc, rate: 2.0, pcpus: all, severity: {corrected: 0.95, recoverable: 0.05},
@@ -59,6 +69,9 @@ workload:
     - {type: cpe, rate: 1e-1, pcpus: "0-2,6"}
   storms:
     - {type: cmc, pcpus: [3], rate: 2000, start_s: 5, duration_s: 2, severity: corrected}
+  bursts:
+    - {type: cpe, pcpus: "1-2", count: 40, at_s: 7.5, severity: recoverable}
+    - {type: mca, pcpus: 0, count: 1, at_s: 0}
 faults:
   - {at_s: 3, kind: kill, target: xen, restart_after_s: 1.5}
 checks:
@@ -69,6 +82,9 @@ checks:
   latency_max_ms: null
   expect_transitions: [{pcpu: 3, type: cmc, mode: polling}]
   all_lines_back_to_interrupt: false
+  stranded: 2
+  fairness: {max_overtaken: 7}
+  isolation: false
 broken_rule: null
 """
 
@@ -188,6 +204,10 @@ def test_a_file_with_every_field_converts_to_the_model(tmp_path: Path) -> None:
             Stream("cpe", 0.1, (0, 1, 2, 6), SeverityMix(1.0, 0.0, 0.0), 0.0, None),
         ),
         storms=(Storm("cmc", (3,), 2000.0, 5.0, 2.0, "corrected"),),
+        bursts=(
+            Burst("cpe", (1, 2), 40, 7.5, "recoverable"),
+            Burst("mca", (0,), 1, 0.0, "corrected"),
+        ),
         faults=(Fault(3.0, "kill", "xen", {"restart_after_s": 1.5}),),
         checks=Checks(
             max_lost=0,
@@ -197,14 +217,113 @@ def test_a_file_with_every_field_converts_to_the_model(tmp_path: Path) -> None:
             latency_max_ms=None,
             expect_transitions=(ExpectedTransition(3, "cmc", "polling"),),
             all_lines_back_to_interrupt=False,
+            max_stranded=2,
+            fairness=True,
+            max_overtaken=7,
+            isolation=False,
         ),
         broken_rule=None,
+        policy=Policy(
+            xen="xen-ia64-2009",
+            dom0="linux-salinfo",
+            options={"after_clear": "tail-if-more", "get_failure": "keep"},
+        ),
+        sal="plain",
+        salinfo_decode_delay_s=0.02,
+        drain_idle_s=5.0,
     )
 
 
 def test_defaults_of_a_minimal_file() -> None:
     scenario = parse_scenario_text(BASE)
     assert scenario == Scenario(name="t", description="", seed=1, pcpus=4, duration_s=10.0)
+    assert scenario.policy == Policy("xenmca", "xenmca", {}) and scenario.sal == "extended"
+    assert scenario.salinfo_decode_delay_s is None and scenario.drain_idle_s == 10.0
+    assert scenario.bursts == ()
+    checks = scenario.checks
+    assert (checks.max_stranded, checks.fairness, checks.max_overtaken, checks.isolation) == (
+        0,
+        True,
+        None,
+        True,
+    )
+
+
+# -- policies, bursts, drain and the new checks -----------------------------------------
+
+
+def test_the_schema_names_exactly_the_policies_knobs_and_sal_modes_of_the_code() -> None:
+    policy = schema()["properties"]["policy"]["properties"]
+    assert policy["xen"]["enum"] == list(POLICIES)
+    assert tuple(policy["dom0"]["enum"]) == DOM0_POLICIES
+    assert list(policy["options"]["properties"]) == list(KNOB_NAMES)
+    for knob in KNOBS:
+        description = policy["options"]["properties"][knob.name]["description"]
+        assert all(choice in description for choice in knob.choices), knob.name
+    assert tuple(schema()["properties"]["sal"]["enum"]) == SAL_MODES
+
+
+@pytest.mark.parametrize("name", list(POLICIES))
+def test_every_coordinator_policy_loads(name: str) -> None:
+    scenario = parse_scenario_text(BASE + f"policy: {{xen: {name}}}\n")
+    assert scenario.policy == Policy(xen=name)
+
+
+@pytest.mark.parametrize("knob", KNOBS, ids=lambda k: k.name)
+def test_every_choice_of_every_knob_loads(knob: Any) -> None:
+    for choice in knob.choices:
+        scenario = parse_scenario_text(BASE + f"policy: {{options: {{{knob.name}: {choice}}}}}\n")
+        assert scenario.policy.options == {knob.name: choice}
+
+
+@pytest.mark.parametrize(
+    ("text", "fairness", "bound"),
+    [
+        ("", True, None),
+        ("checks: {fairness: true}\n", True, None),
+        ("checks: {fairness: false}\n", False, None),
+        ("checks: {fairness: {max_overtaken: 0}}\n", True, 0),
+        ("checks: {fairness: {max_overtaken: 12}}\n", True, 12),
+    ],
+)
+def test_fairness_forms(text: str, fairness: bool, bound: int | None) -> None:
+    checks = parse_scenario_text(BASE + text).checks
+    assert (checks.fairness, checks.max_overtaken) == (fairness, bound)
+
+
+def test_stranded_and_isolation() -> None:
+    checks = parse_scenario_text(BASE + "checks: {stranded: 5, isolation: false}\n").checks
+    assert (checks.max_stranded, checks.isolation) == (5, False)
+
+
+def test_a_burst_defaults_to_corrected_and_resolves_its_pcpus() -> None:
+    scenario = parse_scenario_text(
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 1000000, at_s: 9.5}]}\n"
+    )
+    assert scenario.bursts == (Burst("cmc", (0, 1, 2, 3), 1_000_000, 9.5, "corrected"),)
+
+
+def test_the_decode_delay_may_be_zero_for_linux_salinfo() -> None:
+    scenario = parse_scenario_text(
+        BASE + "policy: {dom0: linux-salinfo}\ndom0: {salinfo_decode_delay_s: 0}\n"
+    )
+    assert scenario.salinfo_decode_delay_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "idle"),
+    [
+        ("", 10.0),
+        ("drain_idle_s: 0.6\n", 0.6),
+        ("drain_idle_s: 1e3\n", 1000.0),
+        # Absent, it outlasts the longest polling interval twice over.
+        ("throttle: {preset: linux-ia64}\n", 1800.0),
+        ("throttle: {settings: {cmc_poll_interval: 8}}\n", 16.0),
+        ("dom0: {cpe_poll_max_s: 30}\n", 60.0),
+    ],
+)
+def test_drain_idle_s_and_its_default(text: str, idle: float) -> None:
+    assert parse_scenario_text(BASE + text).drain_idle_s == idle
 
 
 def test_a_severity_name_is_a_mix_of_one() -> None:
@@ -273,8 +392,9 @@ BAD_FILES = [
         "unknown top-level key",
         BASE + "seeds: 3\n",
         "seeds: unknown field (allowed: broken_rule, capacity, checks, description, dom0, "
-        "drain_timeout_s, durable_pcpus, duration_s, faults, name, network, pcpus, "
-        "pcpus_per_host, seed, settle_timeout_s, throttle, vcpu0_pcpu, workload)",
+        "drain_idle_s, drain_timeout_s, durable_pcpus, duration_s, faults, name, network, "
+        "pcpus, pcpus_per_host, policy, sal, seed, settle_timeout_s, throttle, vcpu0_pcpu, "
+        "workload)",
     ),
     (
         "pcpu out of range",
@@ -437,6 +557,176 @@ BAD_FILES = [
         "partition without netns",
         BASE + "faults: [{at_s: 1, kind: partition, target: dom0, duration_s: 1}]",
         "faults[0].kind: a partition needs network: netns (run as root)",
+    ),
+    (
+        "unknown coordinator policy",
+        BASE + "policy: {xen: xen-2000}\n",
+        "policy.xen: 'xen-2000' is not one of ['xenmca', 'xen-ia64-2006', 'xen-ia64-2009']",
+    ),
+    (
+        "unknown dom0 policy",
+        BASE + "policy: {dom0: windows}\n",
+        "policy.dom0: 'windows' is not one of ['xenmca', 'linux-salinfo']",
+    ),
+    (
+        "unknown policy field",
+        BASE + "policy: {flavour: x}\n",
+        "policy.flavour: unknown field (allowed: dom0, options, xen)",
+    ),
+    (
+        "policy not a mapping",
+        BASE + "policy: xenmca\n",
+        "policy: 'xenmca' is a string, expected a mapping",
+    ),
+    (
+        "unknown policy choice",
+        BASE + "policy: {options: {after_clear: sideways}}\n",
+        "policy.options.after_clear: unknown choice 'sideways' (known: tail-if-more, head, free)",
+    ),
+    (
+        "unknown policy knob",
+        BASE + "policy: {options: {afterclear: head}}\n",
+        "policy.options.afterclear: unknown field (allowed: after_clear, clear_failure, "
+        "clear_target, delivery, entries, get_failure, ipi, poll_count, routing, storm_scope)",
+    ),
+    (
+        "policy choice not a string",
+        BASE + "policy: {options: {ipi: 3}}\n",
+        "policy.options.ipi: 3 is an integer, expected a string",
+    ),
+    ("unknown sal", BASE + "sal: fancy\n", "sal: 'fancy' is not one of ['extended', 'plain']"),
+    (
+        "negative decode delay",
+        BASE + "policy: {dom0: linux-salinfo}\ndom0: {salinfo_decode_delay_s: -1}\n",
+        "dom0.salinfo_decode_delay_s: -1 is less than the minimum of 0",
+    ),
+    (
+        "decode delay without linux-salinfo",
+        BASE + "dom0: {salinfo_decode_delay_s: 0.1}\n",
+        "dom0.salinfo_decode_delay_s: applies only to policy.dom0 linux-salinfo "
+        "(policy.dom0 is xenmca)",
+    ),
+    (
+        "zero drain idle",
+        BASE + "drain_idle_s: 0\n",
+        "drain_idle_s: 0 is less than or equal to the minimum of 0",
+    ),
+    (
+        "drain idle not a number",
+        BASE + "drain_idle_s: ten\n",
+        "drain_idle_s: 'ten' is a string, expected a number",
+    ),
+    (
+        "drain idle within a polling interval",
+        BASE + "drain_idle_s: 0.5\n",
+        "drain_idle_s: 0.5 s is not longer than the longest polling interval "
+        "(throttle cpe_poll_max 0.5 s): records waiting for a poll would be called stranded",
+    ),
+    (
+        "drain idle within dom0's polling interval",
+        BASE + "dom0: {cpe_poll_max_s: 20}\ndrain_idle_s: 10\n",
+        "drain_idle_s: 10 s is not longer than the longest polling interval "
+        "(dom0 cpe_poll_max_s 20 s): records waiting for a poll would be called stranded",
+    ),
+    (
+        "burst count zero",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 0, at_s: 1}]}",
+        "workload.bursts[0].count: 0 is less than the minimum of 1",
+    ),
+    (
+        "burst count too large",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 1000001, at_s: 1}]}",
+        "workload.bursts[0].count: 1000001 is greater than the maximum of 1000000",
+    ),
+    (
+        "burst at the end",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 10, at_s: 10}]}",
+        "workload.bursts[0].at_s: 10 s is not before the end of the workload (duration_s 10)",
+    ),
+    (
+        "burst before the start",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 10, at_s: -1}]}",
+        "workload.bursts[0].at_s: -1 is less than the minimum of 0",
+    ),
+    (
+        "burst without a time",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 10}]}",
+        "workload.bursts[0].at_s: is required",
+    ),
+    (
+        "burst without a count",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, at_s: 1}]}",
+        "workload.bursts[0].count: is required",
+    ),
+    (
+        "burst on a missing pCPU",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: [7], count: 10, at_s: 1}]}",
+        "workload.bursts[0].pcpus: pCPU 7 does not exist (pcpus is 4: 0-3)",
+    ),
+    (
+        "burst with a rate",
+        BASE + "workload: {bursts: [{type: cmc, pcpus: all, count: 10, at_s: 1, rate: 5}]}",
+        "workload.bursts[0].rate: unknown field (allowed: at_s, count, pcpus, severity, type)",
+    ),
+    (
+        "burst with a severity mix",
+        BASE
+        + "workload: {bursts: [{type: cmc, pcpus: 0, count: 1, at_s: 1, "
+        + "severity: {fatal: 1}}]}",
+        'workload.bursts[0].severity: {"fatal": 1} is a mapping, expected a string',
+    ),
+    (
+        "absurd burst in all",
+        BASE.replace("pcpus: 4", "pcpus: 64")
+        + "workload: {bursts: [{type: cmc, pcpus: all, count: 500000, at_s: 1}]}",
+        "workload.bursts[0].pcpus: 500,000 records on each of 64 pCPUs is 32,000,000; "
+        "at most 10,000,000",
+    ),
+    (
+        "bursts count in the workload total",
+        BASE
+        + "workload:\n  bursts:\n"
+        + "    - {type: cmc, pcpus: all, count: 1000000, at_s: 1}\n"
+        + "    - {type: cpe, pcpus: all, count: 1000000, at_s: 1}\n"
+        + "    - {type: mca, pcpus: all, count: 1000000, at_s: 1}\n",
+        "workload: asks for about 12,000,000 records in all; at most 10,000,000",
+    ),
+    (
+        "negative stranded bound",
+        BASE + "checks: {stranded: -1}\n",
+        "checks.stranded: -1 is less than the minimum of 0",
+    ),
+    (
+        "fractional stranded bound",
+        BASE + "checks: {stranded: 1.5}\n",
+        "checks.stranded: 1.5 is a number, expected an integer",
+    ),
+    (
+        "fairness of the wrong form",
+        BASE + "checks: {fairness: maybe}\n",
+        "checks.fairness: 'maybe' is not valid here; expected true, false or a mapping "
+        "{max_overtaken: N}",
+    ),
+    (
+        "fairness with a misspelt bound",
+        BASE + "checks: {fairness: {max_overtake: 1}}\n",
+        'checks.fairness: {"max_overtake": 1} is not valid here; expected true, false or a '
+        "mapping {max_overtaken: N}",
+    ),
+    (
+        "fairness without its bound",
+        BASE + "checks: {fairness: {}}\n",
+        "checks.fairness.max_overtaken: is required",
+    ),
+    (
+        "negative fairness bound",
+        BASE + "checks: {fairness: {max_overtaken: -1}}\n",
+        "checks.fairness.max_overtaken: -1 is less than the minimum of 0",
+    ),
+    (
+        "isolation not a boolean",
+        BASE + "checks: {isolation: 1}\n",
+        "checks.isolation: 1 is an integer, expected a boolean",
     ),
     ("not a mapping", "- 1\n- 2\n", "expected a mapping of scenario fields, got a list"),
     ("empty file", "", "the file is empty; expected a scenario mapping"),

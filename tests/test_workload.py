@@ -86,6 +86,56 @@ def test_each_storm_is_one_paced_injection_per_pcpu() -> None:
     ]
 
 
+BURSTS = """
+name: b
+seed: {seed}
+pcpus: 4
+duration_s: 10
+workload:
+  streams:
+    - {{type: cmc, rate: 1, pcpus: all}}
+  bursts:
+    - {{type: cmc, pcpus: [1, 3], count: 25, at_s: 2.5}}
+    - {{type: cpe, pcpus: "0-3", count: 1, at_s: 0, severity: fatal}}
+    - {{type: cmc, pcpus: 2, count: 1000, at_s: 9.75, severity: recoverable}}
+"""
+
+
+def test_each_burst_is_one_unpaced_injection_per_pcpu_at_its_time() -> None:
+    plan = plan_injections(scenario(text=BURSTS))
+    bursts = [i for i in plan if i.source.startswith("bursts")]
+    assert bursts == [
+        PlannedInjection(0.0, 0, "cpe", "fatal", 1, 0.0),
+        PlannedInjection(0.0, 1, "cpe", "fatal", 1, 0.0),
+        PlannedInjection(0.0, 2, "cpe", "fatal", 1, 0.0),
+        PlannedInjection(0.0, 3, "cpe", "fatal", 1, 0.0),
+        PlannedInjection(2.5, 1, "cmc", "corrected", 25, 0.0),
+        PlannedInjection(2.5, 3, "cmc", "corrected", 25, 0.0),
+        PlannedInjection(9.75, 2, "cmc", "recoverable", 1000, 0.0),
+    ]
+    assert [i.source for i in bursts] == ["bursts[1]"] * 4 + ["bursts[0]"] * 2 + ["bursts[2]"]
+    assert plan == sorted(plan)
+    streams = [i for i in plan if i.source == "streams[0]"]
+    assert planned_records(plan)["total"] == len(streams) + 4 + 50 + 1000
+
+
+def test_bursts_are_the_same_for_every_seed_and_leave_the_streams_alone() -> None:
+    first, again, other = (plan_injections(scenario(s, BURSTS)) for s in (1, 1, 2))
+    assert first == again
+    assert [i.source for i in first] == [i.source for i in again]
+    bursts = [[i for i in p if i.source.startswith("bursts")] for p in (first, other)]
+    assert bursts[0] == bursts[1]
+    without = BURSTS.split("  bursts:", 1)[0]
+    assert [i for i in first if i.source == "streams[0]"] == plan_injections(scenario(1, without))
+
+
+def test_a_burst_of_five_trips_the_storm_rule_of_its_line() -> None:
+    """A burst is created at once: its records are arrivals at the same instant."""
+    burst = [PlannedInjection(1.0, 0, "cmc", "corrected", 5)]
+    assert storm_rule_trips(burst) == {(0, "cmc"): 1}
+    assert storm_rule_trips([PlannedInjection(1.0, 0, "cmc", "corrected", 4)]) == {}
+
+
 def test_poisson_arrivals_have_the_stream_rate_and_exponential_gaps() -> None:
     text = """
 name: long
@@ -282,6 +332,35 @@ workload:
     assert summary.sent_calls == len(plan) and summary.failed_calls == 0
     assert summary.accepted_records == planned_records(plan)["total"]
     assert summary.max_lag_s < 0.25
+
+
+async def test_a_burst_lands_at_its_time_all_at_once(bed: Bed) -> None:
+    text = """
+name: burst
+seed: 3
+pcpus: 4
+duration_s: 5
+workload:
+  bursts: [{type: cmc, pcpus: [1, 3], count: 25, at_s: 1, severity: recoverable}]
+"""
+    plan = plan_injections(parse_scenario_text(text))
+    driver = WorkloadDriver(plan, bed.host.addresses, bed.metadata, bed.events, bed.clock)
+    task = asyncio.create_task(driver.run())
+    await driver.wait_idle()
+    await bed.clock.advance(0.9)
+    await driver.wait_idle()
+    assert [bed.created(p, "cmc") for p in range(4)] == [0, 0, 0, 0]
+    await bed.clock.advance(0.1)
+    summary = await task
+    assert [bed.created(p, "cmc") for p in range(4)] == [0, 25, 0, 25]
+    assert (summary.sent_calls, summary.accepted_records) == (2, 50)
+    injected = bed.watch.matching("workload_injected")
+    assert sorted(e["pcpu"] for e in injected) == [1, 3]
+    for event in injected:
+        assert (event["count"], event["rate"], event["severity"]) == (25, 0.0, "recoverable")
+        assert event["source"] == "bursts[0]" and event["planned_t_s"] == 1.0
+        # One store change: the burst's records have consecutive ids.
+        assert event["last_record_id"] - event["first_record_id"] == 24
 
 
 async def test_an_unreachable_pcpu_is_retried_then_counted_not_raised(bed: Bed) -> None:

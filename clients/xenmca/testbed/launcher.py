@@ -14,6 +14,10 @@ that traffic); the launcher reaches them through a loopback gateway, so
 `pcpu_addresses` and `xen_address` stay 127.0.0.1 addresses in both modes,
 while `pcpu_listen_addresses` and `xen_listen_address` are what the components
 themselves use. Teardown deletes the namespaces after the processes stop.
+
+The policies (`TestbedSpec.xen_policy`, ``dom0_policy``, ``sal_mode`` ...) reach
+the processes as flags only when they differ from the defaults, so a default
+testbed runs exactly the command lines it always did.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from types import TracebackType
 
 import grpc
 
+from xenmca.dom0 import policies as dom0_policies
+from xenmca.dom0.salinfo import LINUX_SALINFO
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.channels import open_channel
@@ -35,6 +41,7 @@ from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import channel_credentials, generate_test_pki
 from xenmca.testbed.netns import LoopbackGateway, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.processes import ManagedProcess, ProcessStartError, free_port_range
+from xenmca.xen.policy import DEFAULT_POLICY, SAL_MODES, PolicyError, PolicySpec
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,9 @@ HOST = "127.0.0.1"
 NETWORKS = ("loopback", "netns")
 XEN_HOST = "xen"
 DOM0_HOST = "dom0"
+DOM0_POLICIES = dom0_policies.POLICY_NAMES
+DEFAULT_DOM0_POLICY = dom0_policies.DEFAULT_POLICY
+DEFAULT_SAL_MODE = "extended"
 
 
 @dataclass
@@ -68,6 +78,60 @@ class TestbedSpec:
     network: str = "loopback"
     # Mutual TLS between every pair of components, with certificates made for this run.
     tls: bool = False
+    # The coordinator's policy (xenmca.xen.policy.POLICIES) and knob overrides on top of it.
+    xen_policy: str = DEFAULT_POLICY
+    xen_policy_options: dict[str, str] = field(default_factory=dict)
+    dom0_policy: str = DEFAULT_DOM0_POLICY
+    # The pCPUs' firmware: "extended" (xenmca's SAL) or "plain" (real SAL only).
+    sal_mode: str = DEFAULT_SAL_MODE
+    # linux-salinfo's modelled user-space time per record, in seconds; None: dom0's default.
+    salinfo_decode_delay: float | None = None
+
+
+def check_policies(spec: TestbedSpec) -> None:
+    """PolicyError (a ValueError, one line naming the setting) if a policy is unknown."""
+    PolicySpec(spec.xen_policy, spec.xen_policy_options).choices()
+    if spec.dom0_policy not in DOM0_POLICIES:
+        raise PolicyError(
+            f"unknown dom0 policy {spec.dom0_policy!r} (known: {', '.join(DOM0_POLICIES)})"
+        )
+    if spec.sal_mode not in SAL_MODES:
+        raise PolicyError(f"unknown SAL mode {spec.sal_mode!r} (known: {', '.join(SAL_MODES)})")
+    delay = spec.salinfo_decode_delay
+    if delay is not None and not delay >= 0:
+        raise PolicyError(f"salinfo decode delay must be >= 0 seconds (got {delay})")
+    if delay is not None and spec.dom0_policy != LINUX_SALINFO:
+        raise PolicyError(
+            f"a salinfo decode delay applies only to dom0 policy {LINUX_SALINFO} "
+            f"(dom0 policy is {spec.dom0_policy})"
+        )
+
+
+def xen_policy_args(spec: TestbedSpec) -> list[str]:
+    """`serve xen` flags for the spec's coordinator policy and SAL mode (none for defaults)."""
+    args: list[str] = []
+    if spec.xen_policy != DEFAULT_POLICY:
+        args += ["--policy", spec.xen_policy]
+    for knob, choice in spec.xen_policy_options.items():
+        args += ["--policy-option", f"{knob}={choice}"]
+    if spec.sal_mode != DEFAULT_SAL_MODE:
+        args += ["--sal", spec.sal_mode]
+    return args
+
+
+def pcpu_policy_args(spec: TestbedSpec) -> list[str]:
+    """`serve pcpu` flags for the spec's SAL mode (none for the default)."""
+    return ["--sal", spec.sal_mode] if spec.sal_mode != DEFAULT_SAL_MODE else []
+
+
+def dom0_policy_args(spec: TestbedSpec) -> list[str]:
+    """`dom0` flags for the spec's dom0 policy and decode delay (none for defaults)."""
+    args: list[str] = []
+    if spec.dom0_policy != DEFAULT_DOM0_POLICY:
+        args += ["--policy", spec.dom0_policy]
+    if spec.salinfo_decode_delay is not None:
+        args += ["--salinfo-decode-delay", str(spec.salinfo_decode_delay)]
+    return args
 
 
 def _flag(name: str) -> str:
@@ -82,6 +146,7 @@ class LocalTestbed:
     def __init__(self, spec: TestbedSpec) -> None:
         if spec.network not in NETWORKS:
             raise ValueError(f"network must be one of {NETWORKS} (got {spec.network!r})")
+        check_policies(spec)
         self.spec = spec
         self.workdir = spec.workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -123,7 +188,12 @@ class LocalTestbed:
     def _exec_prefix(self, host: str) -> list[str]:
         return self.network.exec_prefix(host) if self.network is not None else []
 
-    def _plan(self) -> None:
+    def plan(self) -> None:
+        """Choose the ports and write the token and inventory files; build every command line.
+
+        Starts nothing (start() calls it first); afterwards each ManagedProcess's
+        argv is what will run.
+        """
         spec = self.spec
         self.tokens.save(self.token_file)
         ranges = self._host_ranges()
@@ -159,6 +229,7 @@ class LocalTestbed:
             ]
             if spec.durable_pcpus:
                 argv += ["--state-dir", str(self.workdir / f"pcpu-state-host{index}")]
+            argv += pcpu_policy_args(spec)
             argv += self._tls_flags.get("pcpu", [])
             self.pcpu_hosts.append(
                 ManagedProcess(
@@ -193,6 +264,7 @@ class LocalTestbed:
             str(self.workdir / "events-xen.jsonl"),
             "--ready-file",
             str(self.workdir / "ready-xen.json"),
+            *xen_policy_args(spec),
             *spec.extra_xen_args,
             *self._tls_flags.get("xen", []),
         ]
@@ -221,6 +293,7 @@ class LocalTestbed:
                 str(spec.cpe_poll_min),
                 "--cpe-poll-max",
                 str(spec.cpe_poll_max),
+                *dom0_policy_args(spec),
                 *self._tls_flags.get("dom0", []),
             ],
             logs / "dom0.log",
@@ -254,7 +327,7 @@ class LocalTestbed:
     # -- life -----------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._plan()
+        self.plan()
         if self.network is not None:
             await self._open_network(self.network)
         for host in self.pcpu_hosts:

@@ -22,6 +22,10 @@ class FirmwareCounts:
     pending: int
     cleared: int
     overflowed: int
+    # Ids still pending at the end, oldest first (DescribePcpu pending_record_ids).
+    pending_ids: tuple[int, ...] = ()
+    # False when the firmware had more pending records than the ids read.
+    pending_ids_complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,9 @@ class RunData:
     # Problems that make a check impossible to evaluate (valid becomes "unknown").
     problems: list[str] = field(default_factory=list)
     results_dir: str = ""
+    # The coordinator's DescribeHypervisor after the drain, as a dict (proto field names);
+    # None when it did not answer.
+    final_xen: dict[str, Any] | None = None
 
     def seconds(self, t_ns: int) -> float:
         return (t_ns - self.start_ns) / 1e9

@@ -3,29 +3,44 @@
 The testbed is always torn down (on success, failed checks, exceptions and
 Ctrl-C); the results folder is written from what the processes left behind:
 dom0's log, every component's event file, and the samples taken on the way.
+
+The drain ends when nothing is pending and dom0's log holds every cleared
+record, when nothing moved for the scenario's ``drain_idle_s`` (records left
+are stranded), or at ``drain_timeout_s``; the runner's ``drain_finished`` event
+says which (``how``) and how many records were left (``pending``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib.metadata
 import platform
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import grpc
+from google.protobuf import json_format
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from xenmca.dom0.log_queries import duplicates_dropped, iter_records, open_reader
+from xenmca.dom0 import log_queries
+from xenmca.dom0.log_queries import (
+    LogUnavailable,
+    duplicates_dropped,
+    iter_records,
+    open_reader,
+)
 from xenmca.rpc.clock import MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
 from xenmca.testbed.fault_schedule import FaultScheduler
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.run_data import LoggedRecord, RunData
-from xenmca.testbed.sampler import FirmwareReader, Sampler
+from xenmca.testbed.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.scenario_model import Scenario
 from xenmca.testbed.workload import WorkloadDriver, plan_injections
 
@@ -58,6 +73,11 @@ def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> Testbe
         cpe_poll_max=scenario.cpe_poll_max_s,
         network=scenario.network,
         tls=tls,
+        xen_policy=scenario.policy.xen,
+        xen_policy_options=dict(scenario.policy.options),
+        dom0_policy=scenario.policy.dom0,
+        sal_mode=scenario.sal,
+        salinfo_decode_delay=scenario.salinfo_decode_delay_s,
     )
     if scenario.broken_rule:
         spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
@@ -82,12 +102,31 @@ def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
         return rows, duplicates_dropped(conn)
 
 
+def _logged_count(path: Path) -> int | None:
+    """Records in dom0's log now; None when it cannot be read (yet)."""
+    try:
+        with contextlib.closing(open_reader(path)) as conn:
+            return log_queries.counts(conn).total
+    except (LogUnavailable, sqlite3.Error):
+        return None
+
+
 def _read_all_events(out_dir: Path) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for path in sorted(out_dir.glob("events-*.jsonl")):
         events.extend(read_events(path))
     events.sort(key=lambda e: e.get("t_mono_ns", 0))
     return events
+
+
+async def _describe_xen(bed: LocalTestbed) -> dict[str, Any] | None:
+    """The coordinator's DescribeHypervisor now, as a dict of proto field names; None if silent."""
+    try:
+        state = await bed.describe(within=5.0)
+    except grpc.aio.AioRpcError:
+        return None
+    described: dict[str, Any] = json_format.MessageToDict(state, preserving_proto_field_name=True)
+    return described
 
 
 class ScenarioRun:
@@ -190,14 +229,31 @@ class ScenarioRun:
             progress.update(
                 task, completed=scenario.duration_s, description=f"{scenario.name}: drain"
             )
-            drain = asyncio.create_task(reader.drain(scenario.drain_timeout_s))
+            drain = asyncio.create_task(
+                reader.drain(
+                    scenario.drain_timeout_s,
+                    scenario.drain_idle_s,
+                    logged=functools.partial(_logged_count, bed.db_path),
+                )
+            )
             while not drain.done():
                 progress.update(task, info=info())
                 await asyncio.wait({drain}, timeout=0.2)
-            drained, firmware, missing = drain.result()
+            drain_end = drain.result()
+            drained = drain_end.drained
+            runner_events.emit(
+                "drain_finished",
+                how=drain_end.how,
+                pending=drain_end.pending,
+                cleared=drain_end.cleared,
+                logged=drain_end.logged,
+                missing=drain_end.missing,
+                waited_s=round(drain_end.waited_s, 3),
+            )
             # Let throttled lines come back to interrupt mode (a poll must find nothing).
             await self._settle(sampler)
-            firmware, missing = await reader.read()
+            firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
+            final_xen = await _describe_xen(bed)
             progress.update(task, description=f"{scenario.name}: done", info=info())
         finally:
             faults.cancel()
@@ -226,6 +282,7 @@ class ScenarioRun:
             versions=versions(),
             problems=problems,
             results_dir=str(self.out_dir),
+            final_xen=final_xen,
         )
 
     async def _settle(self, sampler: Sampler) -> None:

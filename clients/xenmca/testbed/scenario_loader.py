@@ -23,9 +23,11 @@ import yaml
 
 from xenmca.testbed.fault_schedule import FaultSpecError, validate_fault
 from xenmca.testbed.scenario_model import (
+    Burst,
     Checks,
     ExpectedTransition,
     Fault,
+    Policy,
     Scenario,
     SeverityMix,
     Storm,
@@ -43,6 +45,8 @@ MAX_RECORDS_TOTAL = 10_000_000
 """Most records the whole workload may ask for."""
 MAX_STORM_COUNT_PER_PCPU = 1_000_000
 """Most records one storm may create on one pCPU (one paced InjectError)."""
+DEFAULT_DRAIN_IDLE_S = 10.0
+"""drain_idle_s when absent, unless twice the longest polling interval is longer."""
 MAX_MESSAGE = 300
 
 SEVERITY_NAMES = ("corrected", "recoverable", "fatal")
@@ -223,7 +227,10 @@ def _describe(error: Any) -> tuple[str, str]:
         if ancestor.validator == "anyOf" and len(error.absolute_path) == len(
             ancestor.absolute_path
         ):
-            what = ancestor.schema.get("description") or "one of the allowed forms"
+            # The description's first sentence names the forms; the rest explains them.
+            what = (ancestor.schema.get("description") or "one of the allowed forms").split(
+                ". ", 1
+            )[0]
             return field_path(path) or "(top level)", (
                 f"{_short(error.instance)} is not valid here; expected {_lower_first(what)}"
             )
@@ -353,8 +360,11 @@ class _Builder:
         workload = data.get("workload", {})
         streams = tuple(self.stream(i, s) for i, s in enumerate(workload.get("streams", [])))
         storms = tuple(self.storm(i, s) for i, s in enumerate(workload.get("storms", [])))
-        total = sum(_stream_records(s, self.duration) for s in streams) + sum(
-            storm_count(s) * len(s.pcpus) for s in storms
+        bursts = tuple(self.burst(i, b) for i, b in enumerate(workload.get("bursts", [])))
+        total = (
+            sum(_stream_records(s, self.duration) for s in streams)
+            + sum(storm_count(s) * len(s.pcpus) for s in storms)
+            + sum(b.count * len(b.pcpus) for b in bursts)
         )
         if total > MAX_RECORDS_TOTAL:
             raise self.fail(
@@ -362,6 +372,8 @@ class _Builder:
                 f"asks for about {total:,.0f} records in all; at most {MAX_RECORDS_TOTAL:,}",
             )
         drain = float(data.get("drain_timeout_s", 60.0))
+        throttle = self.throttle(data.get("throttle", {}))
+        policy = self.policy(data.get("policy", {}))
         return Scenario(
             name=data["name"],
             description=str(data.get("description", "")),
@@ -372,17 +384,22 @@ class _Builder:
             pcpus_per_host=int(data.get("pcpus_per_host", 64)),
             capacity=int(data.get("capacity", 256)),
             durable_pcpus=bool(data.get("durable_pcpus", True)),
-            throttle=self.throttle(data.get("throttle", {})),
+            throttle=throttle,
             cpe_poll_min_s=poll_min,
             cpe_poll_max_s=poll_max,
             drain_timeout_s=drain,
             streams=streams,
             storms=storms,
+            bursts=bursts,
             faults=tuple(self.fault(i, f) for i, f in enumerate(data.get("faults", []))),
             network=str(data.get("network", "loopback")),
             settle_timeout_s=float(data.get("settle_timeout_s", 10.0)),
             checks=self.checks(data.get("checks", {})),
             broken_rule=self.broken_rule(data.get("broken_rule")),
+            policy=policy,
+            sal=str(data.get("sal", "extended")),
+            salinfo_decode_delay_s=self.salinfo_decode_delay(dom0, policy),
+            drain_idle_s=self.drain_idle(data.get("drain_idle_s"), throttle, poll_max),
         )
 
     def pcpu_set(self, path: list[str | int], value: Any) -> tuple[int, ...]:
@@ -465,6 +482,84 @@ class _Builder:
             )
         return storm
 
+    def burst(self, index: int, raw: Mapping[str, Any]) -> Burst:
+        path: list[str | int] = ["workload", "bursts", index]
+        pcpus = self.pcpu_set([*path, "pcpus"], raw["pcpus"])
+        at = float(raw["at_s"])
+        if at >= self.duration:
+            raise self.fail(
+                [*path, "at_s"],
+                f"{_fmt(at)} s is not before the end of the workload "
+                f"(duration_s {_fmt(self.duration)})",
+            )
+        count = int(raw["count"])
+        if count * len(pcpus) > MAX_RECORDS_PER_ENTRY:
+            raise self.fail(
+                [*path, "pcpus"],
+                f"{count:,} records on each of {len(pcpus)} pCPUs is "
+                f"{count * len(pcpus):,}; at most {MAX_RECORDS_PER_ENTRY:,}",
+            )
+        return Burst(
+            type=raw["type"],
+            pcpus=pcpus,
+            count=count,
+            at_s=at,
+            severity=raw.get("severity", "corrected"),
+        )
+
+    def policy(self, raw: Mapping[str, Any]) -> Policy:
+        from xenmca.xen.policy import PolicyError, check_choice
+
+        options: dict[str, str] = {}
+        for knob, choice in raw.get("options", {}).items():
+            try:
+                check_choice(knob, choice)
+            except PolicyError as exc:
+                message = str(exc).removeprefix(f"{knob}: ")
+                raise self.fail(["policy", "options", knob], message) from None
+            options[knob] = choice
+        return Policy(
+            xen=str(raw.get("xen", "xenmca")), dom0=str(raw.get("dom0", "xenmca")), options=options
+        )
+
+    def salinfo_decode_delay(self, dom0: Mapping[str, Any], policy: Policy) -> float | None:
+        delay = dom0.get("salinfo_decode_delay_s")
+        if delay is None:
+            return None
+        if policy.dom0 != "linux-salinfo":
+            raise self.fail(
+                ["dom0", "salinfo_decode_delay_s"],
+                f"applies only to policy.dom0 linux-salinfo (policy.dom0 is {policy.dom0})",
+            )
+        return float(delay)
+
+    def drain_idle(self, raw: Any, throttle: Throttle, dom0_poll_max: float) -> float:
+        """drain_idle_s, which must outlast every polling interval.
+
+        A record waiting for the next poll changes no count, so a shorter idle
+        window would call it stranded while it is merely waiting.
+        """
+        from xenmca.xen.throttle_settings import load_settings
+
+        settings = load_settings(throttle.preset, None, dict(throttle.settings))
+        intervals = {
+            "throttle cmc_poll_interval": settings.cmc_poll_interval,
+            "throttle cpe_poll_max": settings.cpe_poll_max,
+            "dom0 cpe_poll_max_s": dom0_poll_max,
+        }
+        name, longest = max(intervals.items(), key=lambda item: item[1])
+        if raw is None:
+            return max(DEFAULT_DRAIN_IDLE_S, 2 * longest)
+        idle = float(raw)
+        if idle <= longest:
+            raise self.fail(
+                ["drain_idle_s"],
+                f"{_fmt(idle)} s is not longer than the longest polling interval "
+                f"({name} {_fmt(longest)} s): records waiting for a poll would be "
+                "called stranded",
+            )
+        return idle
+
     def throttle(self, raw: Mapping[str, Any]) -> Throttle:
         from xenmca.xen.throttle_settings import PRESETS, ThrottleSettingsError, load_settings
 
@@ -517,6 +612,8 @@ class _Builder:
             transitions.append(ExpectedTransition(pcpu=pcpu, type=item["type"], mode=item["mode"]))
         p99 = raw.get("latency_p99_ms")
         latency_max = raw.get("latency_max_ms")
+        fairness = raw.get("fairness", True)
+        bound = int(fairness["max_overtaken"]) if isinstance(fairness, Mapping) else None
         return Checks(
             max_lost=int(raw.get("lost", 0)),
             max_duplicates=int(raw.get("duplicates", 0)),
@@ -525,6 +622,10 @@ class _Builder:
             latency_max_ms=None if latency_max is None else float(latency_max),
             expect_transitions=tuple(transitions),
             all_lines_back_to_interrupt=bool(raw.get("all_lines_back_to_interrupt", True)),
+            max_stranded=int(raw.get("stranded", 0)),
+            fairness=fairness is not False,
+            max_overtaken=bound,
+            isolation=bool(raw.get("isolation", True)),
         )
 
     def broken_rule(self, rule: str | None) -> str | None:

@@ -43,6 +43,17 @@ class Storm:
 
 
 @dataclass(frozen=True)
+class Burst:
+    """Records created at once: `count` records on each listed pCPU at `at_s` (one InjectError)."""
+
+    type: str
+    pcpus: tuple[int, ...]
+    count: int
+    at_s: float
+    severity: str = "corrected"
+
+
+@dataclass(frozen=True)
 class Fault:
     """One scheduled fault (the kinds are defined by the faults issue)."""
 
@@ -73,6 +84,25 @@ class Checks:
     expect_transitions: tuple[ExpectedTransition, ...] = ()
     # Lines that must end the run in interrupt mode (every storm is over).
     all_lines_back_to_interrupt: bool = True
+    # Records allowed still pending in firmware after the drain (stranded).
+    max_stranded: int = 0
+    # Fairness: a record is overtaken by at most as many records of its type from other
+    # pCPUs as there were other pCPUs with records pending while it waited, or by
+    # max_overtaken when set.
+    fairness: bool = True
+    max_overtaken: int | None = None
+    # Isolation: no line is switched to polling unless its own records made a storm.
+    isolation: bool = True
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The coordinator's and dom0's policies (xenmca.xen.policy, xenmca.dom0 policies)."""
+
+    xen: str = "xenmca"
+    dom0: str = "xenmca"
+    # Knob overrides on top of the named coordinator policy: {"after_clear": "head"}.
+    options: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,9 +130,17 @@ class Scenario:
     settle_timeout_s: float = 10.0
     streams: tuple[Stream, ...] = ()
     storms: tuple[Storm, ...] = ()
+    bursts: tuple[Burst, ...] = ()
     faults: tuple[Fault, ...] = ()
     checks: Checks = field(default_factory=Checks)
     # "loopback", or "netns": every component in its own network namespace (root only).
     network: str = "loopback"
     # Test-only: a deliberately broken coordinator rule, to show the checkers can fail.
     broken_rule: str | None = None
+    policy: Policy = field(default_factory=Policy)
+    # The pCPUs' firmware: "extended" (xenmca's clear by id and counters) or "plain" SAL.
+    sal: str = "extended"
+    # dom0 linux-salinfo's modelled user-space pace per record (seconds); None: its default.
+    salinfo_decode_delay_s: float | None = None
+    # The drain ends early when nothing pending changed for this long (records are stranded).
+    drain_idle_s: float = 10.0

@@ -22,6 +22,13 @@ def print_hypervisor(state: hv_pb2.DescribeHypervisorResponse) -> None:
         f"   dom0: {'attached' if state.dom0_attached else 'not attached'}"
         f"   injected: {', '.join(type_label(t) for t in state.injected_types)}"
     )
+    if state.HasField("policy"):
+        console.print(
+            f"policy: {state.policy.label or state.policy.name}   "
+            f"firmware: {state.policy.sal_mode or 'extended'} SAL   "
+            + "  ".join(f"{k}={v}" for k, v in sorted(state.policy.choices.items())),
+            highlight=False,
+        )
     queues = Table(title="queues")
     for column in ("type", "depth", "in flight"):
         queues.add_column(column)

@@ -4,6 +4,10 @@ With ``--hosts N`` (root only) the N pCPU host processes, the coordinator and
 dom0 each run in their own network namespace (N + 2 of them, 169.254 addresses
 on one bridge); the addresses printed for your commands are loopback ports that
 lead into those namespaces.
+
+``--policy``, ``--policy-option``, ``--dom0-policy`` and ``--sal`` start the
+coordinator, dom0 and the pCPUs' firmware with another policy than xenmca's
+(e.g. ``--policy xen-ia64-2009`` to replay what Xen/ia64 shipped).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from xenmca.testbed.launcher import LocalTestbed
+    from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +43,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tls", action="store_true", help="mutual TLS between the components (test certificates)"
     )
+    parser.add_argument(
+        "--policy",
+        default="xenmca",
+        metavar="NAME",
+        help="the coordinator's policy: xenmca (default), xen-ia64-2006 or xen-ia64-2009",
+    )
+    parser.add_argument(
+        "--policy-option",
+        action="append",
+        default=[],
+        metavar="KNOB=CHOICE",
+        help="override one knob of the coordinator's policy (repeatable), e.g. after_clear=head",
+    )
+    parser.add_argument(
+        "--dom0-policy",
+        default="xenmca",
+        metavar="NAME",
+        help="dom0's policy: xenmca (default) or linux-salinfo",
+    )
+    parser.add_argument(
+        "--sal",
+        default="extended",
+        metavar="MODE",
+        help="the pCPUs' firmware: extended (default, xenmca's SAL) or plain (real SAL only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,12 +75,17 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
     from xenmca.testbed.netns import NetnsUnavailable
     from xenmca.testbed.processes import ProcessStartError
+    from xenmca.xen.policy import parse_option
 
     if not 1 <= args.pcpus <= 4096:
         print(f"xenmca up: error: --pcpus must be 1..4096 (got {args.pcpus})", file=sys.stderr)
         return 2
     if not 0 <= args.vcpu0_pcpu < args.pcpus:
         print("xenmca up: error: --vcpu0-pcpu must be one of the pCPUs", file=sys.stderr)
+        return 2
+    problem = _policy_problem(args)
+    if problem:
+        print(f"xenmca up: error: {problem}", file=sys.stderr)
         return 2
     network = "loopback"
     pcpus_per_host = 64 if args.pcpus_per_host is None else args.pcpus_per_host
@@ -71,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
         throttle_preset=args.throttle_preset,
         network=network,
         tls=args.tls,
+        xen_policy=args.policy,
+        xen_policy_options=dict(parse_option(text) for text in args.policy_option),
+        dom0_policy=args.dom0_policy,
+        sal_mode=args.sal,
     )
 
     async def up() -> int:
@@ -84,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 if bed.network is not None:
                     _print_namespaces(bed)
+                print(f"policy       {policy_line(spec)}")
                 print(f"dom0 log     {bed.db_path}")
                 print(f"tokens       {bed.token_file}")
                 if args.tls:
@@ -109,6 +148,36 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     return run_until_signal(up)
+
+
+def _policy_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with --policy, --policy-option, --dom0-policy or --sal (None: nothing)."""
+    from xenmca.testbed.launcher import DOM0_POLICIES
+    from xenmca.xen.policy import POLICIES, SAL_MODES, PolicyError, parse_option
+
+    if args.policy not in POLICIES:
+        return f"--policy: unknown policy {args.policy!r} (known: {', '.join(POLICIES)})"
+    for text in args.policy_option:
+        try:
+            parse_option(text)
+        except PolicyError as exc:
+            return f"--policy-option: {exc}"
+    if args.dom0_policy not in DOM0_POLICIES:
+        return (
+            f"--dom0-policy: unknown policy {args.dom0_policy!r} "
+            f"(known: {', '.join(DOM0_POLICIES)})"
+        )
+    if args.sal not in SAL_MODES:
+        return f"--sal: unknown SAL mode {args.sal!r} (known: {', '.join(SAL_MODES)})"
+    return None
+
+
+def policy_line(spec: TestbedSpec) -> str:
+    """``xen-ia64-2009+after_clear=head, dom0 xenmca, SAL extended``."""
+    from xenmca.xen.policy import PolicySpec
+
+    xen = PolicySpec(spec.xen_policy, spec.xen_policy_options).label
+    return f"{xen}, dom0 {spec.dom0_policy}, SAL {spec.sal_mode}"
 
 
 def _hosts_problem(args: argparse.Namespace) -> str | None:

@@ -1,8 +1,9 @@
 """The error workload: a deterministic plan of InjectError calls, and the driver that sends them.
 
 `plan_injections(scenario)` turns streams into Poisson arrivals (one record per
-call) and storms into one paced injection per pCPU, the same plan for the same
-seed. `WorkloadDriver` sends the plan to the pCPUs at the planned times: one
+call), storms into one paced injection per pCPU and bursts into one unpaced
+injection per pCPU (all its records created at once), the same plan for the
+same seed. `WorkloadDriver` sends the plan to the pCPUs at the planned times: one
 task per pCPU, so a slow or restarting pCPU delays only its own calls; a call
 that finds the pCPU UNAVAILABLE is retried a few times, and what still fails is
 counted (and logged as an event), never raised.
@@ -49,8 +50,8 @@ SEVERITY_ORDER = ("corrected", "recoverable", "fatal")
 class PlannedInjection:
     """One InjectError: at t_s seconds after the start, on pcpu, count records of type.
 
-    rate 0: all count records at once (a stream arrival); rate > 0: a storm the
-    pCPU host paces itself at rate records/s.
+    rate 0: all count records at once (a stream arrival or a burst); rate > 0: a
+    storm the pCPU host paces itself at rate records/s.
     """
 
     t_s: float
@@ -59,7 +60,7 @@ class PlannedInjection:
     severity: str  # "corrected" | "recoverable" | "fatal"
     count: int = 1
     rate: float = 0.0
-    source: str = field(default="", compare=False)  # "streams[0]", "storms[1]"
+    source: str = field(default="", compare=False)  # "streams[0]", "storms[1]", "bursts[2]"
 
 
 # -- the plan ----------------------------------------------------------------------------
@@ -122,6 +123,19 @@ def plan_injections(scenario: Scenario) -> list[PlannedInjection]:
                     count,
                     storm.rate,
                     f"storms[{index}]",
+                )
+            )
+    for index, burst in enumerate(scenario.bursts):
+        for pcpu in burst.pcpus:
+            plan.append(
+                PlannedInjection(
+                    burst.at_s,
+                    pcpu,
+                    burst.type,
+                    burst.severity,
+                    burst.count,
+                    0.0,
+                    f"bursts[{index}]",
                 )
             )
     plan.sort()
