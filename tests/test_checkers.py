@@ -48,7 +48,11 @@ def test_a_clean_run_passes_every_check() -> None:
         "transition:pcpu1:CMC:polling",
         "transition:pcpu1:CMC:interrupt",
         "lines_back_to_interrupt",
+        "stranded",
+        "fairness",
+        "isolation",
     }
+    assert all(c.records == () and c.records_total == 0 for c in checks.values())
     assert {c.status for c in checks.values()} == {"pass"}, checks
     assert overall_valid(checks.values()) is True
     acc = account(data)
@@ -87,15 +91,26 @@ def test_more_logged_than_created_fails_conservation() -> None:
     assert (check.status, check.observed) == ("fail", -1)
 
 
-def test_not_drained_pending_is_fine_but_loss_is_not_tolerated() -> None:
+def test_not_drained_pending_records_fail_stranded_and_loss_still_fails_conservation() -> None:
     data = synthetic_run()
-    pending = FirmwareCounts(0, "CPE", created=2, pending=2, cleared=0, overflowed=0)
+    pending = FirmwareCounts(
+        0, "CPE", created=2, pending=2, cleared=0, overflowed=0, pending_ids=(11, 12)
+    )
     undrained = dataclasses.replace(data, firmware=[*data.firmware, pending], drained=False)
-    check = by_name(undrained)["conservation"]
-    assert check.status == "pass" and "not drained" in check.detail
+    checks = by_name(undrained)
+    conservation, stranded = checks["conservation"], checks["stranded"]
+    assert conservation.status == "pass" and "not drained" in conservation.detail
+    assert (stranded.status, stranded.observed, stranded.bound) == ("fail", 2, 0)
+    assert [(r.pcpu, r.type, r.record_id) for r in stranded.records] == [
+        (0, "CPE", 11),
+        (0, "CPE", 12),
+    ]
+    assert "the drain did not finish" in stranded.detail
+    assert overall_valid(checks.values()) is False
+    assert by_name(with_checks(undrained, max_stranded=2))["stranded"].status == "pass"
     one_lost = FirmwareCounts(0, "CPE", created=3, pending=2, cleared=0, overflowed=0)
     lossy = dataclasses.replace(undrained, firmware=[*data.firmware, one_lost])
-    assert by_name(with_checks(lossy, max_lost=1))["conservation"].status == "fail"
+    assert by_name(with_checks(lossy, max_lost=0))["conservation"].status == "fail"
 
 
 def test_a_second_new_commit_of_a_record_is_a_duplicate() -> None:
@@ -260,8 +275,19 @@ def test_problems_make_the_affected_checks_unknown() -> None:
     events_gone = by_name(dataclasses.replace(data, problems=["events: dom0's file is missing"]))
     assert events_gone["conservation"].status == "pass"
     assert events_gone["latency_p99"].status == "pass"
-    for name in ("duplicates", "cleared_before_logged", "lines_back_to_interrupt"):
+    assert events_gone["stranded"].status == "pass"
+    for name in (
+        "duplicates",
+        "cleared_before_logged",
+        "lines_back_to_interrupt",
+        "fairness",
+        "isolation",
+    ):
         assert events_gone[name].status == "unknown"
+    firmware_gone = by_name(dataclasses.replace(data, problems=["firmware: pCPU 1 silent"]))
+    assert firmware_gone["stranded"].status == "unknown"
+    log_gone = by_name(dataclasses.replace(data, problems=["log: unreadable"]))
+    assert log_gone["fairness"].status == "unknown" and log_gone["isolation"].status == "pass"
     assert events_gone["transition:pcpu1:CMC:polling"].status == "unknown"
     assert overall_valid(events_gone.values()) == "unknown"
     anything = run_checks(dataclasses.replace(data, problems=["pCPUs [3] did not answer"]))
@@ -298,8 +324,14 @@ def test_default_checks_need_no_bounds() -> None:
     plain = with_checks(data, expect_transitions=(), latency_p99_ms=None, latency_max_ms=None)
     assert [c.name for c in run_checks(plain)] == [
         "conservation",
+        "stranded",
         "duplicates",
         "cleared_before_logged",
         "lines_back_to_interrupt",
+        "fairness",
+        "isolation",
     ]
+    quiet = with_checks(plain, fairness=False, isolation=False)
+    assert "fairness" not in {c.name for c in run_checks(quiet)}
+    assert "isolation" not in {c.name for c in run_checks(quiet)}
     assert Checks().max_lost == 0

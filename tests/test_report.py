@@ -65,6 +65,25 @@ def test_report_of_an_invalid_run(tmp_path: Path) -> None:
     results = build_results(lossy, run_checks(lossy))
     page = write_report(tmp_path, results, []).read_text()
     assert "valid: false" in page and "samples: none taken" in page
+    assert "<h2>Named records</h2>" in page and "<h3>conservation: 1 named</h3>" in page
+    assert "<td class=num>1</td><td>created, never logged, not pending</td>" in page
+    assert "<h2>Policy</h2>" in page
+
+
+def test_report_and_summary_name_few_of_many_records(tmp_path: Path) -> None:
+    data = synthetic_run(records_per_pcpu=40)
+    lossy = dataclasses.replace(data, log=[r for r in data.log if r.pcpu != 1])
+    results = build_results(lossy, run_checks(lossy))
+    conservation = next(c for c in results["checks"] if c["name"] == "conservation")
+    assert (len(conservation["records"]), conservation["records_total"]) == (40, 40)
+    page = write_report(tmp_path, results, []).read_text()
+    assert "<h3>conservation: 40 named</h3>" in page
+    console = Console(record=True, width=300, color_system=None)
+    print_summary(results, console)
+    text = console.export_text()
+    assert "40 named: pCPU 1 CMC #1 (created, never logged, not pending), pCPU 1 CMC #2" in text
+    assert "pCPU 1 CMC #5 (created, never logged, not pending), and 35 more" in text
+    assert "pCPU 1 CMC #6 " not in text
 
 
 def test_summary_prints_records_checks_and_path() -> None:
@@ -75,5 +94,6 @@ def test_summary_prints_records_checks_and_path() -> None:
     text = console.export_text()
     assert "VALIDITY UNKNOWN" in text
     assert "cleared_before_logged" in text and "lines_back_to_interrupt" in text
+    assert "stranded" in text and "fairness" in text and "isolation" in text
     assert "[would be pass" in text  # rich markup in details is escaped, not eaten
     assert "results: /x/y" in text

@@ -10,6 +10,7 @@ from test_checkers_data import synthetic_run
 
 from xenmca.testbed.checkers import run_checks
 from xenmca.testbed.results import build_results, write_events, write_results
+from xenmca.testbed.scenario_model import Policy
 
 
 def test_results_hold_every_key(tmp_path: Path) -> None:
@@ -32,6 +33,7 @@ def test_results_hold_every_key(tmp_path: Path) -> None:
         "versions",
         "duration_s",
         "problems",
+        "policy",
     } <= set(loaded)
     assert set(loaded["records"]) >= {
         "injected",
@@ -52,7 +54,16 @@ def test_results_hold_every_key(tmp_path: Path) -> None:
     for transition in loaded["throttle"]["transitions"]:
         assert set(transition) == {"t_s", "pcpu", "type", "old", "new", "interval_s", "why"}
     for check in loaded["checks"]:
-        assert set(check) == {"name", "status", "observed", "bound", "detail"}
+        assert set(check) == {
+            "name",
+            "status",
+            "observed",
+            "bound",
+            "detail",
+            "records",
+            "records_total",
+        }
+    assert loaded["policy"] == {"xen": "xenmca", "dom0": "xenmca", "options": {}, "sal": "extended"}
 
 
 def test_results_values(tmp_path: Path) -> None:
@@ -93,6 +104,25 @@ def test_a_failed_check_makes_results_invalid() -> None:
     results = build_results(lossy, run_checks(lossy))
     assert results["valid"] is False
     assert results["records"]["lost"] == 1
+    conservation = next(c for c in results["checks"] if c["name"] == "conservation")
+    assert conservation["records"] == [
+        {"pcpu": 0, "type": "CMC", "record_id": 1, "note": "created, never logged, not pending"}
+    ]
+    assert conservation["records_total"] == 1
+    json.dumps(results)
+
+
+def test_the_policy_is_recorded() -> None:
+    data = synthetic_run()
+    policy = Policy(xen="xen-ia64-2009", dom0="linux-salinfo", options={"after_clear": "head"})
+    scenario = dataclasses.replace(data.scenario, policy=policy, sal="plain")
+    results = build_results(dataclasses.replace(data, scenario=scenario), [])
+    assert results["policy"] == {
+        "xen": "xen-ia64-2009",
+        "dom0": "linux-salinfo",
+        "options": {"after_clear": "head"},
+        "sal": "plain",
+    }
 
 
 def test_events_jsonl_holds_every_event(tmp_path: Path) -> None:

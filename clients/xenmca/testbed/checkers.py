@@ -2,7 +2,9 @@
 
 `run_checks(data)` evaluates every check the scenario asks for; `overall_valid`
 folds them into the run's verdict: True (all pass), False (any fail) or
-"unknown" (none fail, some could not be evaluated).
+"unknown" (none fail, some could not be evaluated). Each check names the records
+it flags as (pCPU, type, record id); the checks with more than counting to do
+live in xenmca.testbed.check (stranded, fairness, isolation, and the naming).
 
 A problem in `RunData.problems` makes the checks that depend on the missing data
 "unknown". A problem names what it affects by its prefix ("firmware:", "log:",
@@ -11,15 +13,23 @@ A problem in `RunData.problems` makes the checks that depend on the missing data
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
+from xenmca.testbed.check.cleared import cleared_before_logged
+from xenmca.testbed.check.duplicates import duplicated
+from xenmca.testbed.check.events import of_kind
+from xenmca.testbed.check.fairness import FAIRNESS, check_fairness
+from xenmca.testbed.check.isolation import ISOLATION, check_isolation
+from xenmca.testbed.check.lost import lost_records
+from xenmca.testbed.check.result import CheckResult, RecordRef, Status
+from xenmca.testbed.check.slowest import slower_than
+from xenmca.testbed.check.stranded import STRANDED, check_stranded
 from xenmca.testbed.run_data import LoggedRecord, RunData
 
-Status = Literal["pass", "fail", "unknown"]
 Valid = bool | Literal["unknown"]
 
 CONSERVATION = "conservation"
@@ -34,23 +44,11 @@ _LATENCY = (LATENCY_P99, LATENCY_MAX)
 _TRANSITIONS = (TRANSITION_PREFIX, LINES_BACK_TO_INTERRUPT)
 # Which checks each kind of missing data makes impossible to evaluate.
 PROBLEM_AFFECTS: dict[str, tuple[str, ...]] = {
-    "firmware": (CONSERVATION,),
-    "log": (CONSERVATION, DUPLICATES, CLEARED_BEFORE_LOGGED, *_LATENCY),
-    "events": (DUPLICATES, CLEARED_BEFORE_LOGGED, *_TRANSITIONS),
+    "firmware": (CONSERVATION, STRANDED),
+    "log": (CONSERVATION, DUPLICATES, CLEARED_BEFORE_LOGGED, *_LATENCY, FAIRNESS),
+    "events": (DUPLICATES, CLEARED_BEFORE_LOGGED, *_TRANSITIONS, FAIRNESS, ISOLATION),
     "samples": (),
 }
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    status: Status
-    observed: Any
-    bound: Any
-    detail: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -77,38 +75,14 @@ class Accounting:
 # --- what the run shows -------------------------------------------------------
 
 
-def of_kind(events: Iterable[dict[str, Any]], component: str, *kinds: str) -> list[dict[str, Any]]:
-    return [e for e in events if e.get("component") == component and e.get("kind") in kinds]
-
-
 def count_duplicates(data: RunData) -> int:
     """Per (pCPU, record id): log rows beyond the first, or "new" commits beyond the first."""
-    rows = Counter((r.pcpu, r.record_id) for r in data.log)
-    new_commits: Counter[tuple[int, int]] = Counter()
-    committed: set[tuple[int, int]] = set()
-    for event in of_kind(data.events, "dom0", "record_committed"):
-        key = (int(event["pcpu"]), int(event["record_id"]))
-        if not event.get("duplicate") and key in committed:
-            new_commits[key] += 1
-        committed.add(key)
-    keys = set(rows) | set(new_commits)
-    return sum(max(rows[k] - 1, new_commits[k], 0) for k in keys)
+    return sum(extra for _, extra in duplicated(data))
 
 
 def count_cleared_before_logged(data: RunData) -> int:
     """Clears reaching a pCPU for a record with no log row, or a row committed after the clear."""
-    logged_at: dict[tuple[int, int], int] = {}
-    for row in data.log:
-        key = (row.pcpu, row.record_id)
-        logged_at[key] = min(row.logged_monotonic_ns, logged_at.get(key, row.logged_monotonic_ns))
-    count = 0
-    for event in of_kind(data.events, "pcpu", "record_cleared"):
-        if event.get("already_cleared"):
-            continue
-        when = logged_at.get((int(event["pcpu"]), int(event["record_id"])))
-        if when is None or when > int(event["t_mono_ns"]):
-            count += 1
-    return count
+    return len(cleared_before_logged(data))
 
 
 def account(data: RunData) -> Accounting:
@@ -175,19 +149,54 @@ def _bounded(name: str, observed: int, bound: int, detail: str) -> CheckResult:
 
 
 def check_conservation(data: RunData, acc: Accounting) -> CheckResult:
+    """Lost = injected - logged - pending - overflowed, by the counters; named by record id.
+
+    Pending records are stranded's business, not this check's: a run that did not
+    drain says so here and fails there.
+    """
     lost, bound = acc.lost, data.scenario.checks.max_lost
+    named = lost_records(data)
     detail = (
         f"injected {acc.injected} = logged {acc.logged} + pending {acc.pending}"
         f" + overflowed {acc.overflowed} + lost {lost}"
     )
+    status: Status = "pass" if 0 <= lost <= bound else "fail"
     if lost < 0:
-        return CheckResult(
-            CONSERVATION, "fail", lost, bound, detail + " (more logged than any firmware created)"
-        )
-    if not data.drained and acc.pending > 0:
-        detail += f"; not drained: {acc.pending} still pending in firmware"
-        return CheckResult(CONSERVATION, "pass" if lost == 0 else "fail", lost, 0, detail)
-    return _bounded(CONSERVATION, lost, bound, detail)
+        detail += " (more logged than any firmware created)"
+    if named.unexpected:
+        status = "fail"
+        detail += f"; {len(named.unexpected)} logged records were never created"
+    if named.uncertain:
+        detail += f"; ids not known exactly ({'; '.join(named.uncertain)})"
+        if lost > 0:
+            detail += f"; {len(named.lost)} of the {lost} lost records named"
+    elif len(named.lost) != max(lost, 0):
+        detail += f"; the ids show {len(named.lost)} lost"
+        if len(named.lost) > bound:
+            status = "fail"
+    if acc.pending and not data.drained:
+        detail += f"; not drained: {acc.pending} still pending (see {STRANDED})"
+    result = CheckResult(CONSERVATION, status, lost, bound, detail)
+    return result.naming([*named.lost, *named.unexpected])
+
+
+def check_duplicates(data: RunData, acc: Accounting) -> CheckResult:
+    detail = (
+        f"records logged or committed as new more than once; {acc.redelivered} re-deliveries"
+        " were recognised and dropped"
+    )
+    result = _bounded(DUPLICATES, acc.duplicates, data.scenario.checks.max_duplicates, detail)
+    return result.naming(ref for ref, _ in duplicated(data))
+
+
+def check_cleared_before_logged(data: RunData, acc: Accounting) -> CheckResult:
+    result = _bounded(
+        CLEARED_BEFORE_LOGGED,
+        acc.cleared_before_logged,
+        data.scenario.checks.max_cleared_before_logged,
+        "CLEARs that reached a pCPU before dom0 committed the record",
+    )
+    return result.naming(cleared_before_logged(data))
 
 
 def check_latency(data: RunData) -> list[CheckResult]:
@@ -209,8 +218,12 @@ def check_latency(data: RunData) -> list[CheckResult]:
         observed = percentile(values, q)
         assert observed is not None
         detail = f"ms from injection to durable log over {len(values)} records"
+        slow = slower_than(data.log, bound)
+        if slow:
+            detail += f"; {len(slow)} slower than {bound:g} ms, the slowest {slow[0].label()}"
         status = "pass" if observed <= bound else "fail"
-        results.append(CheckResult(name, status, round(observed, 3), bound, detail))
+        result = CheckResult(name, status, round(observed, 3), bound, detail)
+        results.append(result.naming(slow, ordered=True))
     return results
 
 
@@ -226,7 +239,9 @@ def check_transitions(data: RunData) -> list[CheckResult]:
         found = key in seen
         detail = f"pCPU {want.pcpu} {key[1]} line went to {want.mode}"
         detail += "" if found else ": never"
-        results.append(CheckResult(name, "pass" if found else "fail", found, True, detail))
+        result = CheckResult(name, "pass" if found else "fail", found, True, detail)
+        missing = [] if found else [RecordRef(want.pcpu, key[1], None, f"never {want.mode}")]
+        results.append(result.naming(missing))
     return results
 
 
@@ -234,7 +249,9 @@ def check_back_to_interrupt(data: RunData) -> CheckResult:
     stuck = sorted(line for line, mode in line_modes(data.events).items() if mode != "interrupt")
     names = ", ".join(f"pCPU {p} {t}" for p, t in stuck)
     detail = f"still polling at the end: {names}" if stuck else "every line ended in interrupt mode"
-    return CheckResult(LINES_BACK_TO_INTERRUPT, "fail" if stuck else "pass", len(stuck), 0, detail)
+    status: Status = "fail" if stuck else "pass"
+    result = CheckResult(LINES_BACK_TO_INTERRUPT, status, len(stuck), 0, detail)
+    return result.naming(RecordRef(p, t, None, "still polling") for p, t in stuck)
 
 
 def _affected(problems: Sequence[str]) -> tuple[set[str], bool]:
@@ -257,7 +274,7 @@ def _mark_unknown(checks: list[CheckResult], problems: Sequence[str]) -> list[Ch
     for check in checks:
         if everything or check.name.split(":", 1)[0] in names:
             detail = f"{check.detail} [would be {check.status}; unknown because: {reason}]"
-            check = CheckResult(check.name, "unknown", check.observed, check.bound, detail)
+            check = dataclasses.replace(check, status="unknown", detail=detail)
         marked.append(check)
     return marked
 
@@ -267,24 +284,18 @@ def run_checks(data: RunData, acc: Accounting | None = None) -> list[CheckResult
     bounds = data.scenario.checks
     checks = [
         check_conservation(data, acc),
-        _bounded(
-            DUPLICATES,
-            acc.duplicates,
-            bounds.max_duplicates,
-            f"records logged or committed as new more than once; {acc.redelivered} re-deliveries"
-            " were recognised and dropped",
-        ),
-        _bounded(
-            CLEARED_BEFORE_LOGGED,
-            acc.cleared_before_logged,
-            bounds.max_cleared_before_logged,
-            "CLEARs that reached a pCPU before dom0 committed the record",
-        ),
+        check_stranded(data),
+        check_duplicates(data, acc),
+        check_cleared_before_logged(data, acc),
         *check_latency(data),
         *check_transitions(data),
     ]
     if bounds.all_lines_back_to_interrupt:
         checks.append(check_back_to_interrupt(data))
+    if bounds.fairness:
+        checks.append(check_fairness(data))
+    if bounds.isolation:
+        checks.append(check_isolation(data))
     return _mark_unknown(checks, data.problems)
 
 

@@ -78,6 +78,44 @@ def _checks(checks: list[dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _named_records(checks: list[dict[str, Any]]) -> str:
+    """Per failing check, a table of the records it names."""
+    parts = []
+    for check in checks:
+        records = check.get("records") or []
+        if check.get("status") != "fail" or not records:
+            continue
+        total = int(check.get("records_total") or len(records))
+        shown = f"{len(records)} of {total}" if total > len(records) else str(total)
+        parts.append(f"<h3>{escape(str(check.get('name')))}: {escape(shown)} named</h3>")
+        rows = (
+            (
+                r.get("pcpu"),
+                r.get("type"),
+                "line" if r.get("record_id") is None else r.get("record_id"),
+                r.get("note", ""),
+            )
+            for r in records
+        )
+        parts.append(_table(("pCPU", "type", "record id", "why named"), rows))
+    if not parts:
+        return ""
+    return "<h2>Named records</h2>" + "".join(parts)
+
+
+def _policy(policy: dict[str, Any]) -> str:
+    if not policy:
+        return ""
+    options = policy.get("options") or {}
+    rows = {
+        "coordinator": policy.get("xen"),
+        "dom0": policy.get("dom0"),
+        "options": ", ".join(f"{k}={v}" for k, v in options.items()) or "none",
+        "firmware": policy.get("sal"),
+    }
+    return "<h2>Policy</h2>" + _key_values(rows)
+
+
 def _scenario_text(scenario: Any) -> str:
     plain = json.loads(json.dumps(scenario, default=str))  # tuples -> lists for safe_dump
     return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
@@ -137,6 +175,8 @@ def render_report(
         ),
         "<h2>Checks</h2>",
         _checks(results.get("checks") or []),
+        _named_records(results.get("checks") or []),
+        _policy(results.get("policy") or {}),
         "<h2>Records</h2>",
         _key_values(records),
         "<h2>Latency, injection to durable log (ms)</h2>",

@@ -110,6 +110,17 @@ def fault_rows(data: RunData) -> list[dict[str, Any]]:
     ]
 
 
+def policy_of(data: RunData) -> dict[str, Any]:
+    """The coordinator's and dom0's policies and the firmware the run used."""
+    policy = data.scenario.policy
+    return {
+        "xen": policy.xen,
+        "dom0": policy.dom0,
+        "options": dict(policy.options),
+        "sal": data.scenario.sal,
+    }
+
+
 def build_results(data: RunData, checks: list[CheckResult]) -> dict[str, Any]:
     acc = account(data)
     latency = latency_stats(data.log)
@@ -122,6 +133,7 @@ def build_results(data: RunData, checks: list[CheckResult]) -> dict[str, Any]:
         "faults": fault_rows(data),
         "rpc": rpc_summary(data.events),
         "checks": [c.as_dict() for c in checks],
+        "policy": policy_of(data),
         "scenario": dataclasses.asdict(data.scenario),
         "versions": dict(data.versions),
         "duration_s": round(data.seconds(data.end_ns), 3),

@@ -9,7 +9,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from xenmca.testbed.check.result import label_of
+
 _STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow"}
+# How many of a failing check's named records the summary shows.
+SHOWN_RECORDS = 5
 _RECORD_ROWS = (
     ("injected", "created in firmware (stored + overflowed)"),
     ("requested", "asked of the pCPUs by the workload"),
@@ -97,6 +101,17 @@ def checks_table(results: dict[str, Any]) -> Table:
     return table
 
 
+def named_records_line(check: dict[str, Any]) -> str:
+    """ "3 named: pCPU 1 CMC #4 (note), ...": the first few records a check flagged."""
+    records = check.get("records") or []
+    if not records:
+        return ""
+    total = int(check.get("records_total") or len(records))
+    shown = ", ".join(label_of(r) for r in records[:SHOWN_RECORDS])
+    more = total - min(len(records), SHOWN_RECORDS)
+    return f"{total} named: {shown}" + (f", and {more} more" if more > 0 else "")
+
+
 def print_summary(
     results: dict[str, Any], console: Console | None = None, results_dir: str | Path | None = None
 ) -> None:
@@ -111,6 +126,10 @@ def print_summary(
             style = _STYLE.get(str(check.get("status")), "yellow")
             name, detail = escape(str(check.get("name"))), escape(str(check.get("detail")))
             console.print(f"[{style}]{name}[/]: {detail}", highlight=False)
+            if check.get("status") == "fail":
+                named = named_records_line(check)
+                if named:
+                    console.print(f"  {escape(named)}", highlight=False)
     for problem in results.get("problems") or []:
         console.print(f"[yellow]problem:[/] {escape(str(problem))}", highlight=False)
     where = results_dir or results.get("results_dir")
