@@ -19,6 +19,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("dom0",), "xenmca.dom0.command", "run dom0's error logger against a coordinator"),
     (("demo",), "xenmca.testbed.demo_command", "run the built-in demo scenario and check it"),
     (("run",), "xenmca.testbed.run_command", "run a scenario file and check it"),
+    (
+        ("hazards",),
+        "xenmca.testbed.hazards_command",
+        "run each shipped Xen/ia64 hazard under the shipped and the default policy",
+    ),
     (("up",), "xenmca.testbed.up_command", "a local testbed that stays up until Ctrl-C"),
     (("inject",), "xenmca.testbed.inject_command", "make a pCPU raise errors"),
     (("status",), "xenmca.testbed.status_command", "show a coordinator's or pCPU's state"),

@@ -32,6 +32,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, with_scenario: bool = Tru
         action="store_true",
         help="mutual TLS between every pair of components, with certificates made for the run",
     )
+    from xenmca.testbed.scenario_overrides import add_override_arguments
+
+    add_override_arguments(parser)
 
 
 add_arguments = add_run_arguments
@@ -77,7 +80,9 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         load_builtin,
         load_scenario,
     )
+    from xenmca.testbed.scenario_overrides import apply_override, override_from_args
     from xenmca.testbed.summary import print_summary
+    from xenmca.xen.policy import PolicyError
 
     try:
         path = Path(scenario_ref)
@@ -90,7 +95,8 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
                 f"{scenario_ref}: no such file or built-in scenario "
                 f"(built-in: {', '.join(builtin_names())})"
             )
-    except ScenarioError as exc:
+        scenario = apply_override(scenario, override_from_args(args))
+    except (ScenarioError, PolicyError) as exc:
         print(f"xenmca {command}: error: {exc}", file=sys.stderr)
         return 2
     out = args.out or default_out_dir(scenario.name)
