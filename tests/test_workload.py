@@ -180,9 +180,12 @@ def test_storm_rule_trips_counts_five_within_a_second() -> None:
 
 @pytest.mark.parametrize("name", builtin_names())
 def test_builtin_steady_streams_never_trip_the_storm_rule_by_chance(name: str) -> None:
-    """Only the storms make lines poll, so expect_transitions and the demo stay predictable."""
+    """Only the storms make lines poll, so expect_transitions and the demo stay predictable.
+
+    Bursts are placed by hand (the hazard scenarios trip the rule with them on purpose)."""
     built = load_builtin(name)
-    assert storm_rule_trips(plan_injections(built), margin=0.3) == {}
+    plan = [i for i in plan_injections(built) if not i.source.startswith("bursts")]
+    assert storm_rule_trips(plan, margin=0.3) == {}
     storming = {(p, s.type) for s in built.storms for p in s.pcpus}
     for transition in built.checks.expect_transitions:
         assert (transition.pcpu, transition.type) in storming

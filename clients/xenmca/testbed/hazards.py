@@ -203,7 +203,7 @@ class Cell:
 
 
 def _record_label(record: dict[str, Any]) -> str:
-    """"pCPU 1 CMC #7" for a record, "pCPU 1 CMC line" when a whole line is named."""
+    """A record as `pCPU 1 CMC #7`, a whole line as `pCPU 1 CMC line`."""
     where = f"pCPU {record.get('pcpu')} {record.get('type')}"
     record_id = record.get("record_id")
     return f"{where} #{record_id}" if record_id is not None else f"{where} line"

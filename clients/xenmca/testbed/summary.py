@@ -112,12 +112,32 @@ def named_records_line(check: dict[str, Any]) -> str:
     return f"{total} named: {shown}" + (f", and {more} more" if more > 0 else "")
 
 
+def policy_label(policy: Any) -> str:
+    """ " (coordinator xen-ia64-2009, dom0 linux-salinfo, plain SAL)", or "" for the defaults."""
+    if not isinstance(policy, dict):
+        return ""
+    xen = str(policy.get("xen", "xenmca"))
+    options = policy.get("options") or {}
+    xen += "".join(f"+{k}={v}" for k, v in sorted(options.items()))
+    parts = []
+    if xen != "xenmca":
+        parts.append(f"coordinator {xen}")
+    if policy.get("dom0", "xenmca") != "xenmca":
+        parts.append(f"dom0 {policy.get('dom0')}")
+    if policy.get("sal", "extended") != "extended":
+        parts.append(f"{policy.get('sal')} SAL")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def print_summary(
     results: dict[str, Any], console: Console | None = None, results_dir: str | Path | None = None
 ) -> None:
     console = console or Console()
     name = (results.get("scenario") or {}).get("name", "?")
-    console.print(f"scenario [bold]{escape(str(name))}[/]: {_verdict(results.get('valid'))}")
+    console.print(
+        f"scenario [bold]{escape(str(name))}[/]: {_verdict(results.get('valid'))}"
+        f"{escape(policy_label(results.get('policy')))}"
+    )
     console.print(records_table(results))
     console.print(measures_table(results))
     console.print(checks_table(results))

@@ -1,5 +1,7 @@
 """Disturbances that excuse a record's wait from the fairness bound: fault windows, coordinator
-restarts, failed SAL calls on the record's own line, and dom0 detaching or being replaced.
+restarts, failed SAL calls on the record's own line, its pCPU's link reconnecting (records
+made while the link was down are learnt only by the reconciliation that follows), and dom0
+detaching or being replaced.
 
 Each kind is a set of merged time windows (an instant is a window of no length);
 `excuse(line, start, end)` names the first kind that overlaps [start, end].
@@ -18,6 +20,7 @@ FAULT = "a fault"
 RESTART = "a coordinator restart"
 DOM0 = "dom0 detached or replaced"
 FAILED_CALL = "a failed call on its line"
+RECONNECTED = "its pCPU's link reconnecting"
 
 _FAILED = ("call_failed", "clear_failed")
 _DOM0_REQUEUE = ("detach", "replaced")
@@ -48,6 +51,7 @@ class Windows:
 class Disturbances:
     everywhere: dict[str, Windows] = field(default_factory=dict)
     per_line: dict[Line, Windows] = field(default_factory=dict)
+    per_pcpu: dict[int, Windows] = field(default_factory=dict)
 
     def excuse(self, line: Line, start: int, end: int) -> str | None:
         for kind, windows in self.everywhere.items():
@@ -56,6 +60,9 @@ class Disturbances:
         own = self.per_line.get(line)
         if own is not None and own.overlaps(start, end):
             return FAILED_CALL
+        link = self.per_pcpu.get(line[0])
+        if link is not None and link.overlaps(start, end):
+            return RECONNECTED
         return None
 
 
@@ -88,7 +95,12 @@ def disturbances(data: RunData) -> Disturbances:
     for event in requeued:
         if event.get("why") in _FAILED:
             failed[line_of(event)].append((t_ns(event), t_ns(event)))
+    reconnects: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for event in of_kind(data.events, "xen", "pcpu_connected"):
+        if int(event.get("connects", 1)) > 1:
+            reconnects[int(event["pcpu"])].append((t_ns(event), t_ns(event)))
     return Disturbances(
+        per_pcpu={pcpu: Windows(w) for pcpu, w in reconnects.items()},
         everywhere={
             FAULT: Windows(faults),
             RESTART: Windows([(t, t) for t in sorted(starts)[1:]]),
