@@ -25,7 +25,13 @@ import grpc
 from xenmca.dom0.handler import CommitObserver, Dom0Counters, DrainResult, Outcome
 from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
-from xenmca.dom0.pacing import Backoff, BackoffPolicy, PollSettings, next_poll_interval
+from xenmca.dom0.pacing import (
+    Backoff,
+    BackoffPolicy,
+    PollSettings,
+    next_poll_interval,
+    wait_unless_stopped,
+)
 from xenmca.dom0.policies import DEFAULT_POLICY, make_policy
 from xenmca.dom0.policy import Dom0Context, Dom0Policy
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
@@ -153,16 +159,7 @@ class Dom0Logger:
 
     async def _sleep_or_stop(self, seconds: float) -> bool:
         """Sleep on the clock; False (early) if stop() is called meanwhile."""
-        if self._stopping.is_set():
-            return False
-        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            stopper.cancel()
-        return not self._stopping.is_set()
+        return await wait_unless_stopped(self._clock.sleep(seconds), self._stopping)
 
     # -- the virtual interrupt line -----------------------------------------------
 

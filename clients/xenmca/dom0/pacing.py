@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 LINUX_CPE_POLL_MIN = 120.0
@@ -70,3 +72,19 @@ def next_poll_interval(current: float, found: int, settings: PollSettings) -> fl
     if found > 0:
         return max(settings.min_interval, current / 2)
     return min(settings.max_interval, current * 2)
+
+
+async def wait_unless_stopped(waiting: Awaitable[object], stopping: asyncio.Event) -> bool:
+    """Wait for waiting, or until stopping is set; False when stopping (waiting is cancelled)."""
+    if stopping.is_set():
+        if asyncio.iscoroutine(waiting):
+            waiting.close()  # never started
+        return False
+    work = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(stopping.wait())
+    try:
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        work.cancel()
+        stop.cancel()
+    return not stopping.is_set()

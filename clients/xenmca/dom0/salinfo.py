@@ -67,6 +67,7 @@ from xenmca.dom0.handler import (
     Outcome,
 )
 from xenmca.dom0.log_schema import type_name
+from xenmca.dom0.pacing import wait_unless_stopped
 from xenmca.dom0.policy import Dom0Context
 from xenmca.dom0.salinfo_memory import Dropped, KernelMemory, SavedSlot
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
@@ -275,13 +276,7 @@ class SalinfoDaemon:
     async def _wait_for_event(self) -> bool:
         ctx = self._ctx
         if not self._event.is_set():
-            event = asyncio.ensure_future(self._event.wait())
-            stop = asyncio.ensure_future(ctx.stopping.wait())
-            try:
-                await asyncio.wait({event, stop}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                event.cancel()
-                stop.cancel()
+            return await wait_unless_stopped(self._event.wait(), ctx.stopping)
         return not ctx.stopping.is_set()
 
     async def _new_read(self) -> record_pb2.ErrorRecord | None:

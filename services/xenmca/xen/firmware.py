@@ -113,6 +113,27 @@ class _Common:
     ) -> tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome]:
         return await self.caller.get(link, sal_type, by_ipi)
 
+    async def clear_current(
+        self, link: PcpuLink, sal_type: int, by_ipi: bool, want_remaining: bool
+    ) -> tuple[Cleared | None, CallOutcome]:
+        reply, outcome = await self.caller.clear(link, sal_type, None, by_ipi)
+        if reply is None:
+            return None, outcome
+        if reply.sal_status != SAL_OK:
+            return Cleared(0, nothing=True, remaining=0), outcome
+        remaining = await self._remaining_after_clear(link, sal_type, reply, want_remaining)
+        # Plain SAL does not say which record it cleared (cleared_record_id is 0).
+        return Cleared(reply.cleared_record_id, remaining=remaining), outcome
+
+    async def _remaining_after_clear(
+        self,
+        link: PcpuLink,
+        sal_type: int,
+        reply: sal_pb2.ClearStateInfoResponse,
+        want_remaining: bool,
+    ) -> int | None:
+        return reply.remaining
+
     async def set_mask(
         self, link: PcpuLink, record_type: int, masked: bool, call_timeout: float
     ) -> int | None:
@@ -146,16 +167,6 @@ class ExtendedSal(_Common):
             ),
             outcome,
         )
-
-    async def clear_current(
-        self, link: PcpuLink, sal_type: int, by_ipi: bool, want_remaining: bool
-    ) -> tuple[Cleared | None, CallOutcome]:
-        reply, outcome = await self.caller.clear(link, sal_type, None, by_ipi)
-        if reply is None:
-            return None, outcome
-        if reply.sal_status != SAL_OK:
-            return Cleared(0, nothing=True, remaining=0), outcome
-        return Cleared(reply.cleared_record_id, remaining=reply.remaining), outcome
 
     async def view(
         self, link: PcpuLink, types: Iterable[int], call_timeout: float
@@ -235,19 +246,17 @@ class PlainSal(_Common):
         )
         return Cleared(record_id, remaining=await self._remaining(link, sal_type, want_remaining))
 
-    async def clear_current(
-        self, link: PcpuLink, sal_type: int, by_ipi: bool, want_remaining: bool
-    ) -> tuple[Cleared | None, CallOutcome]:
-        reply, outcome = await self.caller.clear(link, sal_type, None, by_ipi)
-        if reply is None:
-            return None, outcome
-        if reply.sal_status != SAL_OK:
-            return Cleared(0, nothing=True, remaining=0), outcome
+    async def _remaining_after_clear(
+        self,
+        link: PcpuLink,
+        sal_type: int,
+        reply: sal_pb2.ClearStateInfoResponse,
+        want_remaining: bool,
+    ) -> int | None:
         try:
-            remaining = await self._remaining(link, sal_type, want_remaining)
+            return await self._remaining(link, sal_type, want_remaining)
         except grpc.aio.AioRpcError:
-            remaining = None  # cleared; whether more wait is learnt at the next GET
-        return Cleared(0, remaining=remaining), outcome
+            return None  # cleared; whether more wait is learnt at the next GET
 
     async def _remaining(self, link: PcpuLink, sal_type: int, wanted: bool) -> int | None:
         if not wanted:
