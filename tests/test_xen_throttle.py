@@ -83,38 +83,36 @@ def test_cpe_interval_starts_at_min_and_halving_never_goes_below() -> None:
     assert line.mode is Mode.POLLING
 
 
-def test_cpe_empty_polls_double_up_to_the_cap_then_interrupt_mode() -> None:
+def test_cpe_with_a_vector_returns_to_interrupt_mode_at_the_first_empty_poll() -> None:
+    """mca.c ia64_mca_cpe_int_caller: no new record and cpe_vector >= 0 -> poll_time =
+    MIN_CPE_POLL_INTERVAL, enable_irq, cpe_poll_enabled = 0."""
     line = CpeLine(IA64)
     storm(line)
-    seen = []
-    while line.mode is Mode.POLLING:
-        line.on_poll(found_new=0)
-        seen.append(line.interval)
-    # 120 -> 240 -> 480 -> 900 (capped, not 960): the capped poll returns to interrupt mode.
-    assert seen == [240.0, 480.0, 900.0]
+    line.on_poll(found_new=2)
+    transition = line.on_poll(found_new=0)
+    assert transition is not None and transition.new is Mode.INTERRUPT
     assert line.mode is Mode.INTERRUPT
-
-
-def test_cpe_halves_after_doubling() -> None:
-    line = CpeLine(IA64)
-    storm(line)
-    line.on_poll(0)
-    line.on_poll(0)
-    assert line.interval == 480.0
-    line.on_poll(2)
-    assert line.interval == 240.0
-    line.on_poll(2)
     assert line.interval == 120.0
 
 
-def test_cpe_line_without_an_interrupt_keeps_polling_at_the_cap() -> None:
-    settings = ThrottleSettings(cpe_can_interrupt=False)
-    line = CpeLine(settings)
+def test_cpe_without_a_vector_doubles_up_to_the_cap_and_halves_on_records() -> None:
+    """mca.c ia64_mca_cpe_int_caller: found -> max(MIN, t/2); empty, cpe_vector < 0 ->
+    min(MAX, 2t); the line keeps polling."""
+    line = CpeLine(ThrottleSettings(cpe_can_interrupt=False))
     assert line.mode is Mode.POLLING
-    for _ in range(10):
-        line.on_poll(0)
-    assert line.interval == 900.0
+    seen = []
+    for _ in range(4):
+        line.on_poll(found_new=0)
+        seen.append(line.interval)
+    # 120 -> 240 -> 480 -> 900 (capped, not 960) -> 900
+    assert seen == [240.0, 480.0, 900.0, 900.0]
     assert line.mode is Mode.POLLING
+    line.on_poll(2)
+    assert line.interval == 450.0
+    line.on_poll(2)
+    assert line.interval == 225.0
+    line.on_poll(2)
+    assert line.interval == 120.0
     assert line.on_interrupt(0.0) is None
 
 

@@ -87,7 +87,13 @@ class CmcLine:
 
 
 class CpeLine:
-    """CPE: storm → poll from cpe_poll_min; halve on records, double on none, back at the max."""
+    """CPE, as mca.c ia64_mca_cpe_int_caller: storm -> poll from cpe_poll_min.
+
+    A poll that found records sets t = max(MIN, t/2). An empty poll on a line
+    without a CPE vector (``cpe_vector < 0``) sets t = min(MAX, 2t) and keeps
+    polling; an empty poll on a line with a vector returns to interrupt mode at
+    once ("Returning to interrupt driven CPE handler") and resets t to MIN.
+    """
 
     def __init__(self, settings: ThrottleSettings) -> None:
         self.settings = settings
@@ -110,11 +116,12 @@ class CpeLine:
         old = self.interval
         if found_new > 0:
             self.interval = max(self.settings.cpe_poll_min, self.interval / 2)
-        else:
+        elif not self.can_interrupt:
             self.interval = min(self.settings.cpe_poll_max, self.interval * 2)
-        if self.interval >= self.settings.cpe_poll_max and self.can_interrupt:
+        else:
             self.mode = Mode.INTERRUPT
-            return Transition(Mode.POLLING, Mode.INTERRUPT, self.interval, "quiet at max interval")
+            self.interval = self.settings.cpe_poll_min
+            return Transition(Mode.POLLING, Mode.INTERRUPT, self.interval, "empty poll")
         if self.interval != old:
             why = "records found: halve" if found_new > 0 else "nothing found: double"
             return Transition(Mode.POLLING, Mode.POLLING, self.interval, why)
