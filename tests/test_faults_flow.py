@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from flow_harness import CMC, FlowBed, ScriptedDom0, flow_bed
+from flow_harness import CMC, EventWatch, FlowBed, ScriptedDom0, flow_bed
 from google.protobuf import duration_pb2
 
 from xenmca.dom0.log_store import LogStore
@@ -14,6 +14,7 @@ from xenmca.fault.v1 import fault_service_pb2_grpc as fault_grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
+from xenmca.rpc.events import EventLog
 from xenmca.rpc.faults import INJECTED_FAULT
 from xenmca.rpc.identity import DOM0, OPERATOR
 from xenmca.testbed import fault_client
@@ -203,3 +204,42 @@ async def test_delay_on_the_coordinator_uses_its_clock() -> None:
         )
         assert reply.sal_status == 0
         assert len(bed.watch.matching("fault_fired", action="delay")) == 1
+
+
+async def test_clear_repeated_after_its_reply_was_lost_is_answered_already_cleared(
+    tmp_path,
+) -> None:
+    """The coordinator acts on dom0's CLEAR, then the reply is lost: dom0's retry is answered
+    0 with already_cleared (as a pCPU answers a repeated clear by id), not refused."""
+    async with flow_bed(pcpus=2, vcpu0_pcpu=0) as bed:
+        await add_fault(
+            bed,
+            bed.xen_address,
+            method="HypervisorService.ClearStateInfo",
+            action=DROP_REPLY,
+            count=1,
+        )
+        dom0_events = EventLog("dom0")
+        dom0_watch = EventWatch()
+        dom0_events.subscribe(dom0_watch)
+        store = await LogStore.open(tmp_path / "dom0.sqlite")
+        logger = Dom0Logger(
+            bed.xen_address, store, token=bed.tokens.token_for(DOM0), events=dom0_events
+        )
+        await logger.start()
+        try:
+            await bed.inject(1, count=2)
+            await dom0_watch.wait_for("record_cleared", count=2, sal_status=0)
+        finally:
+            await logger.stop()
+        first, second = dom0_watch.matching("record_cleared")
+        assert first["already_cleared"] is True  # the retry after the lost reply
+        assert second["already_cleared"] is False
+        assert not bed.watch.matching("clear_refused")
+        (repeated,) = bed.watch.matching("clear_repeated")
+        assert (repeated["pcpu"], repeated["record_id"]) == (1, first["record_id"])
+        state = await bed.pending(1)
+        assert (state.pending, state.cleared) == (0, 2)  # each record cleared once
+        assert logger.counters.records_logged == 2
+        assert logger.counters.unreachable == 0
+        await store.close()

@@ -63,9 +63,13 @@ async def test_xenmca_clears_the_record_read_and_a_retried_clear_clears_nothing(
         first = (got.record.pcpu, got.record.record_id)
         cleared = await dom0.clear(got.record.record_id)
         assert cleared.sal_status == SAL_OK
-        # dom0 retries its CLEAR (its reply was lost): nothing else is cleared.
+        # dom0 retries its CLEAR (its reply was lost): answered "already cleared", and
+        # nothing else is cleared.
         again = await dom0.clear(got.record.record_id)
-        assert again.sal_status == SAL_NO_INFORMATION
+        assert (again.sal_status, again.already_cleared) == (SAL_OK, True)
+        assert (again.cleared_record_id, again.pcpu) == (got.record.record_id, got.record.pcpu)
+        # A record id nobody read is still refused.
+        assert (await dom0.clear(got.record.record_id + 100)).sal_status == SAL_NO_INFORMATION
         remaining = {p: await pending_ids(bed, p) for p in (0, 1)}
         assert sum(len(ids) for ids in remaining.values()) == 2
         assert first[1] not in remaining[first[0]]

@@ -199,14 +199,22 @@ class StateInfoHandler:
         self._counters.clears += 1
         cleared, _ = await call_with_retry(
             lambda attempt_timeout: self._stub.ClearStateInfo(
-                hv_pb2.ClearStateInfoRequest(type=record_type, record_id=record.record_id),  # type: ignore[arg-type]
+                hv_pb2.ClearStateInfoRequest(
+                    type=record_type,  # type: ignore[arg-type]
+                    record_id=record.record_id,
+                    pcpu=record.pcpu,
+                ),
                 metadata=self._metadata,
                 timeout=attempt_timeout,
             ),
             self._retry,
         )
         self._events.emit(
-            "record_cleared", **ids, sal_status=cleared.sal_status, by_ipi=cleared.by_ipi
+            "record_cleared",
+            **ids,
+            sal_status=cleared.sal_status,
+            by_ipi=cleared.by_ipi,
+            already_cleared=cleared.already_cleared,
         )
         if cleared.sal_status == SAL_OK:
             return Outcome.LOGGED if is_new else Outcome.DUPLICATE

@@ -300,9 +300,9 @@ class Coordinator:
         return await self.trapped.get_state_info(record_type)
 
     async def clear_state_info(
-        self, record_type: int, record_id: int | None
+        self, record_type: int, record_id: int | None, pcpu: int | None = None
     ) -> hv_pb2.ClearStateInfoResponse:
-        return await self.trapped.clear_state_info(record_type, record_id)
+        return await self.trapped.clear_state_info(record_type, record_id, pcpu)
 
     # -- the rest of HypervisorService ------------------------------------------
 

@@ -15,6 +15,7 @@ the head when ``r9 >= 0``, and a failed ``smp_call_function_single`` sets
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,46 +23,89 @@ from xenmca.xen.model import SAL_CALL_ERROR, SAL_NO_INFORMATION, type_name
 from xenmca.xen.queues import Entry, State
 from xenmca.xen.state import CoordinatorState
 
+RECENT_CLEARS = 64
+"""Records a read-record CLEAR target remembers having cleared, per queue: a CLEAR
+repeated after its reply was lost (dom0 retries) is answered "already cleared"."""
+
 
 @dataclass(frozen=True)
 class ClearChoice:
-    """The entry a CLEAR acts on, and the record id it must clear (None: the current one)."""
+    """The entry a CLEAR acts on and the record id it must clear (None: the current one);
+    or, with ``already``, the record named was cleared before and nothing is to be done."""
 
-    entry: Entry
+    entry: Entry | None
     record_id: int | None
+    already: bool = False
+    pcpu: int | None = None
 
 
 class ClearTarget(Protocol):
     name: str
 
     def choose(
-        self, state: CoordinatorState, queue_type: int, record_id: int | None
+        self,
+        state: CoordinatorState,
+        queue_type: int,
+        record_id: int | None,
+        pcpu: int | None = None,
     ) -> ClearChoice | None:
         """The entry to clear for dom0's CLEAR(record_id), or None (SAL -5, nothing cleared)."""
         ...
 
+    def cleared(self, queue_type: int, pcpu: int, record_id: int) -> None:
+        """The record was cleared (or is being cleared) for dom0."""
+        ...
+
 
 class ReadRecord:
-    """Exactly the record dom0 read for the entry in flight, by its id."""
+    """Exactly the record dom0 read for the entry in flight, by its id (and pCPU)."""
 
     name = "read-record"
 
+    def __init__(self) -> None:
+        self._recent: dict[int, deque[tuple[int, int]]] = defaultdict(
+            lambda: deque(maxlen=RECENT_CLEARS)
+        )
+
     def choose(
-        self, state: CoordinatorState, queue_type: int, record_id: int | None
+        self,
+        state: CoordinatorState,
+        queue_type: int,
+        record_id: int | None,
+        pcpu: int | None = None,
     ) -> ClearChoice | None:
         entry = state.queues[queue_type].in_flight
-        if entry is None or entry.state is not State.READ:
-            return None
-        if record_id is not None and record_id != entry.record_id:
+        read = entry if entry is not None and entry.state is State.READ else None
+        if read is not None and (
+            record_id is None or (record_id == read.record_id and pcpu in (None, read.pcpu))
+        ):
+            return ClearChoice(read, read.record_id, pcpu=read.pcpu)
+        if record_id is not None:
+            owner = self._cleared_before(queue_type, record_id, pcpu)
+            if owner is not None:
+                state.events.emit(
+                    "clear_repeated", pcpu=owner, type=type_name(queue_type), record_id=record_id
+                )
+                return ClearChoice(None, record_id, already=True, pcpu=owner)
             state.events.emit(
                 "clear_refused",
-                pcpu=entry.pcpu,
+                pcpu=entry.pcpu if entry is not None else pcpu,
                 type=type_name(queue_type),
                 record_id=record_id,
-                read_record_id=entry.record_id,
+                read_record_id=entry.record_id if entry is not None else 0,
             )
-            return None
-        return ClearChoice(entry, entry.record_id)
+        return None
+
+    def cleared(self, queue_type: int, pcpu: int, record_id: int) -> None:
+        self._recent[queue_type].append((pcpu, record_id))
+
+    def _cleared_before(self, queue_type: int, record_id: int, pcpu: int | None) -> int | None:
+        """The pCPU of a recently cleared record with that id; None when none, or when
+        several pCPUs' records had that id and the CLEAR does not say which."""
+        owners = {p for p, r in self._recent[queue_type] if r == record_id}
+        if pcpu is not None:
+            return pcpu if pcpu in owners else None
+        return next(iter(owners)) if len(owners) == 1 else None
 
 
 class QueueHead:
@@ -70,13 +114,20 @@ class QueueHead:
     name = "queue-head"
 
     def choose(
-        self, state: CoordinatorState, queue_type: int, record_id: int | None
+        self,
+        state: CoordinatorState,
+        queue_type: int,
+        record_id: int | None,
+        pcpu: int | None = None,
     ) -> ClearChoice | None:
         queue = state.queues[queue_type]
         entry = queue.in_flight or queue.take_next(lambda _pcpu: True)
         if entry is None:
             return None
-        return ClearChoice(entry, None)
+        return ClearChoice(entry, None, pcpu=entry.pcpu)
+
+    def cleared(self, queue_type: int, pcpu: int, record_id: int) -> None:
+        return None
 
 
 class Placement(Protocol):

@@ -140,7 +140,10 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         if not await self._is_dom0(context, "ClearStateInfo", request.type):
             return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
         record_id = request.record_id if request.HasField("record_id") else None
-        return await asyncio.shield(self.coordinator.clear_state_info(request.type, record_id))
+        pcpu = request.pcpu if request.HasField("pcpu") else None
+        return await asyncio.shield(
+            self.coordinator.clear_state_info(request.type, record_id, pcpu)
+        )
 
     async def DescribeHypervisor(
         self, request: hv_pb2.DescribeHypervisorRequest, context: grpc.aio.ServicerContext

@@ -113,20 +113,30 @@ class TrappedCalls:
     # -- step 4-5: trapped CLEAR ------------------------------------------------
 
     async def clear_state_info(
-        self, queue_type: int, record_id: int | None
+        self, queue_type: int, record_id: int | None, pcpu: int | None = None
     ) -> hv_pb2.ClearStateInfoResponse:
         state = self.state
         name = type_name(queue_type)
+        target = self.rules.clear_target
         async with state.locks[queue_type]:
-            choice = self.rules.clear_target.choose(state, queue_type, record_id)
+            choice = target.choose(state, queue_type, record_id, pcpu)
             if choice is None:
                 return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+            if choice.entry is None:  # cleared before: this CLEAR repeats one whose reply was lost
+                return hv_pb2.ClearStateInfoResponse(
+                    sal_status=SAL_OK,
+                    cleared_record_id=choice.record_id or 0,
+                    pcpu=choice.pcpu or 0,
+                    by_ipi=state.by_ipi(choice.pcpu or 0),
+                    already_cleared=True,
+                )
             entry = choice.entry
             link = state.links[entry.pcpu]
             by_ipi = state.by_ipi(entry.pcpu)
             if self.pipeline is not None and choice.record_id is not None:
                 cleared_id = choice.record_id
                 self._clear_in_background(queue_type, entry, choice.record_id, by_ipi)
+                target.cleared(queue_type, entry.pcpu, cleared_id)
                 status = SAL_OK
             else:
                 want = self.rules.after_clear.needs_remaining
@@ -140,6 +150,8 @@ class TrappedCalls:
                     )
                 cleared_id = cleared.record_id if cleared is not None else 0
                 self._emit_call("clear", entry.pcpu, name, outcome, record_id=cleared_id or None)
+                if cleared is not None and cleared_id:
+                    target.cleared(queue_type, entry.pcpu, cleared_id)
                 status = self._after_clear(queue_type, entry, cleared)
         self.delivery.after_release(queue_type)
         return hv_pb2.ClearStateInfoResponse(
