@@ -51,6 +51,7 @@ def test_a_clean_run_passes_every_check() -> None:
         "stranded",
         "fairness",
         "isolation",
+        "local_calls",
     }
     assert all(c.records == () and c.records_total == 0 for c in checks.values())
     assert {c.status for c in checks.values()} == {"pass"}, checks
@@ -282,6 +283,7 @@ def test_problems_make_the_affected_checks_unknown() -> None:
         "lines_back_to_interrupt",
         "fairness",
         "isolation",
+        "local_calls",
     ):
         assert events_gone[name].status == "unknown"
     firmware_gone = by_name(dataclasses.replace(data, problems=["firmware: pCPU 1 silent"]))
@@ -330,6 +332,7 @@ def test_default_checks_need_no_bounds() -> None:
         "lines_back_to_interrupt",
         "fairness",
         "isolation",
+        "local_calls",
     ]
     quiet = with_checks(plain, fairness=False, isolation=False)
     assert "fairness" not in {c.name for c in run_checks(quiet)}

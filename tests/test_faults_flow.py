@@ -100,7 +100,7 @@ async def test_dom0_logs_everything_once_under_lost_replies_and_failures(tmp_pat
             bed, address, method="SalService.ClearStateInfo", pcpu=1, action=DROP_REPLY, count=3
         )
         await add_fault(
-            bed, address, method="SalService.GetStateInfo", pcpu=0, action=FAIL, skip=1, count=2
+            bed, address, method="SalService.GetStateInfo", pcpu=1, action=FAIL, skip=1, count=2
         )
         await bed.inject(0, count=4)
         await bed.inject(1, count=4)
@@ -243,3 +243,32 @@ async def test_clear_repeated_after_its_reply_was_lost_is_answered_already_clear
         assert logger.counters.records_logged == 2
         assert logger.counters.unreachable == 0
         await store.close()
+
+
+async def test_ipi_faults_never_touch_local_calls_and_local_calls_are_made_once() -> None:
+    """A local SAL call (vCPU0 runs on the record's pCPU) has no IPI to lose."""
+    async with flow_bed(pcpus=2, vcpu0_pcpu=0) as bed:
+        await add_fault(
+            bed, bed.host.addresses[0], method="SalService.GetStateInfo", action=FAIL, count=1
+        )
+        await bed.inject(0, count=2)
+        await bed.watch.wait_for("entry_queued", pcpu=0)
+        dom0 = ScriptedDom0(bed)
+        await dom0.next_interrupt()
+        got = await dom0.get()
+        assert (got.sal_status, got.by_ipi) == (0, False)
+        assert [f.fired for f in bed.host.faults.list()] == [0]
+        assert bed.coordinator.counters.retries == 0
+        await dom0.clear(got.record.record_id)
+        # vCPU0 moves: the same pCPU's next GET is an IPI, and the rule fires on it.
+        await bed.hv.SetVcpuPlacement(
+            hv_pb2.SetVcpuPlacementRequest(pcpu=1), metadata=bed.md(OPERATOR)
+        )
+        await dom0.next_interrupt()
+        got = await dom0.get()
+        assert (got.sal_status, got.by_ipi) == (0, True)
+        assert [f.fired for f in bed.host.faults.list()] == [1]
+        assert bed.coordinator.counters.retries == 1
+        (call,) = bed.watch.matching("get_ipi", pcpu=0)
+        assert call["attempts"] == 2
+        await dom0.detach()

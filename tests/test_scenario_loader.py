@@ -393,8 +393,8 @@ BAD_FILES = [
         BASE + "seeds: 3\n",
         "seeds: unknown field (allowed: broken_rule, capacity, checks, description, dom0, "
         "drain_idle_s, drain_timeout_s, durable_pcpus, duration_s, faults, name, network, "
-        "pcpus, pcpus_per_host, policy, sal, seed, settle_timeout_s, throttle, vcpu0_pcpu, "
-        "workload)",
+        "pcpus, pcpus_per_host, policy, sal, seed, settle_timeout_s, throttle, vcpu0_moves, "
+        "vcpu0_pcpu, workload)",
     ),
     (
         "pcpu out of range",

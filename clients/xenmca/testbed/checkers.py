@@ -24,6 +24,7 @@ from xenmca.testbed.check.duplicates import duplicated
 from xenmca.testbed.check.events import of_kind
 from xenmca.testbed.check.fairness import FAIRNESS, check_fairness
 from xenmca.testbed.check.isolation import ISOLATION, check_isolation
+from xenmca.testbed.check.local_calls import LOCAL_CALLS, check_local_calls
 from xenmca.testbed.check.lost import lost_records
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
 from xenmca.testbed.check.slowest import slower_than
@@ -46,7 +47,14 @@ _TRANSITIONS = (TRANSITION_PREFIX, LINES_BACK_TO_INTERRUPT)
 PROBLEM_AFFECTS: dict[str, tuple[str, ...]] = {
     "firmware": (CONSERVATION, STRANDED),
     "log": (CONSERVATION, DUPLICATES, CLEARED_BEFORE_LOGGED, *_LATENCY, FAIRNESS),
-    "events": (DUPLICATES, CLEARED_BEFORE_LOGGED, *_TRANSITIONS, FAIRNESS, ISOLATION),
+    "events": (
+        DUPLICATES,
+        CLEARED_BEFORE_LOGGED,
+        *_TRANSITIONS,
+        FAIRNESS,
+        ISOLATION,
+        LOCAL_CALLS,
+    ),
     "samples": (),
 }
 
@@ -296,6 +304,8 @@ def run_checks(data: RunData, acc: Accounting | None = None) -> list[CheckResult
         checks.append(check_fairness(data))
     if bounds.isolation:
         checks.append(check_isolation(data))
+    if bounds.local_calls:
+        checks.append(check_local_calls(data))
     return _mark_unknown(checks, data.problems)
 
 

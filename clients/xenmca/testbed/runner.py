@@ -19,6 +19,7 @@ import importlib.metadata
 import platform
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,13 +36,15 @@ from xenmca.dom0.log_queries import (
     iter_records,
     open_reader,
 )
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
 from xenmca.testbed.fault_schedule import FaultScheduler
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.run_data import LoggedRecord, RunData
 from xenmca.testbed.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
-from xenmca.testbed.scenario_model import Scenario
+from xenmca.testbed.scenario_model import Scenario, Vcpu0Move
 from xenmca.testbed.workload import WorkloadDriver, plan_injections
 
 
@@ -82,6 +85,28 @@ def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> Testbe
     if scenario.broken_rule:
         spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
     return spec
+
+
+async def _move_vcpu0(
+    bed: LocalTestbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog
+) -> None:
+    """SetVcpuPlacement at each move's time (as the operator); a failed move is an event."""
+    loop = asyncio.get_running_loop()
+    for move in moves:
+        delay = start + move.at_s - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            async with bed.channel(bed.xen_address) as channel:
+                reply = await hv_grpc.HypervisorServiceStub(channel).SetVcpuPlacement(
+                    hv_pb2.SetVcpuPlacementRequest(pcpu=move.pcpu),
+                    timeout=5.0,
+                    metadata=bed.operator_metadata(),
+                )
+        except grpc.aio.AioRpcError as exc:
+            events.emit("vcpu0_move_failed", pcpu=move.pcpu, error=exc.code().name)
+            continue
+        events.emit("vcpu0_moved", pcpu=move.pcpu, previous=reply.previous_pcpu)
 
 
 def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
@@ -201,6 +226,9 @@ class ScenarioRun:
         runner_events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus)
         sampler.start()
         faults = asyncio.create_task(scheduler.run(asyncio.get_running_loop().time()))
+        moves = asyncio.create_task(
+            _move_vcpu0(bed, scenario.vcpu0_moves, asyncio.get_running_loop().time(), runner_events)
+        )
 
         def info() -> str:
             latest = sampler.latest
@@ -224,7 +252,8 @@ class ScenarioRun:
                 remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
             workload_end_ns = time.monotonic_ns()
             faults.cancel()
-            await asyncio.gather(faults, return_exceptions=True)
+            moves.cancel()
+            await asyncio.gather(faults, moves, return_exceptions=True)
             await scheduler.heal_all()
             progress.update(
                 task, completed=scenario.duration_s, description=f"{scenario.name}: drain"
@@ -257,6 +286,7 @@ class ScenarioRun:
             progress.update(task, description=f"{scenario.name}: done", info=info())
         finally:
             faults.cancel()
+            moves.cancel()
             await sampler.stop()
             await reader.close()
             workload.cancel()

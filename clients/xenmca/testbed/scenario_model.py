@@ -64,6 +64,14 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class Vcpu0Move:
+    """dom0 vCPU0 runs on `pcpu` from `at_s` on (the coordinator's SetVcpuPlacement)."""
+
+    at_s: float
+    pcpu: int
+
+
+@dataclass(frozen=True)
 class ExpectedTransition:
     """A throttle transition the run must show: pCPU's line goes to `mode` at least once."""
 
@@ -93,6 +101,8 @@ class Checks:
     max_overtaken: int | None = None
     # Isolation: no line is switched to polling unless its own records made a storm.
     isolation: bool = True
+    # Every GET and CLEAR was local exactly when vCPU0 ran on the record's pCPU.
+    local_calls: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,7 @@ class Scenario:
     pcpus: int
     duration_s: float
     vcpu0_pcpu: int = 0
+    vcpu0_moves: tuple[Vcpu0Move, ...] = ()
     pcpus_per_host: int = 64
     capacity: int = 256
     durable_pcpus: bool = True

@@ -466,6 +466,26 @@ def injected_error(firing: Firing, pcpu: int | None) -> errors.RequestError:
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
+SAL_PATH_METADATA = "x-xenmca-sal-path"
+"""Call metadata naming how the coordinator reached a pCPU's SAL: "ipi" or "local".
+
+Per-RPC fault rules stand for lost, late or failed IPIs: they never fire on a
+SalService call marked "local" (the SAL call of the pCPU dom0's vCPU0 runs on),
+as a local SAL procedure has no IPI to lose."""
+_SAL_SERVICE_PREFIX = "/xenmca.sal.v1.SalService/"
+
+
+def is_local_sal_call(details: grpc.HandlerCallDetails) -> bool:
+    method = details.method
+    if isinstance(method, bytes):
+        method = method.decode()
+    if not method.startswith(_SAL_SERVICE_PREFIX):
+        return False
+    return any(
+        key == SAL_PATH_METADATA and value == "local"
+        for key, value in (details.invocation_metadata or ())
+    )
+
 
 class FaultInterceptor(grpc.aio.ServerInterceptor):
     """Applies an injector's rules to the calls of one server (serving pcpu, or none)."""
@@ -481,6 +501,8 @@ class FaultInterceptor(grpc.aio.ServerInterceptor):
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
         if not self.injector.has_rules:  # the fast path: no rules, no cost
+            return await continuation(handler_call_details)
+        if is_local_sal_call(handler_call_details):
             return await continuation(handler_call_details)
         method = handler_call_details.method
         if isinstance(method, bytes):

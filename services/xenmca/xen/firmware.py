@@ -121,7 +121,7 @@ class _Common:
             return None, outcome
         if reply.sal_status != SAL_OK:
             return Cleared(0, nothing=True, remaining=0), outcome
-        remaining = await self._remaining_after_clear(link, sal_type, reply, want_remaining)
+        remaining = await self._remaining_after_clear(link, sal_type, by_ipi, reply, want_remaining)
         # Plain SAL does not say which record it cleared (cleared_record_id is 0).
         return Cleared(reply.cleared_record_id, remaining=remaining), outcome
 
@@ -129,6 +129,7 @@ class _Common:
         self,
         link: PcpuLink,
         sal_type: int,
+        by_ipi: bool,
         reply: sal_pb2.ClearStateInfoResponse,
         want_remaining: bool,
     ) -> int | None:
@@ -210,7 +211,7 @@ class PlainSal(_Common):
     async def clear_read(
         self, link: PcpuLink, sal_type: int, record_id: int, by_ipi: bool, want_remaining: bool
     ) -> tuple[Cleared | None, CallOutcome]:
-        policy = self.caller.policy
+        policy = self.caller.policy_for(by_ipi)
         started = time.perf_counter()
         deadline = time.monotonic() + policy.overall_timeout
         attempts = 0
@@ -221,7 +222,9 @@ class PlainSal(_Common):
             if attempts > 1:
                 self.caller.retried(link, attempts - 1, error)
             try:
-                cleared = await self._compare_and_clear(link, sal_type, record_id, want_remaining)
+                cleared = await self._compare_and_clear(
+                    link, sal_type, record_id, by_ipi, want_remaining
+                )
             except grpc.aio.AioRpcError as exc:
                 error = exc.code()
                 if exc.code() not in RETRYABLE_CODES:
@@ -231,9 +234,9 @@ class PlainSal(_Common):
         return None, self.caller.finished("clear", by_ipi, started, attempts, None, error)
 
     async def _compare_and_clear(
-        self, link: PcpuLink, sal_type: int, record_id: int, want_remaining: bool
+        self, link: PcpuLink, sal_type: int, record_id: int, by_ipi: bool, want_remaining: bool
     ) -> Cleared:
-        current = await self._get_once(link, sal_type)
+        current = await self._get_once(link, sal_type, by_ipi)
         head = current.record.record_id if current.sal_status == SAL_OK else 0
         if head != record_id:
             # Ids grow, and only the coordinator clears: a newer record (or none) at the
@@ -242,33 +245,39 @@ class PlainSal(_Common):
         await link.stub.ClearStateInfo(
             sal_pb2.ClearStateInfoRequest(type=sal_type),  # type: ignore[arg-type]
             timeout=self._once.attempt_timeout,
-            metadata=link.metadata,
+            metadata=link.sal_metadata(by_ipi),
         )
-        return Cleared(record_id, remaining=await self._remaining(link, sal_type, want_remaining))
+        remaining = await self._remaining(link, sal_type, by_ipi, want_remaining)
+        return Cleared(record_id, remaining=remaining)
 
     async def _remaining_after_clear(
         self,
         link: PcpuLink,
         sal_type: int,
+        by_ipi: bool,
         reply: sal_pb2.ClearStateInfoResponse,
         want_remaining: bool,
     ) -> int | None:
         try:
-            return await self._remaining(link, sal_type, want_remaining)
+            return await self._remaining(link, sal_type, by_ipi, want_remaining)
         except grpc.aio.AioRpcError:
             return None  # cleared; whether more wait is learnt at the next GET
 
-    async def _remaining(self, link: PcpuLink, sal_type: int, wanted: bool) -> int | None:
+    async def _remaining(
+        self, link: PcpuLink, sal_type: int, by_ipi: bool, wanted: bool
+    ) -> int | None:
         if not wanted:
             return None
-        after = await self._get_once(link, sal_type)
+        after = await self._get_once(link, sal_type, by_ipi)
         return 1 if after.sal_status == SAL_OK else 0
 
-    async def _get_once(self, link: PcpuLink, sal_type: int) -> sal_pb2.GetStateInfoResponse:
+    async def _get_once(
+        self, link: PcpuLink, sal_type: int, by_ipi: bool
+    ) -> sal_pb2.GetStateInfoResponse:
         reply: sal_pb2.GetStateInfoResponse = await link.stub.GetStateInfo(
             sal_pb2.GetStateInfoRequest(type=sal_type),  # type: ignore[arg-type]
             timeout=self._once.attempt_timeout,
-            metadata=link.metadata,
+            metadata=link.sal_metadata(by_ipi),
         )
         return reply
 

@@ -18,6 +18,7 @@ import grpc
 
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock
+from xenmca.rpc.faults import SAL_PATH_METADATA
 from xenmca.rpc.identity import call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
@@ -68,6 +69,11 @@ class PcpuLink:
         self.pcpu = pcpu
         self.address = address
         self.metadata = call_metadata(token)
+        # SAL calls say whether they are made locally or by IPI (xenmca.rpc.faults).
+        self._sal_metadata = {
+            by_ipi: (*self.metadata, (SAL_PATH_METADATA, "ipi" if by_ipi else "local"))
+            for by_ipi in (False, True)
+        }
         self.channel = open_channel(address, credentials, keepalive_ms=PCPU_LINK_KEEPALIVE_MS)
         self.stub = sal_grpc.SalServiceStub(self.channel)
         self.connected = False
@@ -80,6 +86,10 @@ class PcpuLink:
         self._stream_backoff = Backoff(initial=0.05, maximum=2.0, rng=jitter)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+
+    def sal_metadata(self, by_ipi: bool) -> tuple[tuple[str, str], ...]:
+        """Call metadata of a SAL call on this pCPU, made by IPI or locally."""
+        return self._sal_metadata[by_ipi]
 
     def available(self) -> bool:
         return self._clock.now() >= self.hold_until

@@ -56,5 +56,7 @@ class CoordinatorConfig:
 BROKEN_RULES = {
     # Xen clears the record in firmware as soon as it has read it, before dom0 committed it.
     "clear-on-get": "CLEAR the record on the pCPU right after GET, before dom0 commits it",
+    # Xen decides local or IPI from vCPU0's first placement, whatever SetVcpuPlacement said.
+    "stale-placement": "make SAL calls local or by IPI as if vCPU0 never moved",
 }
 ALLOW_BROKEN_RULES_ENV = "XENMCA_ALLOW_BROKEN_RULES"

@@ -1,11 +1,11 @@
 """SAL calls the coordinator makes on a pCPU: locally (vCPU0's pCPU) or by IPI, with retries.
 
-Both kinds are RPCs to the pCPU's SalService in this testbed; what differs is
-how they are counted and reported, exactly as Xen distinguishes a local SAL
-call from one made on another pCPU through an IPI. GET is idempotent and
-CLEAR is made idempotent by record id, so both may be retried safely; a
-policy that replays Xen's single smp_call_function_single attempt gives a
-policy of one attempt.
+Both kinds are RPCs to the pCPU's SalService in this testbed, and they differ as
+on hardware: an IPI can be lost, late or fail, so IPI calls are retried (GET is
+idempotent, CLEAR is made idempotent by record id) and per-RPC fault rules apply
+to them; a local SAL call has no IPI, so it is made once and is marked local
+(``x-xenmca-sal-path``), which fault rules never touch. A policy that replays
+Xen's single smp_call_function_single attempt gives IPIs one attempt too.
 """
 
 from __future__ import annotations
@@ -54,6 +54,15 @@ class SalCaller:
         self.counters = counters
         self.events = events
         self.observer = observer
+        # A local SAL call has no IPI to lose: it is made once.
+        self.local_policy = RetryPolicy(
+            attempt_timeout=policy.attempt_timeout,
+            overall_timeout=policy.attempt_timeout,
+            max_attempts=1,
+        )
+
+    def policy_for(self, by_ipi: bool) -> RetryPolicy:
+        return self.policy if by_ipi else self.local_policy
 
     async def get(
         self, link: PcpuLink, record_type: int, by_ipi: bool
@@ -63,7 +72,7 @@ class SalCaller:
             link,
             by_ipi,
             lambda timeout: link.stub.GetStateInfo(
-                request, timeout=timeout, metadata=link.metadata
+                request, timeout=timeout, metadata=link.sal_metadata(by_ipi)
             ),
             "get",
         )
@@ -79,7 +88,7 @@ class SalCaller:
             link,
             by_ipi,
             lambda timeout: link.stub.ClearStateInfo(
-                request, timeout=timeout, metadata=link.metadata
+                request, timeout=timeout, metadata=link.sal_metadata(by_ipi)
             ),
             "clear",
         )
@@ -135,7 +144,9 @@ class SalCaller:
 
         started = time.perf_counter()
         try:
-            reply, attempts = await call_with_retry(counted, self.policy, on_retry=on_retry)
+            reply, attempts = await call_with_retry(
+                counted, self.policy_for(by_ipi), on_retry=on_retry
+            )
         except grpc.aio.AioRpcError as exc:
             return None, self.finished(name, by_ipi, started, attempts, None, exc.code())
         return reply, self.finished(name, by_ipi, started, attempts, reply)

@@ -43,6 +43,8 @@ class CoordinatorState:
 
     def by_ipi(self, pcpu: int) -> bool:
         """A SAL call for pcpu's records is made by IPI unless vCPU0 runs on pcpu."""
+        if self.config.broken_rule == "stale-placement":
+            return pcpu != self.config.vcpu0_pcpu
         return pcpu != self.vcpu0_pcpu
 
     def available(self, pcpu: int) -> bool:
