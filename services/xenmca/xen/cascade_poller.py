@@ -134,7 +134,7 @@ class CascadePoller:
             while policy.mode is Mode.POLLING:
                 await context.state.clock.sleep(policy.interval)
                 found = await self._cascade(record_type)
-                transition = policy.on_poll(found)
+                transition = policy.on_poll(found, context.state.clock.now())
                 if transition is not None:
                     self._record(record_type, transition)
             await self._mask_all(record_type, False)

@@ -17,6 +17,7 @@ from pathlib import Path
 from xenmca.rpc.health_listener import add_health_listen_argument, check_health_listen
 from xenmca.rpc.metrics import MetricsStartError, add_metrics_arguments
 from xenmca.rpc.tls import add_tls_arguments, load_tls_from_args
+from xenmca.xen.throttle_settings import ThrottleSettings
 
 log = logging.getLogger("xenmca.xen")
 
@@ -76,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--throttle-preset", default="linux-ia64", help="linux-ia64 (real values) or fast"
     )
     throttle.add_argument("--throttle-settings", type=Path, help="YAML/JSON file of settings")
+    throttle.add_argument(
+        "--throttle-policy",
+        help="the storm rule: ia64 (mca.c, the default), x86-cmci (Linux mce/threshold.c) "
+        "or leaky-bucket (mcelog)",
+    )
     throttle.add_argument("--history-length", type=int, help="interrupts that make a storm (5)")
     throttle.add_argument("--storm-window", type=float, help="within this many seconds (1)")
     throttle.add_argument("--cmc-poll-interval", type=float, help="CMC polling interval (60)")
@@ -83,6 +89,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     throttle.add_argument("--cpe-poll-max", type=float, help="longest CPE interval (900)")
     throttle.add_argument(
         "--cpe-no-interrupt", action="store_true", help="CPE lines have no vector: always poll"
+    )
+
+
+def throttle_from_args(args: argparse.Namespace) -> ThrottleSettings:
+    """The preset, then --throttle-settings, then the flags that were given.
+
+    ThrottleSettingsError names the bad field.
+    """
+    from xenmca.xen.throttle_settings import load_settings
+
+    return load_settings(
+        args.throttle_preset,
+        args.throttle_settings,
+        {
+            "history_length": args.history_length,
+            "window": args.storm_window,
+            "cmc_poll_interval": args.cmc_poll_interval,
+            "cpe_poll_min": args.cpe_poll_min,
+            "cpe_poll_max": args.cpe_poll_max,
+            "cpe_can_interrupt": False if args.cpe_no_interrupt else None,
+            "policy": args.throttle_policy,
+        },
     )
 
 
@@ -95,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         parse_pcpu_addr_flags,
     )
     from xenmca.xen.policy import PolicyError, PolicySpec, parse_option
-    from xenmca.xen.throttle_settings import ThrottleSettingsError, load_settings
+    from xenmca.xen.throttle_settings import ThrottleSettingsError
 
     try:
         pcpus = merge_inventories(
@@ -103,18 +131,7 @@ def run(args: argparse.Namespace) -> int:
             load_inventory(args.inventory) if args.inventory else {},
         )
         tokens = resolve_token_book(args.token_file)
-        throttle = load_settings(
-            args.throttle_preset,
-            args.throttle_settings,
-            {
-                "history_length": args.history_length,
-                "window": args.storm_window,
-                "cmc_poll_interval": args.cmc_poll_interval,
-                "cpe_poll_min": args.cpe_poll_min,
-                "cpe_poll_max": args.cpe_poll_max,
-                "cpe_can_interrupt": False if args.cpe_no_interrupt else None,
-            },
-        )
+        throttle = throttle_from_args(args)
         check_health_listen(args.health_listen)
         tls = load_tls_from_args(args)
         args.policy_spec = PolicySpec(

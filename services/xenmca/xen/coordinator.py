@@ -51,7 +51,7 @@ from xenmca.xen.queues import Entry, TypeQueue
 from xenmca.xen.sal_calls import SalCaller
 from xenmca.xen.state import CoordinatorState
 from xenmca.xen.strategies import Strategies, build_strategies
-from xenmca.xen.throttle import Ia64Throttle, Mode
+from xenmca.xen.throttle import Mode, StormRule
 from xenmca.xen.throttle_scope import ScopeContext, ThrottleScope
 from xenmca.xen.trapped import TrappedCalls
 
@@ -138,7 +138,7 @@ class Coordinator:
         )
         context = ScopeContext(
             state=self.state,
-            throttle=Ia64Throttle(config.throttle),
+            throttle=StormRule(config.throttle),
             firmware=self.firmware,
             poll_count=self.strategies.poll_count,
             enqueue_found=self.enqueue_found,

@@ -146,7 +146,7 @@ class LinePoller:
                     found=found,
                     interval_s=line.policy.interval,
                 )
-                transition = line.policy.on_poll(found)
+                transition = line.policy.on_poll(found, context.state.clock.now())
                 if transition is not None:
                     self._record(line, transition)
             await set_mask(context, line.pcpu, line.record_type, False)

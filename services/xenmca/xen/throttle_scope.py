@@ -24,7 +24,7 @@ from xenmca.xen.firmware import FirmwareAccess
 from xenmca.xen.model import type_name
 from xenmca.xen.poll_count import PollCount
 from xenmca.xen.state import CoordinatorState
-from xenmca.xen.throttle import Ia64Throttle, Mode, Transition
+from xenmca.xen.throttle import Mode, StormRule, Transition
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class ScopeContext:
     """What a throttle scope acts on."""
 
     state: CoordinatorState
-    throttle: Ia64Throttle
+    throttle: StormRule
     firmware: FirmwareAccess
     poll_count: PollCount
     enqueue_found: EnqueueFound
