@@ -50,7 +50,18 @@ def test_results_hold_every_key(tmp_path: Path) -> None:
     assert set(loaded["throttle"]) >= {"transitions", "polls", "polled_records"}
     assert set(loaded["rpc"]) >= {"local", "ipi", "retries", "failures"}
     for fault in loaded["faults"]:
-        assert set(fault) == {"kind", "target", "start_s", "end_s", "effect", "params"}
+        assert set(fault) == {
+            "kind",
+            "target",
+            "start_s",
+            "end_s",
+            "effect",
+            "params",
+            "fault",
+            "outcome",
+            "overlapped_by",
+            "ended_by",
+        }
     for transition in loaded["throttle"]["transitions"]:
         assert set(transition) == {"t_s", "pcpu", "type", "old", "new", "interval_s", "why"}
     for check in loaded["checks"]:
@@ -93,6 +104,8 @@ def test_results_values(tmp_path: Path) -> None:
     assert (throttle["polls"], throttle["polled_records"]) == (2, 3)
     assert results["throughput_rps"] == round(10 / results["duration_s"], 3)
     assert results["faults"][0]["kind"] == "kill" and results["faults"][1]["end_s"] is None
+    assert results["faults"][0]["outcome"] == "applied"  # defaults: no overlap
+    assert results["faults"][0]["overlapped_by"] == [] and results["faults"][0]["fault"] is None
     assert results["scenario"]["name"] == "synthetic"
     assert results["scenario"]["checks"]["latency_p99_ms"] == 50.0
     json.dumps(results)  # JSON-safe as built

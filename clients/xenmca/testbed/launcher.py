@@ -39,7 +39,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import channel_credentials, generate_test_pki
-from xenmca.testbed.netns import LoopbackGateway, NetnsUnavailable, NetworkLayout
+from xenmca.testbed.netns import NETNS_RUN_DIR, LoopbackGateway, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.processes import ManagedProcess, ProcessStartError, free_port_range
 from xenmca.xen.policy import DEFAULT_POLICY, SAL_MODES, PolicyError, PolicySpec
 
@@ -188,6 +188,12 @@ class LocalTestbed:
     def _exec_prefix(self, host: str) -> list[str]:
         return self.network.exec_prefix(host) if self.network is not None else []
 
+    def _netns_path(self, host: str) -> str | None:
+        """The namespace file a host's ports live in (a restart waits for them there)."""
+        if self.network is None:
+            return None
+        return str(NETNS_RUN_DIR / self.network.namespace_of(host))
+
     def plan(self) -> None:
         """Choose the ports and write the token and inventory files; build every command line.
 
@@ -238,6 +244,9 @@ class LocalTestbed:
                     logs / f"{name}.log",
                     ready_file=self.workdir / f"ready-{name}.json",
                     exec_prefix=self._exec_prefix(name),
+                    listen_host=host,
+                    ports=tuple(range(base + first, base + last + 1)),
+                    netns_path=self._netns_path(name),
                 )
             )
             for pcpu in range(first, last + 1):
@@ -276,6 +285,9 @@ class LocalTestbed:
             logs / "xen.log",
             ready_file=self.workdir / "ready-xen.json",
             exec_prefix=self._exec_prefix(XEN_HOST),
+            listen_host=self._address(XEN_HOST),
+            ports=(base + spec.pcpus,),
+            netns_path=self._netns_path(XEN_HOST),
         )
         self.dom0 = ManagedProcess(
             "dom0",

@@ -7,22 +7,36 @@ the children are spawned without a preexec hook, because forking a process
 that runs gRPC threads runs gRPC's fork handlers, which can abort the child.
 An `exec_prefix` (e.g. ``ip netns exec NS``) runs the child through a program
 that execs it in place, so the launcher is still the child's parent.
+
+A component runs at most once: `start` refuses while its process is alive, and
+a restart first waits until the old process has been reaped and its listening
+ports (`ports` on `listen_host`, in the network namespace `netns_path` if
+any) can be bound again, so the new instance never fails to bind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xenmca.rpc.lifecycle import DIE_WITH_PARENT_ENV
+from xenmca.testbed.netns import _enter_namespace
+
+# How long a restart waits for the old instance's ports, and for an exited one to be
+# reaped, before it gives up (ProcessStartError) rather than start a second instance.
+PORT_WAIT_S = 10.0
+REAP_WAIT_S = 10.0
 
 
 def _child_env(env: dict[str, str]) -> dict[str, str]:
@@ -32,6 +46,54 @@ def _child_env(env: dict[str, str]) -> dict[str, str]:
 
 class ProcessStartError(RuntimeError):
     """A component that exited or did not become ready; the message names it and its log."""
+
+
+class AlreadyRunning(ProcessStartError):
+    """start() of a component whose process is alive: a second instance is never started."""
+
+
+def _is_zombie(pid: int) -> bool:
+    """True when pid has exited and waits to be reaped (or is gone already)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def ports_in_use(host: str, ports: tuple[int, ...], netns_path: str | None = None) -> list[int]:
+    """The ports a server could not bind on host now (as gRPC binds: SO_REUSEADDR).
+
+    With netns_path, probed from inside that network namespace; the caller runs
+    this in a thread of its own, which the namespace change leaves unusable.
+    """
+    if netns_path is not None:
+        _enter_namespace(netns_path)
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                busy.append(port)
+    return busy
+
+
+async def _ports_in_use_async(
+    host: str, ports: tuple[int, ...], netns_path: str | None
+) -> list[int]:
+    if netns_path is None:
+        return ports_in_use(host, ports)
+    # A fresh thread, discarded after: setns() moves the calling thread for good.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xenmca-port-probe")
+    try:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, ports_in_use, host, ports, netns_path)
+    finally:
+        executor.shutdown(wait=False)
 
 
 @dataclass
@@ -44,8 +106,14 @@ class ManagedProcess:
     ready_file: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
     exec_prefix: list[str] = field(default_factory=list)
+    # Where it listens (from the launcher's plan): none for dom0.
+    listen_host: str = ""
+    ports: tuple[int, ...] = ()
+    netns_path: str | None = None  # the network namespace file its ports live in
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
+    # Seconds the last start waited for the previous instance to be reaped and its ports freed.
+    last_start_wait_s: float = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -55,7 +123,15 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def start(self) -> None:
+    async def start(self, port_wait: float = PORT_WAIT_S) -> None:
+        """Start the command; AlreadyRunning if its process is alive (never two instances).
+
+        A restart first waits until the previous process is reaped and its ports are free.
+        """
+        began = time.monotonic()
+        await self._reap_previous()
+        await self.wait_ports_free(port_wait)
+        self.last_start_wait_s = time.monotonic() - began
         if self.ready_file is not None:
             self.ready_file.unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,6 +149,38 @@ class ManagedProcess:
                 start_new_session=True,
             )
         self.starts += 1
+
+    async def _reap_previous(self) -> None:
+        previous = self.process
+        if previous is None or previous.returncode is not None:
+            return
+        if not _is_zombie(previous.pid):
+            raise AlreadyRunning(
+                f"{self.name} is already running (pid {previous.pid}); not starting another"
+            )
+        try:
+            await asyncio.wait_for(previous.wait(), REAP_WAIT_S)
+        except TimeoutError:
+            raise ProcessStartError(
+                f"{self.name}: pid {previous.pid} exited but was not reaped "
+                f"within {REAP_WAIT_S:g}s; not starting another"
+            ) from None
+
+    async def wait_ports_free(self, within: float = PORT_WAIT_S) -> None:
+        """Wait until every listening port can be bound; ProcessStartError after `within`."""
+        if not self.ports:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        delay = 0.01
+        while busy := await _ports_in_use_async(self.listen_host, self.ports, self.netns_path):
+            if loop.time() > deadline:
+                raise ProcessStartError(
+                    f"{self.name}: ports {busy} on {self.listen_host} still in use "
+                    f"after {within:g}s; not starting"
+                )
+            await asyncio.sleep(delay)
+            delay = min(0.2, delay * 1.5)
 
     async def wait_ready(self, within: float = 60.0) -> Any:
         """Wait for the ready file (JSON) and return its content."""

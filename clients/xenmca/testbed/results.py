@@ -97,6 +97,7 @@ def rpc_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fault_rows(data: RunData) -> list[dict[str, Any]]:
+    """One row per fault; `outcome` and `overlapped_by` tell an overlap from a failed heal."""
     return [
         {
             "kind": f.kind,
@@ -105,6 +106,10 @@ def fault_rows(data: RunData) -> list[dict[str, Any]]:
             "end_s": None if f.end_ns is None else round(data.seconds(f.end_ns), 3),
             "effect": f.effect,
             "params": dict(f.params),
+            "fault": f.fault,
+            "outcome": f.outcome,
+            "overlapped_by": list(f.overlapped_by),
+            "ended_by": f.ended_by,
         }
         for f in data.faults
     ]

@@ -60,6 +60,15 @@ class FaultRecord:
     end_ns: int | None
     effect: str
     params: dict[str, Any] = field(default_factory=dict)
+    # Its index in the scenario's `faults` list (the "#k" effects refer to), when scheduled.
+    fault: int | None = None
+    # "applied", "merged" (joined an earlier fault's hold on the same target),
+    # "no-op", "heal failed" or "apply failed" (fault_targets.Outcome).
+    outcome: str = "applied"
+    # The other faults on the same target it overlapped with (merged with, or ended by).
+    overlapped_by: tuple[int, ...] = ()
+    # The fault whose heal (or kill) ended its effect: itself when it healed alone.
+    ended_by: int | None = None
 
 
 @dataclass
