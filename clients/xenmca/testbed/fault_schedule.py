@@ -469,6 +469,14 @@ class FaultScheduler:
             effect=record.effect,
         )
 
+    async def abandon(self) -> None:
+        """Stop every pending heal and every fault under way without healing anything: the run
+        failed and the testbed is being torn down, so nothing may be restarted after it."""
+        tasks = [*self._timers, *self._working]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def heal_all(self) -> None:
         """End every fault still active (the workload is over; the drain must be able to finish).
 

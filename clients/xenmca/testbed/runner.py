@@ -287,6 +287,7 @@ class ScenarioRun:
         finally:
             faults.cancel()
             moves.cancel()
+            await scheduler.abandon()  # after heal_all (the normal path) there is nothing left
             await sampler.stop()
             await reader.close()
             workload.cancel()
