@@ -483,8 +483,10 @@ BAD_FILES = [
     (
         "unknown throttle setting",
         BASE + "throttle: {settings: {storm_window: 1}}\n",
-        "throttle.settings.storm_window: unknown field (allowed: cmc_poll_interval, "
-        "cpe_can_interrupt, cpe_poll_max, cpe_poll_min, history_length, window)",
+        "throttle.settings.storm_window: unknown field (allowed: bucket_agetime, "
+        "bucket_capacity, cmc_poll_interval, cmci_poll_interval, cmci_storm_begin, "
+        "cmci_storm_end_polls, cmci_tick, cpe_can_interrupt, cpe_poll_max, cpe_poll_min, "
+        "history_length, policy, window)",
     ),
     (
         "unknown preset",

@@ -24,6 +24,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "xenmca.testbed.hazards_command",
         "run each shipped Xen/ia64 hazard under the shipped and the default policy",
     ),
+    (
+        ("compare-policies",),
+        "xenmca.testbed.compare_command",
+        "run the same storm workloads under each storm rule (ia64, x86-cmci, leaky-bucket)",
+    ),
     (("up",), "xenmca.testbed.up_command", "a local testbed that stays up until Ctrl-C"),
     (("inject",), "xenmca.testbed.inject_command", "make a pCPU raise errors"),
     (("status",), "xenmca.testbed.status_command", "show a coordinator's or pCPU's state"),

@@ -24,8 +24,8 @@ from xenmca.rpc.events import Event, read_events
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench_floor import percentile
-from xenmca.testbed.bench_storm import cpu_seconds
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.processes import cpu_seconds
 
 CMC = 3  # RECORD_TYPE_CMC
 

@@ -23,9 +23,8 @@ from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench_flow import CMC, wait_cleared
-from xenmca.testbed.bench_storm import cpu_seconds
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
-from xenmca.testbed.processes import ManagedProcess
+from xenmca.testbed.processes import ManagedProcess, cpu_seconds
 
 T = TypeVar("T")
 CONCURRENT_CALLS = 64

@@ -9,7 +9,6 @@ it) and the coordinator's CPU time from /proc, both measured in the same run.
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from pathlib import Path
@@ -20,14 +19,9 @@ from xenmca.rpc.events import read_events
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.processes import cpu_seconds
 
 CMC = 3
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

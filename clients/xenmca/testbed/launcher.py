@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ class TestbedSpec:
     capacity: int = 256
     durable_pcpus: bool = True
     throttle_preset: str = "fast"
-    throttle_overrides: dict[str, float] = field(default_factory=dict)
+    throttle_overrides: dict[str, float | int | bool | str] = field(default_factory=dict)
     cpe_poll_min: float = 0.05
     cpe_poll_max: float = 0.5
     extra_xen_args: list[str] = field(default_factory=list)
@@ -132,10 +133,6 @@ def dom0_policy_args(spec: TestbedSpec) -> list[str]:
     if spec.salinfo_decode_delay is not None:
         args += ["--salinfo-decode-delay", str(spec.salinfo_decode_delay)]
     return args
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-").replace("window", "storm-window")
 
 
 class LocalTestbed:
@@ -277,8 +274,11 @@ class LocalTestbed:
             *spec.extra_xen_args,
             *self._tls_flags.get("xen", []),
         ]
-        for name, value in spec.throttle_overrides.items():
-            xen_argv += [_flag(name), str(value)]
+        if spec.throttle_overrides:
+            # Every setting, whatever flag the coordinator has for it: a settings file.
+            settings = self.workdir / "throttle.json"
+            settings.write_text(json.dumps(dict(spec.throttle_overrides)))
+            xen_argv += ["--throttle-settings", str(settings)]
         self.xen = ManagedProcess(
             "xen",
             xen_argv,

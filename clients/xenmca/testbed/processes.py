@@ -229,6 +229,12 @@ class ManagedProcess:
         return self.process.returncode
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> int:
     """A base port such that base .. base+count-1 are all free right now on host."""
     base = start + (os.getpid() * 7919) % 20000

@@ -141,6 +141,7 @@ def build_results(data: RunData, checks: list[CheckResult]) -> dict[str, Any]:
         "policy": policy_of(data),
         "scenario": dataclasses.asdict(data.scenario),
         "versions": dict(data.versions),
+        "cpu_s": dict(data.cpu_s),
         "duration_s": round(data.seconds(data.end_ns), 3),
         "workload_s": round(data.seconds(data.workload_end_ns), 3),
         "drained": data.drained,

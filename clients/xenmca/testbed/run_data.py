@@ -96,6 +96,8 @@ class RunData:
     # The coordinator's DescribeHypervisor after the drain, as a dict (proto field names);
     # None when it did not answer.
     final_xen: dict[str, Any] | None = None
+    # CPU seconds each component used during the workload (None: it was restarted meanwhile).
+    cpu_s: dict[str, float | None] = field(default_factory=dict)
 
     def seconds(self, t_ns: int) -> float:
         return (t_ns - self.start_ns) / 1e9

@@ -42,6 +42,7 @@ from xenmca.rpc.clock import MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
 from xenmca.testbed.fault_schedule import FaultScheduler
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.processes import cpu_seconds
 from xenmca.testbed.run_data import LoggedRecord, RunData
 from xenmca.testbed.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.scenario_model import Scenario, Vcpu0Move
@@ -107,6 +108,29 @@ async def _move_vcpu0(
             events.emit("vcpu0_move_failed", pcpu=move.pcpu, error=exc.code().name)
             continue
         events.emit("vcpu0_moved", pcpu=move.pcpu, previous=reply.previous_pcpu)
+
+
+def _cpu_now(bed: LocalTestbed) -> dict[str, tuple[int, float]]:
+    """Each running component's (pid, CPU seconds so far)."""
+    now: dict[str, tuple[int, float]] = {}
+    for process in bed.processes:
+        pid = process.pid
+        if pid is None or not process.running:
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            now[process.name] = (pid, cpu_seconds(pid))
+    return now
+
+
+def _cpu_used(
+    before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]
+) -> dict[str, float | None]:
+    """CPU seconds each component used in between; None when it was restarted meanwhile."""
+    used: dict[str, float | None] = {}
+    for name, (pid, start) in before.items():
+        end = after.get(name)
+        used[name] = round(end[1] - start, 3) if end is not None and end[0] == pid else None
+    return used
 
 
 def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
@@ -223,6 +247,7 @@ class ScenarioRun:
         )
         scheduler = FaultScheduler(bed, scenario.faults, runner_events)
         start_ns = time.monotonic_ns()
+        cpu_at_start = _cpu_now(bed)
         runner_events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus)
         sampler.start()
         faults = asyncio.create_task(scheduler.run(asyncio.get_running_loop().time()))
@@ -251,6 +276,7 @@ class ScenarioRun:
                 await asyncio.sleep(min(0.2, remaining))
                 remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
             workload_end_ns = time.monotonic_ns()
+            cpu_s = _cpu_used(cpu_at_start, _cpu_now(bed))
             faults.cancel()
             moves.cancel()
             await asyncio.gather(faults, moves, return_exceptions=True)
@@ -314,6 +340,7 @@ class ScenarioRun:
             problems=problems,
             results_dir=str(self.out_dir),
             final_xen=final_xen,
+            cpu_s=cpu_s,
         )
 
     async def _settle(self, sampler: Sampler) -> None:
