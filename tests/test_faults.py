@@ -394,9 +394,10 @@ async def test_stream_fail_ends_it_at_the_start(pcpus: Host) -> None:
 
 async def test_stream_drop_reply_loses_the_first_message_and_ends(pcpus: Host) -> None:
     await pcpus.add(method=WATCH, action=fault_pb2.FAULT_ACTION_DROP_REPLY, count=1)
-    dropped = pcpus.sal(0).WatchInterrupts(sal_pb2.WatchInterruptsRequest())
+    # Only the coordinator ("xen") may watch a pCPU (issue 12).
+    dropped = pcpus.sal(0).WatchInterrupts(sal_pb2.WatchInterruptsRequest(), metadata=pcpus.md(XEN))
     await dropped.initial_metadata()  # subscribed: the stream has started
-    intact = pcpus.sal(0).WatchInterrupts(sal_pb2.WatchInterruptsRequest())
+    intact = pcpus.sal(0).WatchInterrupts(sal_pb2.WatchInterruptsRequest(), metadata=pcpus.md(XEN))
     await intact.initial_metadata()
     first = (await pcpus.inject(0)).first_record_id
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -410,7 +411,7 @@ async def test_stream_delay_delays_the_start(pcpus: Host) -> None:
     await pcpus.add(
         method=WATCH, action=fault_pb2.FAULT_ACTION_DELAY, delay=duration_pb2.Duration(seconds=5)
     )
-    call = pcpus.sal(0).WatchInterrupts(sal_pb2.WatchInterruptsRequest())
+    call = pcpus.sal(0).WatchInterrupts(sal_pb2.WatchInterruptsRequest(), metadata=pcpus.md(XEN))
     metadata = asyncio.ensure_future(call.initial_metadata())
     await wait_for_sleeper(pcpus.clock)
     assert not metadata.done()

@@ -61,11 +61,18 @@ INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT
 # Who may call what on a pCPU (DESIGN 3, issue 6 item 4); the other RPCs are open.
 REQUIRED_IDENTITY = {
     "InjectError": OPERATOR,
+    "ListInjections": OPERATOR,
+    "CancelInjection": OPERATOR,
     "GetStateInfo": XEN,
     "ClearStateInfo": XEN,
     "SetInterruptMask": XEN,
+    "WatchInterrupts": XEN,
 }
 MAX_COUNT = 1_000_000
+MIN_INJECT_RATE = 0.001
+"""A paced injection's slowest rate (issue 12 item 4): one record per 1000 s."""
+DAY = 86_400 * (1 + 1e-9)
+"""The longest a paced injection may last (count / rate), with the pCPU's float slack."""
 
 
 def auth_refusal(method: str, credential: Credential) -> grpc.StatusCode | None:
@@ -270,6 +277,10 @@ class InjectCall:
             reasons.add("COUNT_OUT_OF_RANGE")
         if not valid_rate(self.rate):
             reasons.add("RATE_OUT_OF_RANGE")
+        elif 0 < self.rate < MIN_INJECT_RATE:
+            reasons.add("RATE_TOO_LOW")
+        elif self.rate > 0 and self.count <= MAX_COUNT and max(1, self.count) / self.rate > DAY:
+            reasons.add("INJECTION_TOO_LONG")
         if len(self.sections) > 8:
             reasons.add("TOO_MANY_SECTIONS")
         if not all(s.valid for s in self.sections):
@@ -290,8 +301,8 @@ inject_calls = st.builds(
 
 
 async def inject_error(bed: FuzzBed, drawn: InjectCall) -> None:
-    firmware = bed.flow.host.servers[drawn.pcpu].firmware
-    quiet = firmware.paced_injections == 0
+    # Every pCPU, not only the drawn one: the check below compares all of them.
+    quiet = all(s.firmware.paced_injections == 0 for s in bed.flow.host.servers.values())
     before = await describe_pcpus(bed)
     got = await answer(
         stub(bed, drawn.pcpu).InjectError(
@@ -405,7 +416,7 @@ class WatchCall:
 watch_calls = st.builds(
     WatchCall,
     pcpus,
-    credentials,
+    caller(XEN),
     st.sampled_from(["none", "read", "inject"]),
     st.sampled_from(RECORD_TYPES),
 )
@@ -434,10 +445,16 @@ async def watch_interrupts(bed: FuzzBed, drawn: WatchCall) -> None:
     call = stub(bed, drawn.pcpu).WatchInterrupts(
         sal_pb2.WatchInterruptsRequest(), metadata=drawn.credential.metadata(bed.flow.tokens)
     )
+    refusal = auth_refusal("WatchInterrupts", drawn.credential)
     try:
-        if drawn.action != "none":
+        if refusal is not None:  # refused before it subscribed (issue 12 item 3)
             async with asyncio.timeout(CALL_TIMEOUT):
-                await call.initial_metadata()  # subscribed: open to every caller
+                got = await answer(call.read())
+            assert got.code == refusal, got
+            assert firmware.line.subscribers == before
+        elif drawn.action != "none":
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await call.initial_metadata()  # subscribed
             assert not call.done()
             if drawn.action == "inject":
                 counters = firmware.store.state(drawn.record_type).counters
@@ -532,6 +549,75 @@ def test_fuzz_sal_describe_pcpu() -> None:
     with LoopBed(pcpus=len(PCPUS)) as loop:
         loop.run(seed(loop.bed, per_type=1))
         run_examples(loop, 40, st.tuples(pcpus, credentials, unknown_fields), describe_pcpu)
+
+
+# --- ListInjections / CancelInjection --------------------------------------------------
+
+
+async def start_slow_injections(bed: FuzzBed, per_pcpu: int = 3) -> None:
+    """A few paced injections on every pCPU that will not end during the test."""
+    for pcpu in bed.pcpus:
+        for _ in range(per_pcpu):
+            await stub(bed, pcpu).InjectError(
+                sal_pb2.InjectErrorRequest(
+                    type=record_pb2.RECORD_TYPE_CMC, count=2, rate_per_second=MIN_INJECT_RATE
+                ),
+                metadata=bed.flow.md(OPERATOR),
+            )
+
+
+async def list_and_cancel(bed: FuzzBed, drawn: tuple[int, int, Credential]) -> None:
+    """A running id is cancelled once (then gone from the list), 0 is INVALID_ARGUMENT,
+    any other id NOT_FOUND; both RPCs are the operator's."""
+    pcpu, injection_id, credential = drawn
+    metadata = credential.metadata(bed.flow.tokens)
+    listed = await answer(
+        stub(bed, pcpu).ListInjections(
+            sal_pb2.ListInjectionsRequest(), metadata=metadata, timeout=CALL_TIMEOUT
+        )
+    )
+    refusal = auth_refusal("ListInjections", credential)
+    if refusal is not None:
+        assert listed.code == refusal, listed
+    else:
+        assert listed.ok and listed.reply.pcpu == pcpu, listed
+    running = {
+        i.injection_id
+        for i in (
+            await stub(bed, pcpu).ListInjections(
+                sal_pb2.ListInjectionsRequest(), metadata=bed.flow.md(OPERATOR)
+            )
+        ).injections
+    }
+    got = await answer(
+        stub(bed, pcpu).CancelInjection(
+            sal_pb2.CancelInjectionRequest(injection_id=injection_id),
+            metadata=metadata,
+            timeout=CALL_TIMEOUT,
+        )
+    )
+    refusal = auth_refusal("CancelInjection", credential)
+    if refusal is not None:
+        assert got.code == refusal, got
+    elif injection_id == 0:
+        assert got.refused(INVALID_ARGUMENT, "INJECTION_ID_REQUIRED"), got
+    elif injection_id in running:
+        assert got.ok and got.reply.injection.injection_id == injection_id, got
+        done = got.reply.injection
+        assert done.created == done.stored + done.overflowed <= done.count
+    else:
+        assert got.refused(grpc.StatusCode.NOT_FOUND, "INJECTION_NOT_FOUND"), got
+    after = bed.flow.host.servers[pcpu].firmware.injections()
+    expected = running - {injection_id} if got.ok else running
+    assert {i.injection_id for i in after} == expected
+    await check_conservation(bed)
+
+
+def test_fuzz_sal_list_and_cancel_injections() -> None:
+    with LoopBed(pcpus=len(PCPUS)) as loop:
+        loop.run(start_slow_injections(loop.bed))
+        ids = mostly(st.integers(0, 4), record_ids)
+        run_examples(loop, 60, st.tuples(pcpus, ids, caller(OPERATOR)), list_and_cancel)
 
 
 # --- sections the layout cannot encode, and messages over the size limit ----------------
@@ -633,12 +719,19 @@ async def test_oversized_inject_is_refused_by_grpc_and_the_pcpu_lives_on() -> No
 
 
 async def test_paced_injections_are_bounded_even_at_absurd_rates() -> None:
-    """The slowest representable rate is accepted (one record now, the next never), up to
-    the limit of paced injections per pCPU; one more is RESOURCE_EXHAUSTED with an
-    ErrorInfo, and the pCPU answers throughout."""
+    """The slowest representable rate is refused (RATE_TOO_LOW) and creates nothing; the
+    slowest accepted one is bounded by the limit of paced injections per pCPU: one more
+    is RESOURCE_EXHAUSTED with an ErrorInfo, and the pCPU answers throughout."""
     async with fuzz_bed(pcpus=1) as bed:
-        request = sal_pb2.InjectErrorRequest(
+        absurd = sal_pb2.InjectErrorRequest(
             type=record_pb2.RECORD_TYPE_CPE, count=2, rate_per_second=5e-324
+        )
+        got = await answer(
+            stub(bed, 0).InjectError(absurd, metadata=bed.flow.md(OPERATOR), timeout=5)
+        )
+        assert got.refused(INVALID_ARGUMENT, "RATE_TOO_LOW"), got
+        request = sal_pb2.InjectErrorRequest(
+            type=record_pb2.RECORD_TYPE_CPE, count=2, rate_per_second=MIN_INJECT_RATE
         )
         for _ in range(MAX_PACED_INJECTIONS):
             got = await answer(

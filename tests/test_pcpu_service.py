@@ -369,7 +369,7 @@ async def test_paced_storm_follows_the_clock(make_pcpu: PcpuFactory) -> None:
 
 async def test_stop_cancels_a_paced_storm(make_pcpu: PcpuFactory) -> None:
     pcpu = await make_pcpu()
-    await pcpu.inject(1_000_000, rate_per_second=1.0)
+    await pcpu.inject(86_400, rate_per_second=1.0)  # a day: the longest allowed
     await _until_events(pcpu, "records_created", 1)
     await pcpu.server.stop(grace=None)
     assert pcpu.server.firmware.paced_injections == 0
@@ -409,6 +409,10 @@ BAD_INJECTIONS = [
     ({"type": CMC, "rate_per_second": math.nan}, "RATE_OUT_OF_RANGE"),
     ({"type": CMC, "rate_per_second": math.inf}, "RATE_OUT_OF_RANGE"),
     ({"type": CMC, "rate_per_second": 1e7}, "RATE_OUT_OF_RANGE"),
+    ({"type": CMC, "rate_per_second": 1e-300}, "RATE_TOO_LOW"),
+    ({"type": CMC, "rate_per_second": 0.000999}, "RATE_TOO_LOW"),
+    ({"type": CMC, "count": 86_401, "rate_per_second": 1.0}, "INJECTION_TOO_LONG"),
+    ({"type": CMC, "count": 1_000_000, "rate_per_second": 1.0}, "INJECTION_TOO_LONG"),
     ({"type": CMC, "sections": [_memory_section()] * 9}, "TOO_MANY_SECTIONS"),
     ({"type": CMC, "sections": [record_pb2.Section()]}, "INVALID_SECTION"),
     ({"type": CMC, "sections": [_memory_section(node=70_000)]}, "INVALID_SECTION"),

@@ -1,9 +1,18 @@
-"""`xenmca inject`: make one pCPU's hardware raise errors (SalService.InjectError)."""
+"""`xenmca inject`: make one pCPU's hardware raise errors, and list or cancel paced injections.
+
+``--type T [--count N] [--severity S] [--rate R]`` calls SalService.InjectError
+(with ``--rate``, the pCPU host paces the records itself and this prints the
+injection's id); ``--list [--json]`` calls ListInjections and ``--cancel ID``
+CancelInjection. All three act as the operator.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+from datetime import UTC
+from typing import Any
 
 from xenmca.testbed.cli_common import (
     add_tls_argument,
@@ -14,24 +23,67 @@ from xenmca.testbed.cli_common import (
     fail,
     record_type_arg,
     severity_arg,
+    type_label,
 )
+
+INJECTION_OPTIONS = ("type", "count", "severity", "rate")
+"""The options of a new injection, which --list and --cancel do not take."""
+
+
+def _injection_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an injection id: {text!r}") from None
+    if not 1 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"injection ids are 1 or more, got {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pcpu-addr", required=True, type=address_arg, metavar="HOST:PORT")
-    parser.add_argument("--type", required=True, type=record_type_arg, help="mca|init|cmc|cpe")
-    parser.add_argument("--count", type=int, default=1, help="records to create (default 1)")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument(
+        "--list", action="store_true", help="list the paced injections running on the pCPU"
+    )
+    action.add_argument(
+        "--cancel",
+        type=_injection_id,
+        metavar="ID",
+        help="stop the paced injection ID; prints how many records it had created",
+    )
+    parser.add_argument("--json", action="store_true", help="with --list: print JSON")
     parser.add_argument(
-        "--severity", type=severity_arg, default=3, help="recoverable|fatal|corrected"
+        "--type", type=record_type_arg, help="mca|init|cmc|cpe (required to inject)"
+    )
+    parser.add_argument("--count", type=int, help="records to create (default 1)")
+    parser.add_argument(
+        "--severity", type=severity_arg, help="recoverable|fatal|corrected (default corrected)"
     )
     parser.add_argument(
         "--rate",
         type=float,
-        default=0.0,
-        help="records per second, created by the pCPU host itself (default: all at once)",
+        help="records per second, created by the pCPU host itself (default: all at once); "
+        "it prints the injection's id for --cancel",
     )
     add_token_argument(parser)
     add_tls_argument(parser)
+
+
+def _check_options(args: argparse.Namespace) -> str:
+    """Which action the options ask for ("inject", "list" or "cancel"); exit 2 if they clash."""
+    action = "list" if args.list else "cancel" if args.cancel is not None else "inject"
+    if action != "inject":
+        given = [f"--{name}" for name in INJECTION_OPTIONS if getattr(args, name) is not None]
+        if given:
+            fail("inject", f"--{action} does not take {', '.join(given)}")
+    elif args.type is None:
+        fail("inject", "--type is required (or --list, or --cancel ID)")
+    if args.json and action != "list":
+        fail("inject", "--json goes with --list")
+    if action == "inject" and args.count is not None and args.count < 1:
+        fail("inject", f"--count must be at least 1 (got {args.count})")
+    return action
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,30 +94,105 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
     from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 
-    if args.count < 1:
-        fail("inject", f"--count must be at least 1 (got {args.count})")
+    action = _check_options(args)
     metadata, credentials = client_auth(args, OPERATOR, "inject")
 
-    async def inject() -> int:
-        async with open_channel(args.pcpu_addr, credentials) as channel:
-            stub = sal_grpc.SalServiceStub(channel)
-            try:
-                reply = await stub.InjectError(
-                    sal_pb2.InjectErrorRequest(
-                        type=args.type,
-                        severity=args.severity,
-                        count=args.count,
-                        rate_per_second=args.rate,
-                    ),
-                    timeout=60,
-                    metadata=metadata,
+    async def call(stub: sal_grpc.SalServiceStub) -> None:
+        if action == "list":
+            listed = await stub.ListInjections(
+                sal_pb2.ListInjectionsRequest(), timeout=60, metadata=metadata
+            )
+            injections = [injection_dict(i) for i in listed.injections]
+            print(json.dumps(injections, indent=2) if args.json else format_table(injections))
+        elif action == "cancel":
+            cancelled = await stub.CancelInjection(
+                sal_pb2.CancelInjectionRequest(injection_id=args.cancel),
+                timeout=60,
+                metadata=metadata,
+            )
+            done = cancelled.injection
+            print(
+                f"cancelled injection {done.injection_id}: created {done.created} of "
+                f"{done.count} (stored {done.stored}, overflowed {done.overflowed})"
+            )
+        else:
+            reply = await stub.InjectError(
+                sal_pb2.InjectErrorRequest(
+                    type=args.type,
+                    severity=3 if args.severity is None else args.severity,  # type: ignore[arg-type]
+                    count=1 if args.count is None else args.count,
+                    rate_per_second=args.rate or 0.0,
+                ),
+                timeout=60,
+                metadata=metadata,
+            )
+            if reply.injection_id:
+                print(
+                    f"accepted {reply.accepted}, paced at {args.rate:g}/s "
+                    f"as injection {reply.injection_id}"
                 )
+            else:
+                print(
+                    f"accepted {reply.accepted}, stored {reply.stored}, "
+                    f"overflowed {reply.overflowed}"
+                    + (
+                        f", ids {reply.first_record_id}-{reply.last_record_id}"
+                        if reply.stored
+                        else ""
+                    )
+                )
+
+    async def main() -> int:
+        async with open_channel(args.pcpu_addr, credentials) as channel:
+            try:
+                await call(sal_grpc.SalServiceStub(channel))
             except grpc.aio.AioRpcError as exc:
                 fail("inject", f"{args.pcpu_addr}: {describe_rpc_error(exc)}")
-        print(
-            f"accepted {reply.accepted}, stored {reply.stored}, overflowed {reply.overflowed}"
-            + (f", ids {reply.first_record_id}-{reply.last_record_id}" if reply.stored else "")
-        )
         return 0
 
-    return asyncio.run(inject())
+    return asyncio.run(main())
+
+
+def injection_dict(injection: Any) -> dict[str, Any]:
+    """One PacedInjection as plain JSON values (started_at in ISO 8601, UTC)."""
+    return {
+        "injection_id": injection.injection_id,
+        "type": type_label(injection.type),
+        "severity": _severity_label(injection.severity),
+        "count": injection.count,
+        "created": injection.created,
+        "stored": injection.stored,
+        "overflowed": injection.overflowed,
+        "rate_per_second": injection.rate_per_second,
+        "started_at": injection.started_at.ToDatetime(tzinfo=UTC).isoformat(),
+    }
+
+
+def format_table(injections: list[dict[str, Any]]) -> str:
+    """The injections as a plain text table (one line per injection)."""
+    if not injections:
+        return "no paced injections"
+    header = ("ID", "TYPE", "SEVERITY", "RATE/S", "CREATED", "COUNT", "STARTED")
+    rows = [header] + [
+        (
+            str(i["injection_id"]),
+            i["type"],
+            i["severity"],
+            f"{i['rate_per_second']:g}",
+            str(i["created"]),
+            str(i["count"]),
+            i["started_at"],
+        )
+        for i in injections
+    ]
+    widths = [max(len(row[c]) for row in rows) for c in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _severity_label(value: int) -> str:
+    from xenmca.record.v1 import record_pb2
+
+    return record_pb2.Severity.Name(value).removeprefix("SEVERITY_")  # type: ignore[arg-type]

@@ -21,6 +21,12 @@ from typing import Any
 
 import yaml
 
+from xenmca.pcpu.model import (
+    MAX_INJECTION_SECONDS,
+    MIN_INJECT_RATE,
+    paced_seconds,
+    paced_too_long,
+)
 from xenmca.testbed.fault_schedule import FaultSpecError, validate_fault
 from xenmca.testbed.scenario_model import (
     Burst,
@@ -33,6 +39,7 @@ from xenmca.testbed.scenario_model import (
     Storm,
     Stream,
     Throttle,
+    Vcpu0Move,
 )
 
 SCHEMA_PATH = Path(__file__).with_name("scenario_schema.json")
@@ -381,6 +388,7 @@ class _Builder:
             pcpus=self.pcpus,
             duration_s=self.duration,
             vcpu0_pcpu=vcpu0,
+            vcpu0_moves=self.vcpu0_moves(data.get("vcpu0_moves", [])),
             pcpus_per_host=int(data.get("pcpus_per_host", 64)),
             capacity=int(data.get("capacity", 256)),
             durable_pcpus=bool(data.get("durable_pcpus", True)),
@@ -401,6 +409,23 @@ class _Builder:
             salinfo_decode_delay_s=self.salinfo_decode_delay(dom0, policy),
             drain_idle_s=self.drain_idle(data.get("drain_idle_s"), throttle, poll_max),
         )
+
+    def vcpu0_moves(self, raw: Sequence[Mapping[str, Any]]) -> tuple[Vcpu0Move, ...]:
+        moves = []
+        for index, item in enumerate(raw):
+            at, pcpu = float(item["at_s"]), int(item["pcpu"])
+            if pcpu >= self.pcpus:
+                raise self.fail(
+                    ["vcpu0_moves", index, "pcpu"],
+                    f"pCPU {pcpu} does not exist (pcpus is {self.pcpus}: 0-{self.pcpus - 1})",
+                )
+            if at >= self.duration:
+                raise self.fail(
+                    ["vcpu0_moves", index, "at_s"],
+                    f"{_fmt(at)} s is not within the workload (duration_s {_fmt(self.duration)})",
+                )
+            moves.append(Vcpu0Move(at_s=at, pcpu=pcpu))
+        return tuple(sorted(moves, key=lambda m: m.at_s))
 
     def pcpu_set(self, path: list[str | int], value: Any) -> tuple[int, ...]:
         try:
@@ -467,7 +492,22 @@ class _Builder:
             duration_s=duration,
             severity=raw.get("severity", "corrected"),
         )
+        # The pCPU's own limits on a paced injection, so that no storm passes here
+        # and is refused at run time.
+        if storm.rate < MIN_INJECT_RATE:
+            raise self.fail(
+                [*path, "rate"],
+                f"{_fmt(storm.rate)} records/s is too slow for a paced injection; at least "
+                f"{_fmt(MIN_INJECT_RATE)} (use a burst for a few records)",
+            )
         count = storm_count(storm)
+        if paced_too_long(count, storm.rate):
+            raise self.fail(
+                [*path, "rate"],
+                f"{count:,} records at {_fmt(storm.rate)}/s take "
+                f"{paced_seconds(count, storm.rate):,.0f} s; one paced injection lasts at most "
+                f"{MAX_INJECTION_SECONDS:,.0f} s",
+            )
         if count > MAX_STORM_COUNT_PER_PCPU:
             raise self.fail(
                 [*path, "rate"],
@@ -626,6 +666,7 @@ class _Builder:
             fairness=fairness is not False,
             max_overtaken=bound,
             isolation=bool(raw.get("isolation", True)),
+            local_calls=bool(raw.get("local_calls", True)),
         )
 
     def broken_rule(self, rule: str | None) -> str | None:

@@ -3,9 +3,10 @@
 Enforced when the caller is identified by a client certificate (mutual TLS) or
 the host has a TokenBook (see xenmca.rpc.identity): InjectError is the
 operator's (the error workload), and the SAL procedures that read, clear or
-mask (GetStateInfo, ClearStateInfo, SetInterruptMask) are the coordinator's
-("xen"). GetStateInfoSize, WatchInterrupts and DescribePcpu are open. No valid
-credential is UNAUTHENTICATED; another identity is PERMISSION_DENIED.
+mask (GetStateInfo, ClearStateInfo, SetInterruptMask) and the interrupt line
+(WatchInterrupts: every subscriber costs the host a copy of every interrupt)
+are the coordinator's ("xen"). GetStateInfoSize and DescribePcpu are open. No
+valid credential is UNAUTHENTICATED; another identity is PERMISSION_DENIED.
 
 In plain SAL mode DescribePcpu (a testbed inspection RPC, not SAL) is refused to
 "xen" with FAILED_PRECONDITION: a coordinator that works with real SAL must not
@@ -23,9 +24,11 @@ from xenmca.rpc.identity import OPERATOR, XEN, TokenBook, authenticate, require_
 
 REQUIRED_IDENTITY: dict[str, str] = {
     "InjectError": OPERATOR,
+    **dict.fromkeys(("ListInjections", "CancelInjection"), OPERATOR),
     "GetStateInfo": XEN,
     "ClearStateInfo": XEN,
     "SetInterruptMask": XEN,
+    "WatchInterrupts": XEN,
 }
 
 

@@ -3,7 +3,13 @@
 The gRPC servicer validates and authorizes requests, then calls this; tests and
 in-process tools may call it directly. Events (one per InjectError batch, never
 one per record): records_created, overflow, record_cleared, mask_changed,
-injection_started, injection_finished.
+injection_started, injection_finished, injection_cancelled.
+
+A paced injection (rate_per_second > 0) runs in the background under an id
+(1, 2, ... per firmware object) that ListInjections shows and CancelInjection takes.
+Its injection_started is followed by exactly one injection_finished (all its
+records made, or the pCPU stopped or failed first) or injection_cancelled (by
+the operator); both come after its last records_created.
 
 ``sal_mode`` (SalMode) chooses which SAL procedures it offers: in plain mode CLEAR
 by record id is refused here; what plain-mode replies leave out is the servicer's
@@ -13,6 +19,8 @@ business. Record ids, events and the store are the same in both modes.
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
 import math
 import time
@@ -26,6 +34,7 @@ from xenmca.pcpu.model import (
     RECORD_TYPES,
     ClearOutcome,
     InjectOutcome,
+    PacedInjectionState,
     SalMode,
     TypeState,
     type_name,
@@ -54,6 +63,37 @@ class Injection:
     rate_per_second: float = 0.0
 
 
+@dataclass(slots=True, eq=False)
+class _PacedRun:
+    """One paced injection while it runs, and what it has made so far."""
+
+    injection_id: int
+    injection: Injection
+    started_wall_ns: int
+    task: asyncio.Task[None] | None = None
+    created: int = 0
+    stored: int = 0
+    overflowed: int = 0
+    in_batch: bool = False
+    """Creating a batch of records now (see PcpuFirmware._stop_run)."""
+    stopping: bool = False
+    cancelled: bool = False
+    """Stopped by cancel_paced (the operator), not because the pCPU stops."""
+
+    def state(self) -> PacedInjectionState:
+        return PacedInjectionState(
+            injection_id=self.injection_id,
+            record_type=self.injection.record_type,
+            severity=self.injection.severity,
+            count=self.injection.count,
+            rate_per_second=self.injection.rate_per_second,
+            started_wall_ns=self.started_wall_ns,
+            created=self.created,
+            stored=self.stored,
+            overflowed=self.overflowed,
+        )
+
+
 class PcpuFirmware:
     """The SAL firmware of one pCPU."""
 
@@ -72,6 +112,8 @@ class PcpuFirmware:
         self.events = events
         self.clock: Clock = clock or MonotonicClock()
         self._paced: set[asyncio.Task[None]] = set()
+        self._runs: dict[int, _PacedRun] = {}
+        self._injection_ids = itertools.count(1)
         self._closed = False
 
     # --- SAL procedures -------------------------------------------------------
@@ -131,8 +173,8 @@ class PcpuFirmware:
         """Create all of the injection's records now, in one store change."""
         return await self._create(injection, injection.count)
 
-    def start_paced(self, injection: Injection) -> None:
-        """Create the records in the background at injection.rate_per_second."""
+    def start_paced(self, injection: Injection) -> int:
+        """Create the records in the background at injection.rate_per_second; the run's id."""
         self._paced.difference_update({t for t in self._paced if t.done()})
         if self._closed:
             raise RequestError(
@@ -143,48 +185,112 @@ class PcpuFirmware:
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "TOO_MANY_PACED_INJECTIONS",
                 f"pCPU {self.pcpu} already runs {len(self._paced)} paced injections "
-                f"(at most {MAX_PACED_INJECTIONS})",
+                f"(at most {MAX_PACED_INJECTIONS}); cancel one (CancelInjection) or wait",
             )
-        task = asyncio.get_running_loop().create_task(self._run_paced(injection))
-        self._paced.add(task)
-        task.add_done_callback(self._paced.discard)
+        run = _PacedRun(next(self._injection_ids), injection, time.time_ns())
+        self._emit(
+            "injection_started",
+            injection_id=run.injection_id,
+            type=type_name(injection.record_type),
+            count=injection.count,
+            rate=injection.rate_per_second,
+        )
+        # The end event comes from the done callback: it is emitted even for a task
+        # cancelled before its first step.
+        run.task = asyncio.get_running_loop().create_task(self._run_paced(run))
+        run.task.add_done_callback(functools.partial(self._paced_ended, run))
+        self._paced.add(run.task)
+        self._runs[run.injection_id] = run
+        return run.injection_id
 
     @property
     def paced_injections(self) -> int:
         """Paced injections still running."""
         return sum(1 for t in self._paced if not t.done())
 
+    def injections(self) -> list[PacedInjectionState]:
+        """The paced injections running now (not those being cancelled), oldest first."""
+        return [r.state() for r in self._runs.values() if not r.cancelled]
+
+    async def cancel_paced(self, injection_id: int) -> PacedInjectionState:
+        """Stop a paced injection; returns once it makes no more records, with what it made.
+
+        An id that is not running (never was, finished, or already cancelled) is
+        NOT_FOUND.
+        """
+        run = self._runs.get(injection_id)
+        if run is None or run.cancelled or run.task is None or run.task.done():
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND,
+                "INJECTION_NOT_FOUND",
+                f"pCPU {self.pcpu} runs no paced injection {injection_id} "
+                "(finished, cancelled, or never started; ListInjections shows those running)",
+                {"injection_id": str(injection_id)},
+            )
+        run.cancelled = True
+        self._stop_run(run)
+        await asyncio.wait({run.task})
+        return run.state()
+
     async def wait_paced(self) -> None:
         """Wait until every paced injection has finished (or was cancelled)."""
         while self._paced:
             await asyncio.gather(*self._paced, return_exceptions=True)
 
-    async def _run_paced(self, injection: Injection) -> None:
-        rate, count = injection.rate_per_second, injection.count
+    async def _run_paced(self, run: _PacedRun) -> None:
+        rate, count = run.injection.rate_per_second, run.injection.count
         start = self.clock.now()
-        done = 0
-        self._emit(
-            "injection_started", type=type_name(injection.record_type), count=count, rate=rate
-        )
         try:
-            while done < count:
+            while run.created < count and not run.stopping:
                 due = min(count, math.floor(rate * (self.clock.now() - start) + 1e-6) + 1)
-                if due > done:
-                    await self._create(injection, due - done)
-                    done = due
-                if done < count:
-                    wait = start + done / rate - self.clock.now()
+                if due > run.created:
+                    run.in_batch = True
+                    try:
+                        outcome = await self._create(run.injection, due - run.created)
+                    finally:
+                        run.in_batch = False
+                    run.created += outcome.count
+                    run.stored += outcome.stored
+                    run.overflowed += outcome.overflowed
+                if run.created < count and not run.stopping:
+                    wait = start + run.created / rate - self.clock.now()
                     await self.clock.sleep(max(PACE_TICK, wait))
         except Exception:
-            log.exception("pCPU %d: paced injection failed after %d records", self.pcpu, done)
-        finally:
-            self._emit(
-                "injection_finished",
-                type=type_name(injection.record_type),
-                count=count,
-                created=done,
-                complete=done == count,
+            log.exception(
+                "pCPU %d: paced injection %d failed after %d records",
+                self.pcpu,
+                run.injection_id,
+                run.created,
             )
+
+    @staticmethod
+    def _stop_run(run: _PacedRun) -> None:
+        """End a run at its next pause, never inside a batch.
+
+        A batch whose store commit has begun completes (a durable store does not
+        undo it), so it must also raise its interrupts, emit its event and be
+        counted: the run sees ``stopping`` after it. A run between batches is
+        cancelled at once.
+        """
+        run.stopping = True
+        if run.task is not None and not run.in_batch:
+            run.task.cancel()
+
+    def _paced_ended(self, run: _PacedRun, task: asyncio.Task[None]) -> None:
+        self._paced.discard(task)
+        self._runs.pop(run.injection_id, None)
+        kind = "injection_cancelled" if run.cancelled else "injection_finished"
+        fields: dict[str, object] = {
+            "injection_id": run.injection_id,
+            "type": type_name(run.injection.record_type),
+            "count": run.injection.count,
+            "created": run.created,
+            "stored": run.stored,
+            "overflowed": run.overflowed,
+        }
+        if not run.cancelled:
+            fields["complete"] = run.created == run.injection.count
+        self._emit(kind, **fields)
 
     async def _create(self, injection: Injection, count: int) -> InjectOutcome:
         make_raw = records.raw_factory(
@@ -220,8 +326,8 @@ class PcpuFirmware:
     def stop_inputs(self) -> None:
         """Cancel paced injections and end every interrupt stream (first step of a stop)."""
         self._closed = True
-        for task in self._paced:
-            task.cancel()
+        for run in self._runs.values():
+            self._stop_run(run)
         self.line.close()
 
     async def close(self) -> None:

@@ -36,6 +36,15 @@ MAX_INJECT_COUNT = 1_000_000
 """Most records one InjectError may create."""
 MAX_INJECT_RATE = 1_000_000.0
 """Highest rate_per_second a paced InjectError may ask for."""
+MIN_INJECT_RATE = 0.001
+"""Lowest rate_per_second a paced InjectError may ask for: one record per 1000 s.
+
+Slower "storms" would hold one of the pCPU's MAX_PACED_INJECTIONS slots for ever
+(1e-300/s) without making a storm; a few records are a burst, not a rate.
+"""
+MAX_INJECTION_SECONDS = 86_400.0
+"""Longest a paced InjectError may run (count / rate_per_second): a day, the longest
+scenario (its duration_s), so that every slot comes free in bounded time."""
 MAX_PENDING_IDS_LIMIT = 100_000
 """Most pending record ids per type that one DescribePcpu may ask for."""
 
@@ -52,6 +61,20 @@ class SalMode(StrEnum):
 
     EXTENDED = "extended"
     PLAIN = "plain"
+
+
+def paced_seconds(count: int, rate_per_second: float) -> float:
+    """How long a paced injection of count records at rate_per_second lasts: count / rate."""
+    return count / rate_per_second
+
+
+def paced_too_long(count: int, rate_per_second: float) -> bool:
+    """Whether such an injection would run longer than MAX_INJECTION_SECONDS.
+
+    A relative slack of 1e-9 lets a storm of exactly a day pass whatever the float
+    rounding of rate * seconds and count / rate.
+    """
+    return paced_seconds(count, rate_per_second) > MAX_INJECTION_SECONDS * (1 + 1e-9)
 
 
 def type_name(record_type: int) -> str:
@@ -112,6 +135,24 @@ class InjectOutcome:
     """Ids of the stored records that raise an interrupt (line unmasked at creation)."""
     flagged_record_id: int
     """The pending record that got the overflow flag in this batch (0 when none did)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PacedInjectionState:
+    """A snapshot of one paced injection (ListInjections' PacedInjection).
+
+    created = stored + overflowed: records made so far, of count.
+    """
+
+    injection_id: int
+    record_type: int
+    severity: int
+    count: int
+    rate_per_second: float
+    started_wall_ns: int
+    created: int
+    stored: int
+    overflowed: int
 
 
 @dataclass(frozen=True, slots=True)

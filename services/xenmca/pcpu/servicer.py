@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -23,9 +23,10 @@ from xenmca.pcpu import records, validation
 from xenmca.pcpu.auth import authorize, refuse_extension_to_xen
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.interrupts import SubscriptionLagged
-from xenmca.pcpu.model import SAL_NO_INFORMATION, SAL_OK, SalMode
+from xenmca.pcpu.model import SAL_NO_INFORMATION, SAL_OK, PacedInjectionState, SalMode
 from xenmca.rpc.errors import RequestError, abort
 from xenmca.rpc.identity import TokenBook
+from xenmca.rpc.stream_writer import write_stream
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 
@@ -122,8 +123,8 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
     ) -> sal_pb2.InjectErrorResponse:
         injection = validation.injection(request)
         if injection.rate_per_second > 0:
-            self.firmware.start_paced(injection)
-            return sal_pb2.InjectErrorResponse(accepted=injection.count)
+            injection_id = self.firmware.start_paced(injection)
+            return sal_pb2.InjectErrorResponse(accepted=injection.count, injection_id=injection_id)
         outcome = await self.firmware.inject(injection)
         return sal_pb2.InjectErrorResponse(
             accepted=injection.count,
@@ -134,17 +135,36 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
         )
 
     @_refusals
+    async def ListInjections(
+        self, request: sal_pb2.ListInjectionsRequest, context: grpc.aio.ServicerContext
+    ) -> sal_pb2.ListInjectionsResponse:
+        return sal_pb2.ListInjectionsResponse(
+            pcpu=self.firmware.pcpu,
+            injections=[_paced_injection(state) for state in self.firmware.injections()],
+        )
+
+    @_refusals
+    async def CancelInjection(
+        self, request: sal_pb2.CancelInjectionRequest, context: grpc.aio.ServicerContext
+    ) -> sal_pb2.CancelInjectionResponse:
+        injection_id = validation.injection_id(request.injection_id)
+        state = await self.firmware.cancel_paced(injection_id)
+        return sal_pb2.CancelInjectionResponse(injection=_paced_injection(state))
+
+    @_refusals
     async def WatchInterrupts(
         self, request: sal_pb2.WatchInterruptsRequest, context: grpc.aio.ServicerContext
     ) -> None:
-        """Stream interrupts until the caller leaves or the pCPU stops.
+        """Stream interrupts until the caller leaves or the pCPU stops (the coordinator's).
 
         Initial metadata is sent once the subscription is registered: a caller that
-        awaits ``call.initial_metadata()`` knows every later record reaches it.
+        awaits ``call.initial_metadata()`` knows every later record reaches it. A
+        caller more than the line's max_backlog interrupts behind is cut off with
+        RESOURCE_EXHAUSTED / SUBSCRIBER_LAGGING.
         """
         subscription = self.firmware.line.subscribe()
-        try:
-            await context.send_initial_metadata(())
+
+        async def messages() -> AsyncIterator[sal_pb2.WatchInterruptsResponse]:
             async for interrupt in subscription:
                 response = sal_pb2.WatchInterruptsResponse(
                     pcpu=interrupt.pcpu,
@@ -152,13 +172,23 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
                     record_id=interrupt.record_id,
                 )
                 response.raised_at.FromNanoseconds(interrupt.raised_wall_ns)
-                await context.write(response)
-        except SubscriptionLagged as exc:
-            raise RequestError(
+                yield response
+
+        def lagging() -> RequestError:
+            return RequestError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "SUBSCRIBER_LAGGING",
-                f"pCPU {self.firmware.pcpu}: {exc}; resubscribe and read the pending records",
-            ) from None
+                f"pCPU {self.firmware.pcpu}: {subscription.lagged_error()}; resubscribe and "
+                "read the pending records",
+                {"max_backlog": str(self.firmware.line.max_backlog)},
+            )
+
+        try:
+            await context.send_initial_metadata(())
+            # Cut off at once when lagging, even while a write waits for a reader that stopped.
+            await write_stream(context, messages(), subscription.cut_off, lagging)
+        except SubscriptionLagged:
+            raise lagging() from None
         finally:
             subscription.close()
 
@@ -204,6 +234,21 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
                 pending_record_ids=state.pending_record_ids,
             )
         return response
+
+
+def _paced_injection(state: PacedInjectionState) -> sal_pb2.PacedInjection:
+    message = sal_pb2.PacedInjection(
+        injection_id=state.injection_id,
+        type=state.record_type,  # type: ignore[arg-type]
+        severity=state.severity,  # type: ignore[arg-type]
+        count=state.count,
+        created=state.created,
+        stored=state.stored,
+        overflowed=state.overflowed,
+        rate_per_second=state.rate_per_second,
+    )
+    message.started_at.FromNanoseconds(state.started_wall_ns)
+    return message
 
 
 def add_to_server(servicer: SalServicer, server: grpc.aio.Server) -> None:

@@ -14,9 +14,13 @@ from xenmca.pcpu.firmware import Injection
 from xenmca.pcpu.model import (
     MAX_INJECT_COUNT,
     MAX_INJECT_RATE,
+    MAX_INJECTION_SECONDS,
     MAX_PENDING_IDS_LIMIT,
+    MIN_INJECT_RATE,
     RECORD_TYPES,
     SEVERITIES,
+    paced_seconds,
+    paced_too_long,
 )
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.errors import invalid_argument
@@ -62,13 +66,52 @@ def count(value: int) -> int:
 
 
 def rate(value: float) -> float:
-    """Records per second of a paced injection: 0 (not paced) or a finite rate up to the max."""
+    """Records per second of a paced injection: 0 (not paced), else MIN_ to MAX_INJECT_RATE."""
     if math.isnan(value) or math.isinf(value) or value < 0 or value > MAX_INJECT_RATE:
         raise invalid_argument(
             "RATE_OUT_OF_RANGE",
             f"rate_per_second must be 0 or a finite rate up to {MAX_INJECT_RATE:g}, got {value}",
             field="rate_per_second",
             value=repr(value),
+        )
+    if 0 < value < MIN_INJECT_RATE:
+        raise invalid_argument(
+            "RATE_TOO_LOW",
+            f"rate_per_second must be 0 (all at once) or at least {MIN_INJECT_RATE:g} "
+            f"(one record per {1 / MIN_INJECT_RATE:g} s), got {value:g}",
+            field="rate_per_second",
+            value=repr(value),
+            min_rate_per_second=repr(MIN_INJECT_RATE),
+        )
+    return value
+
+
+def paced_duration(how_many: int, per_second: float) -> None:
+    """A paced injection must end within MAX_INJECTION_SECONDS (count / rate_per_second)."""
+    if per_second > 0 and paced_too_long(how_many, per_second):
+        seconds = paced_seconds(how_many, per_second)
+        raise invalid_argument(
+            "INJECTION_TOO_LONG",
+            f"{how_many} records at {per_second:g}/s take {seconds:,.0f} s; a paced injection "
+            f"may last at most {MAX_INJECTION_SECONDS:,.0f} s (count / rate_per_second): "
+            f"ask for at most {math.floor(per_second * MAX_INJECTION_SECONDS):,} records "
+            "or a higher rate",
+            field="count",
+            value=str(how_many),
+            rate_per_second=repr(per_second),
+            duration_s=f"{seconds:g}",
+            max_duration_s=f"{MAX_INJECTION_SECONDS:g}",
+        )
+
+
+def injection_id(value: int) -> int:
+    """A CancelInjection's id: ids start at 1."""
+    if value == 0:
+        raise invalid_argument(
+            "INJECTION_ID_REQUIRED",
+            "injection_id is required (InjectError's reply and ListInjections give it)",
+            field="injection_id",
+            value="0",
         )
     return value
 
@@ -91,6 +134,7 @@ def injection(request: sal_service_pb2.InjectErrorRequest) -> Injection:
     level = severity(request.severity)
     how_many = count(request.count)
     per_second = rate(request.rate_per_second)
+    paced_duration(how_many, per_second)
     sections: records.Sections | None = None
     if len(request.sections) > records.MAX_SECTIONS:
         raise invalid_argument(

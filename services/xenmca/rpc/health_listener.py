@@ -5,7 +5,8 @@ image's HEALTHCHECK (both plaintext) cannot reach its health service. A
 component started with ``--health-listen HOST:PORT`` also serves the standard
 health service there, and nothing else (no reflection, no xenmca service):
 ``""`` answers SERVING once the component's servers are serving, NOT_SERVING
-while it stops.
+while it stops. Like every xenmca server it admits a few Watch streams at once
+(xenmca.rpc.stream_limit) and refuses undecodable requests with INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import argparse
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from xenmca.rpc.malformed import MalformedRequestInterceptor
 from xenmca.rpc.server import split_host_port
+from xenmca.rpc.stream_limit import StreamLimitInterceptor
 
 FLAG = "--health-listen"
 
@@ -43,7 +46,11 @@ class HealthListener:
 
     def __init__(self, address: str) -> None:
         host, _ = split_host_port(address)
-        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self.streams = StreamLimitInterceptor()
+        self.server = grpc.aio.server(
+            interceptors=[self.streams, MalformedRequestInterceptor()],
+            options=[("grpc.so_reuseport", 0)],
+        )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = self.server.add_insecure_port(address)

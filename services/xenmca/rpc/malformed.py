@@ -4,12 +4,21 @@ gRPC decodes a request before any servicer code runs and answers a decoding
 failure itself, with no google.rpc.Status. This interceptor swaps in a
 decoder that never raises and refuses the marked request the way every other
 bad request is refused.
+
+A method with a request stream (reflection's ServerReflectionInfo, for one)
+decodes each message while its handler reads the stream, so a bad message would
+end the handler with an exception: UNKNOWN and a traceback in the log. Its
+decoder raises UndecodableRequest instead, which the wrapped handler turns into
+the same refusal (after any replies it already sent). A handler that catches
+every exception while reading its requests would hide it; no xenmca or library
+handler does.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from typing import Any
 
 import grpc
@@ -18,9 +27,17 @@ from xenmca.rpc import errors
 
 
 class _Malformed:
-    """Stands for a request whose bytes did not decode."""
+    """Stands for a unary request whose bytes did not decode."""
 
     def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class UndecodableRequest(Exception):
+    """A message of a request stream did not decode (raised by the stream's decoder)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the request bytes do not decode ({reason})")
         self.reason = reason
 
 
@@ -37,13 +54,26 @@ def _lenient(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | 
     return parse
 
 
-def _refusal(request: _Malformed) -> errors.RequestError:
+def _raising(decode: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if decode is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception as exc:
+            raise UndecodableRequest(type(exc).__name__) from None
+
+    return parse
+
+
+def _refusal(reason: str) -> errors.RequestError:
     return errors.invalid_argument(
-        "MALFORMED_REQUEST", f"the request bytes do not decode ({request.reason})"
+        "MALFORMED_REQUEST", f"the request bytes do not decode ({reason})"
     )
 
 
-def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _unary_request(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     """handler with a lenient decoder, refusing the requests that did not decode."""
     parse = _lenient(handler.request_deserializer)
     if handler.response_streaming:
@@ -53,7 +83,7 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
             async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
                 if isinstance(request, _Malformed):
-                    await errors.abort(context, _refusal(request))
+                    await errors.abort(context, _refusal(request.reason))
                 async for reply in inner_stream(request, context):
                     yield reply
 
@@ -62,7 +92,7 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
             async def writer(request: Any, context: grpc.aio.ServicerContext) -> Any:
                 if isinstance(request, _Malformed):
-                    await errors.abort(context, _refusal(request))
+                    await errors.abort(context, _refusal(request.reason))
                 return await inner_stream(request, context)
 
             behaviour = writer
@@ -75,7 +105,7 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
 
     async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, _Malformed):
-            await errors.abort(context, _refusal(request))
+            await errors.abort(context, _refusal(request.reason))
         return await inner(request, context)
 
     return grpc.unary_unary_rpc_method_handler(
@@ -83,8 +113,41 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     )
 
 
+def _request_stream(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """handler with a decoder that raises UndecodableRequest, refused as MALFORMED_REQUEST."""
+    parse = _raising(handler.request_deserializer)
+    if handler.response_streaming:
+        inner, make = handler.stream_stream, grpc.stream_stream_rpc_method_handler
+    else:
+        inner, make = handler.stream_unary, grpc.stream_unary_rpc_method_handler
+    behaviour: Any
+    if inspect.isasyncgenfunction(inner):
+
+        async def stream(requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            try:
+                async with aclosing(inner(requests, context)) as replies:
+                    async for reply in replies:
+                        yield reply
+            except UndecodableRequest as exc:
+                await errors.abort(context, _refusal(exc.reason))
+
+        behaviour = stream
+    else:
+
+        async def call(requests: Any, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                return await inner(requests, context)
+            except UndecodableRequest as exc:
+                await errors.abort(context, _refusal(exc.reason))
+
+        behaviour = call
+    return make(  # type: ignore[operator]
+        behaviour, request_deserializer=parse, response_serializer=handler.response_serializer
+    )
+
+
 class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses undecodable unary requests with INVALID_ARGUMENT / MALFORMED_REQUEST.
+    """Refuses undecodable requests with INVALID_ARGUMENT / MALFORMED_REQUEST.
 
     A server's handlers do not change once it serves, so each is wrapped once, on
     its first call, not on every call.
@@ -99,9 +162,10 @@ class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming:
+        if handler is None:
             return handler
         wrapped = self._wrapped.get(handler)
         if wrapped is None:
-            wrapped = self._wrapped[handler] = _refusing(handler)
+            refusing = _request_stream if handler.request_streaming else _unary_request
+            wrapped = self._wrapped[handler] = refusing(handler)
         return wrapped

@@ -14,6 +14,7 @@ from xenmca.rpc.events import EventLog
 from xenmca.rpc.faults import FaultInjector, FaultInterceptor
 from xenmca.rpc.identity import TokenBook
 from xenmca.rpc.malformed import MalformedRequestInterceptor
+from xenmca.rpc.stream_limit import DEFAULT_MAX_STREAMS, StreamLimitInterceptor
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest request or reply any xenmca server accepts; SAL records are a few KiB."""
@@ -56,6 +57,7 @@ class BuiltServer:
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
     faults: FaultInjector | None = None
+    streams: StreamLimitInterceptor | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -96,6 +98,7 @@ def build_server(
     pcpu: int | None = None,
     tokens: TokenBook | None = None,
     events: EventLog | None = None,
+    max_streams: int = DEFAULT_MAX_STREAMS,
 ) -> BuiltServer:
     """Create an aio server on address (port 0 picks a free port) with health and reflection.
 
@@ -108,12 +111,15 @@ def build_server(
     serves FaultService over it, operator-only when callers are identified
     (``tokens`` given, or mutual TLS); fired faults are reported on ``events``.
     With ``credentials`` (``xenmca.rpc.tls.server_credentials``) the server
-    listens with TLS only.
+    listens with TLS only. Each streaming method (its own, health Watch,
+    reflection) admits at most ``max_streams`` open calls (``built.streams``; see
+    xenmca.rpc.stream_limit).
     """
     split_host_port(address)
     bindings = list(services)
+    streams = StreamLimitInterceptor(max_streams)
     # Innermost: undecodable requests get INVALID_ARGUMENT with an ErrorInfo.
-    all_interceptors = [*interceptors, MalformedRequestInterceptor()]
+    all_interceptors = [streams, *interceptors, MalformedRequestInterceptor()]
     if faults is not None:
         all_interceptors.insert(0, FaultInterceptor(faults, pcpu, events))
         servicer = fault_service.FaultServicer(faults, tokens, events)
@@ -160,5 +166,10 @@ def build_server(
     if faults is not None:
         faults.serve(pcpu, names)
     return BuiltServer(
-        server=server, port=port, health=health_servicer, service_names=names, faults=faults
+        server=server,
+        port=port,
+        health=health_servicer,
+        service_names=names,
+        faults=faults,
+        streams=streams,
     )

@@ -1,30 +1,83 @@
-"""One attached dom0: the outbox of virtual interrupts its AttachDom0 stream sends."""
+"""One attached dom0: the bounded outbox of virtual interrupts its AttachDom0 stream sends.
+
+Delivery keeps few virtual interrupts outstanding (one in flight per type, plus
+the watchdog's re-injections), and gRPC's own buffers take what dom0 has not read
+yet; the outbox only grows when those are full, that is when dom0 stopped
+reading. Beyond ``max_outbox`` the session ends as lagging rather than growing:
+the stream is cut off with RESOURCE_EXHAUSTED at once (``cut_off``, even while a
+write waits for dom0), and detaching gives the entries dom0 held back to the
+queues for the next dom0 that attaches.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+
+DEFAULT_MAX_OUTBOX = 256
+"""Virtual interrupts waiting to be sent to one dom0 before it is cut off."""
 
 
 class Dom0Session:
     """dom0 vCPU0's virtual interrupt line while one dom0 is attached."""
 
-    def __init__(self, instance: str) -> None:
+    def __init__(self, instance: str, max_outbox: int = DEFAULT_MAX_OUTBOX) -> None:
         self.instance = instance
-        self._outbox: asyncio.Queue[hv_pb2.AttachDom0Response | None] = asyncio.Queue()
+        self.max_outbox = max_outbox
+        self._outbox: deque[hv_pb2.AttachDom0Response] = deque()
+        self._waiter: asyncio.Future[None] | None = None
         self.closed = False
+        self.lagging = False
+        """Set when the session ended because dom0 left max_outbox interrupts unread."""
+        self.cut_off = asyncio.Event()
+        """Set with lagging, for a stream writer blocked on a dom0 that does not read."""
+
+    @property
+    def waiting(self) -> int:
+        """Virtual interrupts injected and not yet handed to the stream."""
+        return len(self._outbox)
 
     def inject(self, interrupt: hv_pb2.AttachDom0Response) -> None:
-        if not self.closed:
-            self._outbox.put_nowait(interrupt)
+        if self.closed:
+            return
+        if len(self._outbox) >= self.max_outbox:
+            self.lagging = True
+            self._outbox.clear()
+            self.cut_off.set()
+            self.close()
+            return
+        self._outbox.append(interrupt)
+        self._wake()
 
     def close(self) -> None:
-        """End the stream (a newer dom0 took over, or the coordinator stops)."""
-        if not self.closed:
-            self.closed = True
-            self._outbox.put_nowait(None)
+        """End the stream (a newer dom0 took over, the coordinator stops, or dom0 lags)."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def interrupts(self) -> AsyncIterator[hv_pb2.AttachDom0Response]:
+        """Every virtual interrupt to send, until the session is over."""
+        while (interrupt := await self.next_interrupt()) is not None:
+            yield interrupt
 
     async def next_interrupt(self) -> hv_pb2.AttachDom0Response | None:
-        """The next virtual interrupt to send, or None when the session is over."""
-        return await self._outbox.get()
+        """The next virtual interrupt to send, or None when the session is over.
+
+        What was injected before a close is still sent (a dom0 replaced by another
+        gets its last interrupts), except after a lagging close, which drops them.
+        """
+        while not self._outbox:
+            if self.closed:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._outbox.popleft()

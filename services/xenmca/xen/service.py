@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import grpc
 
@@ -22,6 +21,7 @@ from xenmca.rpc.identity import (
     unauthenticated,
 )
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
+from xenmca.rpc.stream_writer import write_stream
 from xenmca.xen.coordinator import SAL_NO_INFORMATION, Coordinator, type_name
 from xenmca.xen.describe import describe
 
@@ -95,15 +95,23 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
 
     async def AttachDom0(
         self, request: hv_pb2.AttachDom0Request, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[hv_pb2.AttachDom0Response]:
+    ) -> None:
         await self._require(context, "AttachDom0", DOM0)
         session = await self.coordinator.attach(request.instance or context.peer())
+
+        def lagging() -> errors.RequestError:
+            return errors.RequestError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "SUBSCRIBER_LAGGING",
+                f"dom0 left more than {session.max_outbox} virtual interrupts unread; "
+                "attach again (the entries it held are delivered again)",
+                {"max_outbox": str(session.max_outbox)},
+            )
+
         try:
-            while True:
-                interrupt = await session.next_interrupt()
-                if interrupt is None:
-                    return
-                yield interrupt
+            await context.send_initial_metadata(())  # write_stream needs it sent: attached
+            # Cut off at once when lagging, even while a write waits for a dom0 that stopped.
+            await write_stream(context, session.interrupts(), session.cut_off, lagging)
         finally:
             await self.coordinator.detach(session)
 

@@ -83,18 +83,66 @@ class InjectErrorRequest(_message.Message):
     def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., severity: _Optional[_Union[_record_pb2.Severity, str]] = ..., sections: _Optional[_Iterable[_Union[_record_pb2.Section, _Mapping]]] = ..., count: _Optional[int] = ..., rate_per_second: _Optional[float] = ...) -> None: ...
 
 class InjectErrorResponse(_message.Message):
-    __slots__ = ("accepted", "stored", "overflowed", "first_record_id", "last_record_id")
+    __slots__ = ("accepted", "stored", "overflowed", "first_record_id", "last_record_id", "injection_id")
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     STORED_FIELD_NUMBER: _ClassVar[int]
     OVERFLOWED_FIELD_NUMBER: _ClassVar[int]
     FIRST_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
+    INJECTION_ID_FIELD_NUMBER: _ClassVar[int]
     accepted: int
     stored: int
     overflowed: int
     first_record_id: int
     last_record_id: int
-    def __init__(self, accepted: _Optional[int] = ..., stored: _Optional[int] = ..., overflowed: _Optional[int] = ..., first_record_id: _Optional[int] = ..., last_record_id: _Optional[int] = ...) -> None: ...
+    injection_id: int
+    def __init__(self, accepted: _Optional[int] = ..., stored: _Optional[int] = ..., overflowed: _Optional[int] = ..., first_record_id: _Optional[int] = ..., last_record_id: _Optional[int] = ..., injection_id: _Optional[int] = ...) -> None: ...
+
+class ListInjectionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListInjectionsResponse(_message.Message):
+    __slots__ = ("pcpu", "injections")
+    PCPU_FIELD_NUMBER: _ClassVar[int]
+    INJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    pcpu: int
+    injections: _containers.RepeatedCompositeFieldContainer[PacedInjection]
+    def __init__(self, pcpu: _Optional[int] = ..., injections: _Optional[_Iterable[_Union[PacedInjection, _Mapping]]] = ...) -> None: ...
+
+class PacedInjection(_message.Message):
+    __slots__ = ("injection_id", "type", "severity", "count", "created", "stored", "overflowed", "rate_per_second", "started_at")
+    INJECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    OVERFLOWED_FIELD_NUMBER: _ClassVar[int]
+    RATE_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    injection_id: int
+    type: _record_pb2.RecordType
+    severity: _record_pb2.Severity
+    count: int
+    created: int
+    stored: int
+    overflowed: int
+    rate_per_second: float
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, injection_id: _Optional[int] = ..., type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., severity: _Optional[_Union[_record_pb2.Severity, str]] = ..., count: _Optional[int] = ..., created: _Optional[int] = ..., stored: _Optional[int] = ..., overflowed: _Optional[int] = ..., rate_per_second: _Optional[float] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CancelInjectionRequest(_message.Message):
+    __slots__ = ("injection_id",)
+    INJECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    injection_id: int
+    def __init__(self, injection_id: _Optional[int] = ...) -> None: ...
+
+class CancelInjectionResponse(_message.Message):
+    __slots__ = ("injection",)
+    INJECTION_FIELD_NUMBER: _ClassVar[int]
+    injection: PacedInjection
+    def __init__(self, injection: _Optional[_Union[PacedInjection, _Mapping]] = ...) -> None: ...
 
 class WatchInterruptsRequest(_message.Message):
     __slots__ = ()

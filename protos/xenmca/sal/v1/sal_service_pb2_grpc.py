@@ -55,6 +55,16 @@ class SalServiceStub:
                 request_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.InjectErrorRequest.SerializeToString,
                 response_deserializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.InjectErrorResponse.FromString,
                 _registered_method=True)
+        self.ListInjections = channel.unary_unary(
+                '/xenmca.sal.v1.SalService/ListInjections',
+                request_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.ListInjectionsRequest.SerializeToString,
+                response_deserializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.ListInjectionsResponse.FromString,
+                _registered_method=True)
+        self.CancelInjection = channel.unary_unary(
+                '/xenmca.sal.v1.SalService/CancelInjection',
+                request_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.CancelInjectionRequest.SerializeToString,
+                response_deserializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.CancelInjectionResponse.FromString,
+                _registered_method=True)
         self.WatchInterrupts = channel.unary_stream(
                 '/xenmca.sal.v1.SalService/WatchInterrupts',
                 request_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.WatchInterruptsRequest.SerializeToString,
@@ -108,6 +118,24 @@ class SalServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListInjections(self, request, context):
+        """The paced injections (InjectError with rate_per_second > 0) running now on
+        this pCPU, with their progress. Operator only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelInjection(self, request, context):
+        """Stops one paced injection: it creates no more records once this returns.
+        Records already created stay. Frees its slot (at most 64 paced injections
+        run at once per pCPU). An id not running now (finished, already cancelled,
+        or never started) is NOT_FOUND (INJECTION_NOT_FOUND). Operator only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchInterrupts(self, request, context):
         """The interrupt lines: one message per new record of an unmasked type.
         """
@@ -155,6 +183,16 @@ def add_SalServiceServicer_to_server(servicer, server):
                     servicer.InjectError,
                     request_deserializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.InjectErrorRequest.FromString,
                     response_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.InjectErrorResponse.SerializeToString,
+            ),
+            'ListInjections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInjections,
+                    request_deserializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.ListInjectionsRequest.FromString,
+                    response_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.ListInjectionsResponse.SerializeToString,
+            ),
+            'CancelInjection': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelInjection,
+                    request_deserializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.CancelInjectionRequest.FromString,
+                    response_serializer=xenmca_dot_sal_dot_v1_dot_sal__service__pb2.CancelInjectionResponse.SerializeToString,
             ),
             'WatchInterrupts': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInterrupts,
@@ -281,6 +319,60 @@ class SalService:
             '/xenmca.sal.v1.SalService/InjectError',
             xenmca_dot_sal_dot_v1_dot_sal__service__pb2.InjectErrorRequest.SerializeToString,
             xenmca_dot_sal_dot_v1_dot_sal__service__pb2.InjectErrorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInjections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xenmca.sal.v1.SalService/ListInjections',
+            xenmca_dot_sal_dot_v1_dot_sal__service__pb2.ListInjectionsRequest.SerializeToString,
+            xenmca_dot_sal_dot_v1_dot_sal__service__pb2.ListInjectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelInjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/xenmca.sal.v1.SalService/CancelInjection',
+            xenmca_dot_sal_dot_v1_dot_sal__service__pb2.CancelInjectionRequest.SerializeToString,
+            xenmca_dot_sal_dot_v1_dot_sal__service__pb2.CancelInjectionResponse.FromString,
             options,
             channel_credentials,
             insecure,
