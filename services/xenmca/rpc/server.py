@@ -87,6 +87,10 @@ def split_host_port(address: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+SERVER_KEEPALIVE_MS = 120_000
+"""How often a server pings each client connection (about 34 pings/s for 4 096 pCPUs)."""
+
+
 def build_server(
     address: str,
     services: Sequence[ServiceBinding],
@@ -138,6 +142,11 @@ def build_server(
             # Accept the clients' keepalive pings (see channels.CHANNEL_OPTIONS).
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            # Ping the clients too, rarely: a client that vanished without closing (its
+            # host cut off) must not keep one of the few stream slots (stream_limit) for
+            # the default two hours.
+            ("grpc.keepalive_time_ms", SERVER_KEEPALIVE_MS),
+            ("grpc.keepalive_timeout_ms", 20_000),
         ],
     )
     collected = GenericHandlersOnly()
