@@ -141,7 +141,9 @@ DOM0_FAMILIES = {
     "xenmca_dom0_gets": "counter",
     "xenmca_dom0_clears": "counter",
     "xenmca_dom0_polls": "counter",
+    "xenmca_dom0_commit_errors": "counter",
     "xenmca_dom0_attached": "gauge",
+    "xenmca_dom0_log_writable": "gauge",
 }
 
 
@@ -253,6 +255,8 @@ async def test_every_endpoint_counts_a_small_run(tmp_path: Path) -> None:
     assert delta(dom00, dom01, "xenmca_dom0_commit_latency_seconds_count") == total
     assert dom01.value("xenmca_dom0_commit_latency_seconds_bucket", le="+Inf") == total
     assert dom01.value("xenmca_dom0_attached") == 1
+    assert dom01.value("xenmca_dom0_log_writable") == 1
+    assert dom01.value("xenmca_dom0_commit_errors_total") == 0
 
 
 async def test_throttle_mode_series_only_for_lines_that_left_interrupt_mode() -> None:

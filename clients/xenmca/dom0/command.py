@@ -1,6 +1,8 @@
 """`xenmca dom0`: run dom0's error logger against a coordinator until SIGTERM/SIGINT.
 
 ``--metrics-port PORT`` serves Prometheus metrics over HTTP (0: any free port, logged).
+``--health-listen HOST:PORT`` serves grpc.health.v1 in plaintext (and nothing
+else): NOT_SERVING while dom0's log takes no commits (``xenmca.dom0.probes``).
 ``--policy`` chooses what dom0 does with each record: ``xenmca`` (the default:
 commit, then CLEAR by record id) or ``linux-salinfo`` (what a Linux ia64 dom0
 did: corrected records cleared at once and logged later by a daemon that takes
@@ -19,8 +21,14 @@ from xenmca.dom0.logger import CPE, Dom0Logger
 from xenmca.dom0.pacing import LINUX_CPE_POLL_MAX, LINUX_CPE_POLL_MIN, PollSettings
 from xenmca.dom0.policies import DEFAULT_POLICY, POLICY_NAMES, make_policy
 from xenmca.dom0.policy import Dom0Policy
+from xenmca.dom0.probes import Dom0Probes
 from xenmca.dom0.salinfo import DEFAULT_DECODE_DELAY, LINUX_SALINFO, check_decode_delay
 from xenmca.rpc.events import EventLog
+from xenmca.rpc.health_listener import (
+    HealthListener,
+    add_health_listen_argument,
+    check_health_listen,
+)
 from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
 from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
 from xenmca.rpc.metrics import (
@@ -45,6 +53,10 @@ PROG = "xenmca dom0"
 
 class UsageError(Exception):
     """A bad option value or an unusable file; the message is one line."""
+
+
+class StartError(Exception):
+    """Something dom0 serves could not start (the health listener's address); one line."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"{LINUX_SALINFO} only: seconds salinfo_decode spends on each record before "
         f"it is committed, the modelled user-space pace (default {DEFAULT_DECODE_DELAY:g})",
     )
+    add_health_listen_argument(parser)
     add_tls_arguments(parser)
     add_metrics_arguments(parser)
 
@@ -160,6 +173,7 @@ async def _serve(
         policy=policy,
     )
     metrics: MetricsEndpoint | None = None
+    probes: Dom0Probes | None = None
     try:
         if args.metrics_port is not None:
             from xenmca.dom0.metrics import Dom0Metrics
@@ -167,7 +181,16 @@ async def _serve(
             metrics = start_metrics_endpoint(
                 Dom0Metrics(logger).registry, args.metrics_host, args.metrics_port, log
             )
+        if args.health_listen is not None:
+            try:
+                probes = Dom0Probes(HealthListener(args.health_listen), logger.log_health)
+            except (OSError, RuntimeError) as exc:
+                raise StartError(str(exc)) from exc
+            await probes.start()
         await logger.start()
+        if probes is not None:
+            await probes.serving()
+            log.info("plaintext health-only listener on %s", probes.address)
         if tls is not None and tls.identity != DOM0:
             log.warning(
                 "the TLS certificate's identity is %r, not %r: the coordinator answers "
@@ -189,6 +212,8 @@ async def _serve(
         )
         await wait_for_stop_signal()
     finally:
+        if probes is not None:
+            await probes.stop()
         await logger.stop()
         if metrics is not None:
             await metrics.aclose()
@@ -211,6 +236,10 @@ def run(args: argparse.Namespace) -> int:
             split_host_port(args.xen)
         except ValueError as exc:
             raise UsageError(f"--xen: {exc}") from exc
+        try:
+            check_health_listen(args.health_listen)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
         polled = _polled_types(args)
         policy = _policy(args)
         token = _token(args)
@@ -222,6 +251,6 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    except MetricsStartError as exc:
+    except (MetricsStartError, StartError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1

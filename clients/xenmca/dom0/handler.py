@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 
 import grpc
 
+from xenmca.dom0.log_health import LogHealth
 from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
@@ -99,6 +100,7 @@ class StateInfoHandler:
         *,
         events: EventLog,
         counters: Dom0Counters,
+        log_health: LogHealth,
         metadata: tuple[tuple[str, str], ...] = (),
         call_timeout: float = 10.0,
         commit_observer: CommitObserver | None = None,
@@ -107,6 +109,7 @@ class StateInfoHandler:
         self._store = store
         self._events = events
         self._counters = counters
+        self._log_health = log_health
         self._metadata = metadata
         self._call_timeout = call_timeout
         self._retry = RetryPolicy(
@@ -116,7 +119,11 @@ class StateInfoHandler:
         self._commit_observer = commit_observer
 
     async def handle_once(self, record_type: int) -> Outcome:
-        """One pass; RPC and commit failures are logged and reported as Outcome.FAILED."""
+        """One pass; RPC and commit failures are logged and reported as Outcome.FAILED.
+
+        A failed commit is the log health's to report (once per outage) and to
+        pace: the caller runs the pass inside ``LogHealth.attempt()``.
+        """
         name = type_name(record_type)
         try:
             outcome = await self._pass(record_type, name)
@@ -130,8 +137,7 @@ class StateInfoHandler:
             return Outcome.FAILED
         except sqlite3.Error as exc:
             self._counters.commit_errors += 1
-            log.error("%s handler: commit to the log failed, record not cleared: %s", name, exc)
-            self._events.emit("commit_failed", type=name, error=str(exc))
+            self._log_health.commit_failed(exc, name)
             return Outcome.FAILED
         if self._failing_in_a_row:
             log.info("%s handler: coordinator answers again", name)
@@ -181,6 +187,7 @@ class StateInfoHandler:
         started = time.perf_counter()
         is_new = await self._store.commit(record)
         commit_ms = (time.perf_counter() - started) * 1000
+        self._log_health.commit_succeeded()
         if self._commit_observer is not None:
             self._commit_observer(commit_ms / 1000)
         if is_new:

@@ -29,6 +29,9 @@ from xenmca.record.v1 import record_pb2
 
 T = TypeVar("T")
 
+_NO_PAGE_LIMIT = 4294967294
+"""The largest max_page_count SQLite accepts: no cap in practice (its default since 3.45)."""
+
 
 class LogOpenError(Exception):
     """The log cannot be opened or created at the given path; the message is one line."""
@@ -121,6 +124,26 @@ class LogStore:
 
     async def duplicates_dropped(self) -> int:
         return await self._run(log_queries.duplicates_dropped)
+
+    async def set_page_limit(self, pages: int | None) -> int:
+        """Cap the log at pages database pages (None: lift the cap); the cap now in force.
+
+        A commit that needs more pages fails as on a full disk (SQLITE_FULL,
+        "database or disk is full"), through SQLite's own error path: a full
+        disk for tests and drills, without root or a small filesystem. SQLite
+        never sets the cap below the pages in use; this connection only.
+        """
+
+        def limit(conn: sqlite3.Connection) -> int:
+            cap = _NO_PAGE_LIMIT if pages is None else int(pages)
+            conn.execute(f"PRAGMA max_page_count = {cap}")
+            return int(conn.execute("PRAGMA max_page_count").fetchone()[0])
+
+        return await self._run(limit)
+
+    async def page_count(self) -> int:
+        """Database pages in use (the WAL's included)."""
+        return await self._run(lambda conn: int(conn.execute("PRAGMA page_count").fetchone()[0]))
 
     async def pragmas(self) -> dict[str, object]:
         """journal_mode and synchronous as this connection sees them (synchronous 2 = FULL)."""

@@ -10,6 +10,11 @@ polled with ia64's dynamic interval: halved when a poll finds records, doubled
 when it finds none; what a poll tick does is the policy's business too. The
 default policy, ``xenmca``, runs GET -> commit -> CLEAR(record_id); see
 ``xenmca.dom0.policies`` for the others.
+
+While the log takes no commits (a full disk), retries follow one backoff for
+all types (``xenmca.dom0.log_health``), and a re-injected interrupt that finds
+another of its type still queued is dropped: the queued one reads the same
+entry, and the coordinator injects again if that read makes no progress.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Mapping
 import grpc
 
 from xenmca.dom0.handler import CommitObserver, Dom0Counters, DrainResult, Outcome
+from xenmca.dom0.log_health import DEFAULT_COMMIT_BACKOFF, LogHealth
 from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.pacing import (
@@ -54,7 +60,9 @@ class Dom0Logger:
     """dom0's logger. ``await start()``, then ``await stop()``; counters and events as it goes.
 
     ``policy`` is a Dom0Policy, or its name (``xenmca``, the default, or
-    ``linux-salinfo`` with its default decode delay).
+    ``linux-salinfo`` with its default decode delay). ``backoff`` paces
+    re-attaching; ``commit_backoff`` paces retries while the log takes no
+    commits (``log_health``).
     """
 
     def __init__(
@@ -68,6 +76,7 @@ class Dom0Logger:
         clock: Clock | None = None,
         polled_types: Mapping[int, PollSettings] | None = None,
         backoff: BackoffPolicy | None = None,
+        commit_backoff: BackoffPolicy = DEFAULT_COMMIT_BACKOFF,
         rng: random.Random | None = None,
         credentials: grpc.ChannelCredentials | None = None,
         call_timeout: float = 10.0,
@@ -89,12 +98,18 @@ class Dom0Logger:
         self._token = token
         self._clock = clock or MonotonicClock()
         self._backoff = Backoff(backoff or BackoffPolicy(), rng)
+        self.log_health = LogHealth(
+            self._clock, self.events, commit_backoff, rng, where=f"dom0's log {store.path}"
+        )
+        """Whether the log takes commits; the one backoff for retrying them."""
         self._credentials = credentials
         self._call_timeout = call_timeout
         self._connect_timeout = connect_timeout
         self._stopping = asyncio.Event()
         self._session = 0
         self._inboxes: dict[int, asyncio.Queue[_Interrupt]] = {}
+        self._queued: dict[int, int] = {}
+        """Per type: interrupts of the current session queued and not yet taken."""
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._pollers: list[asyncio.Task[None]] = []
         self._attach_task: asyncio.Task[None] | None = None
@@ -118,6 +133,7 @@ class Dom0Logger:
                 counters=self.counters,
                 clock=self._clock,
                 stopping=self._stopping,
+                log_health=self.log_health,
                 metadata=call_metadata(self._token),
                 call_timeout=self._call_timeout,
                 commit_observer=self.commit_observer,
@@ -186,6 +202,7 @@ class Dom0Logger:
             log.debug("coordinator %s not reachable", self.xen_address)
             return False
         self._session += 1
+        self._queued.clear()
         call = self._stub.AttachDom0(
             hv_pb2.AttachDom0Request(instance=self.instance), metadata=call_metadata(self._token)
         )
@@ -224,6 +241,12 @@ class Dom0Logger:
             reinjected=interrupt.reinjected,
         )
         record_type = int(interrupt.type)
+        if interrupt.reinjected and self._queued.get(record_type, 0) > 0:
+            # A pass still to come reads the entry this one repeats. Without this, a
+            # pass waiting out the commit backoff (up to a minute) would find a
+            # re-injection per coordinator watchdog period queued behind it.
+            log.debug("%s re-injection dropped: one is queued already", type_name(record_type))
+            return
         inbox = self._inboxes.get(record_type)
         if inbox is None:
             inbox = self._inboxes[record_type] = asyncio.Queue()
@@ -231,6 +254,7 @@ class Dom0Logger:
                 self._interrupt_worker(record_type, inbox), name=f"dom0-vcpu0-{record_type}"
             )
         inbox.put_nowait((self._session, interrupt))
+        self._queued[record_type] = self._queued.get(record_type, 0) + 1
 
     async def _interrupt_worker(self, record_type: int, inbox: asyncio.Queue[_Interrupt]) -> None:
         """vCPU0's handler for one type: one interrupt at a time, in arrival order."""
@@ -238,6 +262,7 @@ class Dom0Logger:
             session, _ = item
             if session != self._session:
                 continue  # from a stream that broke; the coordinator re-injects what matters
+            self._queued[record_type] -= 1
             try:
                 await self.policy.on_interrupt(record_type)
             except Exception:  # the next interrupt must still be handled

@@ -1,4 +1,4 @@
-"""Prometheus metrics of dom0's logger: its counters read at scrape time, commit latency observed.
+"""Prometheus metrics of dom0's logger: counters and states read at scrape time, commits timed.
 
 Counters are this process's totals since it started (Prometheus handles the
 reset at a restart); the log's own persisted duplicate count is
@@ -46,21 +46,32 @@ COUNTERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def read_logger(logger: Dom0Logger) -> tuple[dict[str, int], bool]:
-    counters = logger.counters
-    return {field: getattr(counters, field) for _, field, _ in COUNTERS}, logger.attached.is_set()
-
-
-def _attached(value: int | None = None) -> GaugeMetricFamily:
-    return GaugeMetricFamily(
+GAUGES: tuple[tuple[str, str], ...] = (
+    # (metric name, help); read_logger gives their values by name
+    (
         "xenmca_dom0_attached",
         "1 while dom0 has an AttachDom0 stream open to the coordinator, else 0.",
-        value=value,
-    )
+    ),
+    (
+        "xenmca_dom0_log_writable",
+        "1 while dom0's log takes commits; 0 from a failed commit until one succeeds again "
+        "(records stay pending in firmware meanwhile).",
+    ),
+)
+
+
+def read_logger(logger: Dom0Logger) -> tuple[dict[str, int], dict[str, int]]:
+    """(counter values by Dom0Counters field, gauge values by metric name)."""
+    counters = logger.counters
+    gauges = {
+        "xenmca_dom0_attached": int(logger.attached.is_set()),
+        "xenmca_dom0_log_writable": int(logger.log_health.writable),
+    }
+    return {field: getattr(counters, field) for _, field, _ in COUNTERS}, gauges
 
 
 class Dom0Collector:
-    """dom0's counters and attachment, read from the logger at scrape time."""
+    """dom0's counters, attachment and log state, read from the logger at scrape time."""
 
     def __init__(self, logger: Dom0Logger, reader: LoopReader) -> None:
         self._logger = logger
@@ -69,13 +80,15 @@ class Dom0Collector:
     def describe(self) -> Iterator[Metric]:
         for name, _, documentation in COUNTERS:
             yield CounterMetricFamily(name, documentation)
-        yield _attached()
+        for name, documentation in GAUGES:
+            yield GaugeMetricFamily(name, documentation)
 
     def collect(self) -> Iterator[Metric]:
-        counters, attached = self._reader(lambda: read_logger(self._logger))
+        counters, gauges = self._reader(lambda: read_logger(self._logger))
         for name, field, documentation in COUNTERS:
             yield CounterMetricFamily(name, documentation, value=counters[field])
-        yield _attached(int(attached))
+        for name, documentation in GAUGES:
+            yield GaugeMetricFamily(name, documentation, value=gauges[name])
 
 
 class Dom0Metrics:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 
-from xenmca.dom0.handler import DrainResult, StateInfoHandler
+from xenmca.dom0.handler import DrainResult, Outcome, StateInfoHandler
 from xenmca.dom0.policy import Dom0Context, Dom0Policy
 from xenmca.dom0.salinfo import LINUX_SALINFO, SalinfoPolicy
 
@@ -36,6 +36,7 @@ class XenmcaPolicy:
             context.store,
             events=context.events,
             counters=context.counters,
+            log_health=context.log_health,
             metadata=context.metadata,
             call_timeout=context.call_timeout,
             commit_observer=context.commit_observer,
@@ -45,17 +46,28 @@ class XenmcaPolicy:
     def tasks(self) -> Sequence[asyncio.Task[None]]:
         return ()
 
+    # Both wait for the log health's turn before the GET: while the log takes no
+    # commits, a record read now could not be logged, so the read waits too.
+
     async def on_interrupt(self, record_type: int) -> None:
-        assert self._ctx is not None and self._handler is not None, "start() first"
-        async with self._ctx.vcpu_lock(record_type):
-            await self._handler.handle_once(record_type)
+        ctx, handler = self._ctx, self._handler
+        assert ctx is not None and handler is not None, "start() first"
+        async with ctx.log_health.attempt(ctx.stopping) as go:
+            if go:
+                async with ctx.vcpu_lock(record_type):
+                    await handler.handle_once(record_type)
 
     async def on_poll(self, record_type: int) -> DrainResult:
         """Drain the type: passes while each one clears a record."""
         ctx, handler = self._ctx, self._handler
         assert ctx is not None and handler is not None, "start() first"
-        async with ctx.vcpu_lock(record_type):
-            return await handler.drain(record_type, keep_going=lambda: not ctx.stopping.is_set())
+        async with ctx.log_health.attempt(ctx.stopping) as go:
+            if not go:
+                return DrainResult(found=0, last=Outcome.NOTHING)
+            async with ctx.vcpu_lock(record_type):
+                return await handler.drain(
+                    record_type, keep_going=lambda: not ctx.stopping.is_set()
+                )
 
 
 def _xenmca(salinfo_decode_delay: float | None) -> Dom0Policy:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from xenmca.dom0.handler import CommitObserver, Dom0Counters, DrainResult
+from xenmca.dom0.log_health import LogHealth
 from xenmca.dom0.log_store import LogStore
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import Clock
@@ -33,6 +34,8 @@ class Dom0Context:
     clock: Clock
     stopping: asyncio.Event
     """Set when the logger stops; background work ends at its next safe point."""
+    log_health: LogHealth
+    """Whether the log takes commits; a pass that may commit runs in its ``attempt()``."""
     metadata: tuple[tuple[str, str], ...] = ()
     call_timeout: float = 10.0
     commit_observer: CommitObserver | None = None

@@ -43,6 +43,12 @@ interrupt handler), the daemon only for each single SAL call (a trapped call
 keeps the vCPU in Xen until it returns, but ``salinfo_log_read_cpu`` runs with
 interrupts enabled, so a virtual interrupt may come between its GET and CLEAR).
 
+A log that refuses commits (a full disk) holds up the daemon only: it keeps
+the record in hand and writes it again on the logger's one backoff
+(``xenmca.dom0.log_health``), reading nothing meanwhile. The kernel part
+never commits, so it goes on reading (and clearing corrected records) at the
+pace of interrupts and polls, as Linux did; its saved slots then fill and drop.
+
 On a graceful stop the daemon finishes the record in hand; whatever is left in
 kernel memory is lost, as at a reboot. A crash (tasks cancelled) loses the
 record in hand too.
@@ -79,8 +85,8 @@ log = logging.getLogger(__name__)
 LINUX_SALINFO = "linux-salinfo"
 DEFAULT_DECODE_DELAY = 0.05
 """Seconds salinfo_decode spends on one record before it is committed (modelled pace)."""
-COMMIT_RETRY_PAUSE = 1.0
-"""Seconds the daemon waits before writing a record again after its log refused it."""
+DAEMON_RESTART_PAUSE = 1.0
+"""Seconds before a daemon that failed unexpectedly (a bug) starts again."""
 CORRECTED = record_pb2.SEVERITY_CORRECTED
 
 KERNEL = "mca.c"
@@ -304,21 +310,24 @@ class SalinfoDaemon:
     async def _commit(self, record: record_pb2.ErrorRecord) -> bool:
         """Write the record to the durable log (False: stopped before it could be written).
 
-        salinfo cannot tell a re-read from a new record, so the event says "new".
+        salinfo cannot tell a re-read from a new record, so the event says "new". A
+        log that refuses the record is written again when the log health's backoff
+        says (the record stays in hand meanwhile, as the daemon would keep it).
         """
         ctx = self._ctx
         while True:
-            started = time.perf_counter()
-            try:
-                stored = await ctx.store.commit(record)
-                break
-            except sqlite3.Error as exc:
-                ctx.counters.commit_errors += 1
-                log.error("salinfo: commit to the log failed, will write again: %s", exc)
-                ctx.events.emit("commit_failed", type=type_name(self.record_type), error=str(exc))
-                await ctx.clock.sleep(COMMIT_RETRY_PAUSE)
-                if ctx.stopping.is_set():
+            async with ctx.log_health.attempt(ctx.stopping) as go:
+                if not go:
                     return False
+                started = time.perf_counter()
+                try:
+                    stored = await ctx.store.commit(record)
+                except sqlite3.Error as exc:
+                    ctx.counters.commit_errors += 1
+                    ctx.log_health.commit_failed(exc, type_name(self.record_type))
+                    continue
+                ctx.log_health.commit_succeeded()
+                break
         commit_ms = (time.perf_counter() - started) * 1000
         if ctx.commit_observer is not None:
             ctx.commit_observer(commit_ms / 1000)
@@ -414,4 +423,4 @@ class SalinfoPolicy:
             except Exception:  # a bug must not silence the type: log it and go on
                 log.exception("salinfo daemon for %s failed", type_name(daemon.record_type))
                 assert self._ctx is not None
-                await self._ctx.clock.sleep(COMMIT_RETRY_PAUSE)
+                await self._ctx.clock.sleep(DAEMON_RESTART_PAUSE)
