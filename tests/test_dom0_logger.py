@@ -80,6 +80,9 @@ class FakeXen(hv_grpc.HypervisorServiceServicer):
         self.in_flight: dict[int, bool] = defaultdict(bool)
         self.read_id: dict[int, int | None] = defaultdict(lambda: None)
         self.calls: list[tuple[Any, ...]] = []
+        self.size = 1 << 16
+        self.sizes: list[int] = []
+        self.size_calls = 0
         self.authorization: list[tuple[str, str | None]] = []
         self.clear_saw_committed: list[bool] = []
         self.stream: asyncio.Queue[hv_pb2.AttachDom0Response | None] | None = None
@@ -149,6 +152,12 @@ class FakeXen(hv_grpc.HypervisorServiceServicer):
         finally:
             if self.stream is queue:
                 self.stream = None
+
+    async def GetStateInfoSize(self, request, context) -> hv_pb2.GetStateInfoSizeResponse:
+        """SAL_GET_STATE_INFO_SIZE: `sizes` answers in turn, then `size` (not in `calls`)."""
+        self.size_calls += 1
+        size = self.sizes.pop(0) if self.sizes else self.size
+        return hv_pb2.GetStateInfoSizeResponse(sal_status=0, size=size)
 
     async def GetStateInfo(self, request, context) -> hv_pb2.GetStateInfoResponse:
         record_type = request.type
@@ -532,3 +541,40 @@ async def test_a_failed_commit_sends_no_clear(harness: Harness, monkeypatch) -> 
     assert fake.calls == [("get", CMC, 0, 1)]
     assert harness.kinds("commit_failed") and not harness.kinds("record_clear_requested")
     assert fake.pending[CMC] == [make_record(0, 1)]  # still in "firmware"
+
+
+async def test_dom0_sizes_its_buffer_with_get_state_info_size_before_its_first_get(
+    harness: Harness,
+) -> None:
+    """Linux sizes its record buffers with SAL_GET_STATE_INFO_SIZE (mca.c IA64_LOG_ALLOCATE,
+    salinfo.c salinfo_log_open); a record that does not fit makes dom0 ask again."""
+    fake = harness.fake()
+    await harness.logger(await harness.serve(fake))
+    fake.add(make_record(0, 1), make_record(0, 2))
+    await harness.changes.until(lambda: len(harness.kinds("record_cleared")) == 2)
+    assert fake.size_calls == 1  # once per type, before the first GET
+    assert harness.kinds("record_too_large") == []
+
+
+async def test_a_record_larger_than_the_size_given_is_an_error_and_is_not_lost(
+    harness: Harness,
+) -> None:
+    fake = harness.fake()
+    record = make_record(0, 1)
+    fake.sizes = [16, len(record.raw)]  # too small at first; asked again, the size fits
+    fake.size = 16  # after that, the firmware under-reports for good
+    await harness.logger(await harness.serve(fake))
+    fake.add(record)
+    await harness.changes.until(lambda: len(harness.kinds("record_cleared")) == 1)
+    assert fake.size_calls == 2 and harness.kinds("record_too_large") == []
+    bigger = make_record(0, 2)
+    bigger.raw = bigger.raw + bytes(64)
+    fake.add(bigger)
+    await harness.changes.until(lambda: len(harness.kinds("record_cleared")) == 2)
+    (error,) = harness.kinds("record_too_large")
+    assert (error["record_id"], error["size"], error["state_info_size"]) == (
+        2,
+        len(bigger.raw),
+        16,
+    )
+    assert harness.db_rows() == [(0, 1, "CMC"), (0, 2, "CMC")]  # logged whole, not lost

@@ -117,6 +117,9 @@ class StateInfoHandler:
         )
         self._failing_in_a_row = 0
         self._commit_observer = commit_observer
+        # Each type's buffer, sized by SAL_GET_STATE_INFO_SIZE before its first GET, as
+        # Linux sizes its log buffers (mca.c IA64_LOG_ALLOCATE, salinfo_log_open).
+        self._buffer_size: dict[int, int] = {}
 
     async def handle_once(self, record_type: int) -> Outcome:
         """One pass; RPC and commit failures are logged and reported as Outcome.FAILED.
@@ -157,7 +160,43 @@ class StateInfoHandler:
                 break
         return DrainResult(found=found, last=outcome)
 
+    async def _state_info_size(self, record_type: int) -> int:
+        """Trapped SAL_GET_STATE_INFO_SIZE: one record's largest size (0 if refused)."""
+        reply, _ = await call_with_retry(
+            lambda attempt_timeout: self._stub.GetStateInfoSize(
+                hv_pb2.GetStateInfoSizeRequest(type=record_type),  # type: ignore[arg-type]
+                metadata=self._metadata,
+                timeout=attempt_timeout,
+            ),
+            self._retry,
+        )
+        return int(reply.size) if reply.sal_status == SAL_OK else 0
+
+    async def _fits(self, record_type: int, record_size: int, ids: dict[str, object]) -> None:
+        """Size the buffer before the first GET; a record larger than it asks the size again,
+        and one larger than that is an error said clearly, then kept all the same (its bytes
+        arrived whole over the RPC: dropping them would lose the record)."""
+        buffer = self._buffer_size.get(record_type, 0)
+        if record_size <= buffer:
+            return
+        fresh = await self._state_info_size(record_type)
+        self._buffer_size[record_type] = max(buffer, fresh)
+        if record_size <= fresh:
+            return
+        log.error(
+            "%s record %s is %d bytes, larger than SAL_GET_STATE_INFO_SIZE's %d: "
+            "the firmware under-reports its record size; the record is logged whole",
+            ids["type"],
+            f"{ids['pcpu']}:{ids['record_id']}",
+            record_size,
+            fresh,
+        )
+        self._events.emit("record_too_large", **ids, size=record_size, state_info_size=fresh)
+        self._buffer_size[record_type] = record_size
+
     async def _pass(self, record_type: int, name: str) -> Outcome:
+        if record_type not in self._buffer_size:
+            self._buffer_size[record_type] = await self._state_info_size(record_type)
         self._counters.gets += 1
         get_started = time.perf_counter()
         # GET is idempotent and CLEAR names the record, so both are retried when the
@@ -183,6 +222,7 @@ class StateInfoHandler:
         ids = {"pcpu": record.pcpu, "type": name, "record_id": record.record_id}
         get_ms = (time.perf_counter() - get_started) * 1000
         self._events.emit("record_read", **ids, by_ipi=got.by_ipi, get_ms=round(get_ms, 3))
+        await self._fits(record_type, len(record.raw), ids)
 
         started = time.perf_counter()
         is_new = await self._store.commit(record)
