@@ -95,9 +95,11 @@ def disturbances(data: RunData) -> Disturbances:
     for event in requeued:
         if event.get("why") in _FAILED:
             failed[line_of(event)].append((t_ns(event), t_ns(event)))
+    # Every link (re)connection during the run: a reconnect, and the first connections of a
+    # coordinator restarted mid-run (records made meanwhile are learnt by reconciliation).
     reconnects: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for event in of_kind(data.events, "xen", "pcpu_connected"):
-        if int(event.get("connects", 1)) > 1:
+        if t_ns(event) >= data.start_ns:
             reconnects[int(event["pcpu"])].append((t_ns(event), t_ns(event)))
     return Disturbances(
         per_pcpu={pcpu: Windows(w) for pcpu, w in reconnects.items()},
