@@ -128,6 +128,21 @@ def test_records_found_by_a_poll_are_ready_when_the_line_is_polled() -> None:
     assert check.status == "fail" and check.records[0].note == "overtaken 6 times, bound 1"
 
 
+def test_a_record_is_ready_when_its_late_interrupt_reaches_the_coordinator() -> None:
+    # pCPU 1's interrupt for its record made at 0.1 ms is resent over a recovering
+    # connection and reaches the coordinator at 6 ms: records queued before then are
+    # not overtakings. Without that event the same history fails.
+    arrivals = [(0, t(0))] * 10
+    served = serve(arrivals, after_clear="tail")
+    late = Served(1, 1, t(0.1), t(7.5))
+    heard = [event(t(6), "xen", "interrupt_received", pcpu=1, type="CMC", record_id=1)]
+    assert check_fairness(history_run([*served, late], extra_events=heard)).status == "pass"
+    # An interrupt heard after the record was logged does not move its ready time.
+    after = [event(t(8), "xen", "interrupt_received", pcpu=1, type="CMC", record_id=1)]
+    check = check_fairness(history_run([*served, late], extra_events=after))
+    assert check.status == "fail" and check.records[0].note == "overtaken 6 times, bound 1"
+
+
 def test_records_without_a_creation_time_are_not_judged() -> None:
     data = busy_and_quiet("head")
     log = [dataclasses.replace(r, created_monotonic_ns=0) for r in data.log]

@@ -8,6 +8,10 @@ For a logged record r of pCPU p and type t:
   type t in id order: when r became p's oldest pending record. If p had nothing
   pending when r was created and p's t line was polling (masked), r is ready when
   the coordinator next looked at the line (a poll, or the unmask ending the span).
+  Either way r is not ready before the coordinator first heard of p's t line at or
+  after created(r) (its `interrupt_received` or `entry_queued`), when that happened
+  before r was logged: the queue discipline cannot act on an interrupt still in
+  flight, such as one a pCPU resends while its TCP connection recovers.
 - r is overtaken by s when s is of type t from another pCPU, ready(s) > ready(r)
   and logged(s) < logged(r).
 - bound(r) = checks.max_overtaken when set; else the number of other pCPUs that had
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from xenmca.testbed.check.created import index_created
 from xenmca.testbed.check.disturbances import Disturbances, disturbances
 from xenmca.testbed.check.dominance import count_dominated
-from xenmca.testbed.check.events import Line, type_name
+from xenmca.testbed.check.events import Line, line_of, of_kind, t_ns, type_name
 from xenmca.testbed.check.line_modes import LineModes, line_modes
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
 from xenmca.testbed.run_data import RunData
@@ -78,7 +82,25 @@ def _records_by_type(data: RunData) -> dict[str, list[TimedRecord]]:
     return by_type
 
 
-def _set_ready(records: list[TimedRecord], type_: str, modes: LineModes) -> None:
+def heard_times(data: RunData) -> dict[Line, list[int]]:
+    """When the coordinator heard of each line: its interrupts received and entries queued."""
+    heard: dict[Line, list[int]] = defaultdict(list)
+    for event in of_kind(data.events, "xen", "interrupt_received", "entry_queued"):
+        pcpu, type_ = line_of(event)
+        heard[(pcpu, type_name(event.get("record_type", type_)))].append(t_ns(event))
+    for times in heard.values():
+        times.sort()
+    return heard
+
+
+def _first_heard(heard: list[int], after: int) -> int | None:
+    i = bisect_left(heard, after)
+    return heard[i] if i < len(heard) else None
+
+
+def _set_ready(
+    records: list[TimedRecord], type_: str, modes: LineModes, heard: dict[Line, list[int]]
+) -> None:
     by_pcpu: dict[int, list[TimedRecord]] = defaultdict(list)
     for record in records:
         if record.logged is not None:
@@ -93,6 +115,10 @@ def _set_ready(records: list[TimedRecord], type_: str, modes: LineModes) -> None
                     look = modes.next_look(line, record.created)
                     if look is not None and record.logged is not None and look <= record.logged:
                         record.ready = look
+                if record.ready == record.created:
+                    first = _first_heard(heard.get(line, []), record.created)
+                    if first is not None and record.logged is not None and first <= record.logged:
+                        record.ready = first
             previous = record.logged
 
 
@@ -200,9 +226,10 @@ def check_fairness(data: RunData) -> CheckResult:
     modes = line_modes(data.events, data.end_ns)
     excuses = disturbances(data)
     tally = _Tally()
+    heard = heard_times(data)
     flagged: list[Overtaken] = []
     for type_, records in sorted(_records_by_type(data).items()):
-        _set_ready(records, type_, modes)
+        _set_ready(records, type_, modes, heard)
         flagged += _overtaken(type_, records, data, excuses, tally)
     flagged.sort(key=lambda o: (o.bound - o.times, -o.times, o.ref.pcpu, o.ref.record_id or 0))
     fixed = data.scenario.checks.max_overtaken
