@@ -1,5 +1,8 @@
 """`xenmca log summary|list|show|export`: read dom0's durable log, like ras-mc-ctl.
 
+`export --format raw` (JSON lines) and `--format sal` (a directory of record files)
+write the dumps `xenmca replay` reads back (xenmca.ops.dumps).
+
 The log is opened read-only: these commands never create or change it, and
 they can run while `xenmca dom0` is writing (WAL readers do not block it).
 """
@@ -19,6 +22,7 @@ from xenmca.dom0.log_queries import LogUnavailable
 from xenmca.dom0.log_schema import LoggedRecord
 
 PROG = "xenmca log"
+EXPORT_FORMATS = ("json", "csv", "raw", "sal")
 
 
 class LogCommandError(Exception):
@@ -49,10 +53,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     show.add_argument("record", metavar="PCPU:RECORD_ID|LOG_ID", help="which record")
     show.add_argument("--raw", action="store_true", help="also dump the raw SAL bytes")
 
-    export = actions.add_parser("export", help="every record as JSON or CSV")
+    export = actions.add_parser(
+        "export", help="every record as JSON, CSV, or a raw dump that `xenmca replay` reads"
+    )
     _add_db(export, argparse.SUPPRESS)
-    export.add_argument("--format", choices=("json", "csv"), default="json")
-    export.add_argument("--out", type=Path, metavar="FILE", help="write here (default stdout)")
+    export.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="json",
+        help="json (an array), csv, raw (JSON lines: each record's exact bytes, pCPU, type "
+        "and creation time) or sal (one raw SAL record file per record, in --out DIR)",
+    )
+    export.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE|DIR",
+        help="write here (default stdout); a directory for --format sal",
+    )
 
 
 def parse_record_ref(text: str) -> tuple[int, int] | int:
@@ -92,8 +109,27 @@ def _list(conn: sqlite3.Connection, args: argparse.Namespace) -> None:
         print(log_render.list_line(record))
 
 
+def _export_sal(conn: sqlite3.Connection, directory: Path | None) -> None:
+    if directory is None:
+        raise LogCommandError("--format sal writes one file per record: give --out DIR")
+    if directory.exists() and not directory.is_dir():
+        raise LogCommandError(f"--format sal needs a directory; {directory} is a file")
+    try:
+        count = log_render.write_sal_files(log_queries.iter_records(conn), directory)
+    except OSError as exc:
+        raise LogCommandError(f"cannot write {directory}: {exc.strerror or exc}") from exc
+    print(f"exported {count} records to {directory}", file=sys.stderr)
+
+
 def _export(conn: sqlite3.Connection, args: argparse.Namespace) -> None:
-    writer = log_render.write_json if args.format == "json" else log_render.write_csv
+    if args.format == "sal":
+        _export_sal(conn, args.out)
+        return
+    writer = {
+        "json": log_render.write_json,
+        "csv": log_render.write_csv,
+        "raw": log_render.write_raw,
+    }[args.format]
     records = log_queries.iter_records(conn)
     if args.out is None:
         writer(records, sys.stdout)

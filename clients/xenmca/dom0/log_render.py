@@ -1,4 +1,5 @@
-"""Printing dom0's log for people and tools: summary tables, listings, one record, exports."""
+"""Printing dom0's log for people and tools: summary tables, listings, one record, exports
+(JSON, CSV, and the raw dumps `xenmca replay` reads)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import functools
 import importlib
 import json
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import IO
 
 from rich.console import Console
@@ -140,6 +142,21 @@ def hex_dump(raw: bytes, width: int = 16) -> str:
     return "\n".join(lines)
 
 
+def record_body_lines(raw_bytes: bytes, *, raw: bool = False, sections: object = None) -> list[str]:
+    """The record decoded (the layout's print; the JSON ``sections`` when it cannot be
+    decoded), then with ``raw`` its bytes in hex: the part of `log show` that
+    `xenmca decode` prints too."""
+    lines: list[str] = []
+    decoded = layout_text(raw_bytes)
+    if decoded is not None:
+        lines += ["decoded SAL record:", decoded.rstrip("\n")]
+    else:
+        lines += ["sections (JSON):", json.dumps(sections, indent=2)]
+    if raw:
+        lines += ["", "raw SAL bytes:", hex_dump(raw_bytes)]
+    return lines
+
+
 def show_text(record: LoggedRecord, *, raw: bool = False) -> str:
     """One record in full: the log's fields, then the record decoded."""
     latency = record.latency_ms
@@ -157,13 +174,7 @@ def show_text(record: LoggedRecord, *, raw: bool = False) -> str:
         f"  sections:    {', '.join(record.section_kinds) or '-'}",
         "",
     ]
-    decoded = layout_text(record.raw)
-    if decoded is not None:
-        lines += ["decoded SAL record:", decoded.rstrip("\n")]
-    else:
-        lines += ["sections (JSON):", json.dumps(record.sections, indent=2)]
-    if raw:
-        lines += ["", "raw SAL bytes:", hex_dump(record.raw)]
+    lines += record_body_lines(record.raw, raw=raw, sections=record.sections)
     return "\n".join(lines)
 
 
@@ -176,6 +187,40 @@ def write_json(records: Iterable[LoggedRecord], out: IO[str]) -> int:
         out.write(json.dumps(record.to_dict(), separators=(",", ":")))
         count += 1
     out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def write_raw(records: Iterable[LoggedRecord], out: IO[str]) -> int:
+    """JSON lines that `xenmca replay` reads: each record's exact bytes, pCPU, type and
+    creation time (xenmca.ops.dumps); how many were written."""
+    from xenmca.ops.dumps import dump_line
+
+    count = 0
+    for record in records:
+        line = dump_line(
+            pcpu=record.pcpu,
+            record_type=record.type,
+            record_id=record.record_id,
+            severity=record.severity,
+            created_ns=record.created_wall_ns,
+            raw=record.raw,
+        )
+        out.write(line + "\n")
+        count += 1
+    return count
+
+
+def write_sal_files(records: Iterable[LoggedRecord], directory: Path) -> int:
+    """One file of raw SAL bytes per record in ``directory`` (xenmca.ops.dumps names them);
+    how many were written."""
+    from xenmca.ops.dumps import sal_file_name
+
+    directory.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for record in records:
+        path = directory / sal_file_name(record.pcpu, record.type, record.record_id)
+        path.write_bytes(record.raw)
+        count += 1
     return count
 
 

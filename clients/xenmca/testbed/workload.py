@@ -1,10 +1,11 @@
 """The error workload: a deterministic plan of InjectError calls, and the driver that sends them.
 
 `plan_injections(scenario)` turns streams into Poisson arrivals (one record per
-call), storms into one paced injection per pCPU and bursts into one unpaced
-injection per pCPU (all its records created at once), the same plan for the
-same seed. `WorkloadDriver` sends the plan to the pCPUs at the planned times: one
-task per pCPU, so a slow or restarting pCPU delays only its own calls; a call
+call), storms into one paced injection per pCPU, bursts into one unpaced
+injection per pCPU (all its records created at once) and real records
+(`workload.records`) into one injection of their raw bytes each, the same plan
+for the same seed. `WorkloadDriver` sends the plan to the pCPUs at the planned
+times: one task per pCPU, so a slow or restarting pCPU delays only its own calls; a call
 that finds the pCPU UNAVAILABLE is retried a few times, and what still fails is
 counted (and logged as an event), never raised.
 """
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from xenmca.layout.codec import decode_record
+from xenmca.layout.record import SEVERITY_NAMES
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock, MonotonicClock
@@ -28,7 +31,7 @@ from xenmca.rpc.events import EventLog
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.scenario_loader import storm_count
-from xenmca.testbed.scenario_model import Scenario, SeverityMix, Stream
+from xenmca.testbed.scenario_model import RawRecords, Scenario, SeverityMix, Stream
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,9 @@ class PlannedInjection:
     """One InjectError: at t_s seconds after the start, on pcpu, count records of type.
 
     rate 0: all count records at once (a stream arrival or a burst); rate > 0: a
-    storm the pCPU host paces itself at rate records/s.
+    storm the pCPU host paces itself at rate records/s. raw: a real SAL record's
+    bytes to store (InjectErrorRequest.raw_record; severity is its header's), or
+    empty for generated records.
     """
 
     t_s: float
@@ -61,6 +66,7 @@ class PlannedInjection:
     count: int = 1
     rate: float = 0.0
     source: str = field(default="", compare=False)  # "streams[0]", "storms[1]", "bursts[2]"
+    raw: bytes = field(default=b"", compare=False, repr=False)
 
 
 # -- the plan ----------------------------------------------------------------------------
@@ -138,8 +144,37 @@ def plan_injections(scenario: Scenario) -> list[PlannedInjection]:
                     f"bursts[{index}]",
                 )
             )
+    for index, given in enumerate(scenario.records):
+        plan.extend(raw_record_injections(given, f"records[{index}]"))
     plan.sort()
     return plan
+
+
+RAW_RECORD_STEP_S = 1e-6
+"""Records of one workload.records entry are planned this far apart, in file order:
+the plan is sorted by time, then pCPU, type and severity, and those would reorder
+records planned for the same instant."""
+
+
+def raw_record_injections(given: RawRecords, source: str) -> list[PlannedInjection]:
+    """One injection per record of a workload.records entry, in its order."""
+    injections = []
+    for position, text in enumerate(given.raw_hex):
+        raw = bytes.fromhex(text)
+        severity = SEVERITY_NAMES[decode_record(raw).severity]
+        injections.append(
+            PlannedInjection(
+                given.at_s + position * RAW_RECORD_STEP_S,
+                given.pcpu,
+                given.type,
+                severity,
+                1,
+                0.0,
+                source,
+                raw,
+            )
+        )
+    return injections
 
 
 def planned_records(plan: Iterable[PlannedInjection]) -> dict[str, int]:
@@ -376,6 +411,7 @@ class WorkloadDriver:
             severity=SEVERITY_VALUES[injection.severity],  # type: ignore[arg-type]
             count=injection.count,
             rate_per_second=injection.rate,
+            raw_record=injection.raw,
         )
         for attempt in range(1, self.attempts + 1):
             try:

@@ -292,7 +292,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except HostStartError as exc:
         print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
-        return 1
+        return 3  # could not start (the README's exit statuses)
 
 
 def main(argv: list[str] | None = None) -> int:

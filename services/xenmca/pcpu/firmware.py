@@ -54,13 +54,19 @@ MAX_PACED_INJECTIONS = 64
 
 @dataclass(frozen=True, slots=True)
 class Injection:
-    """A validated InjectError: sections None means the type's default section."""
+    """A validated InjectError: sections None means the type's default section.
+
+    ``raw`` is a real record's bytes (InjectErrorRequest.raw_record, strictly decoded,
+    ``severity`` its header's): each record created is those bytes with the
+    firmware's id written into the header, instead of a generated record.
+    """
 
     record_type: int
     severity: int
     count: int
     sections: records.Sections | None = None
     rate_per_second: float = 0.0
+    raw: bytes | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -293,15 +299,19 @@ class PcpuFirmware:
         self._emit(kind, **fields)
 
     async def _create(self, injection: Injection, count: int) -> InjectOutcome:
-        make_raw = records.raw_factory(
-            self.pcpu, injection.record_type, injection.severity, injection.sections
-        )
+        if injection.raw is not None:
+            make_raw = records.given_raw_factory(injection.raw)
+        else:
+            make_raw = records.raw_factory(
+                self.pcpu, injection.record_type, injection.severity, injection.sections
+            )
         outcome = await self.store.create(
             injection.record_type, injection.severity, count, make_raw
         )
         if outcome.interrupt_ids:
             self.line.raise_interrupts(injection.record_type, outcome.interrupt_ids, time.time_ns())
         name = type_name(injection.record_type)
+        given = {"raw_record": True} if injection.raw is not None else {}
         self._emit(
             "records_created",
             type=name,
@@ -310,6 +320,7 @@ class PcpuFirmware:
             count=outcome.count,
             stored=outcome.stored,
             overflowed=outcome.overflowed,
+            **given,
         )
         if outcome.overflowed:
             self._emit(

@@ -2,8 +2,9 @@
 
 Everything the firmware needs from the SAL binary layout goes through this module
 (encode the raw bytes of a new record, default sections, section checks, the
-largest record size, the ErrorRecord message), so a change in the layout
-package costs one edit here.
+strict check of a real record's bytes and the id written into them, the largest
+record size, the ErrorRecord message), so a change in the layout package costs
+one edit here.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 from xenmca.layout.codec import decode_record, encode_record
 from xenmca.layout.errors import RecordFormatError
 from xenmca.layout.limits import MAX_SECTIONS_PER_RECORD, max_encoded_size
-from xenmca.layout.proto_convert import sections_from_proto, sections_to_proto
+from xenmca.layout.proto_convert import sections_from_proto, sections_to_proto, severity_to_proto
+from xenmca.layout.raw import problem_offset, with_record_id
 from xenmca.layout.record import SalRecord
 from xenmca.layout.sections import (
     ERROR_RECOVERY_CORRECTED,
@@ -31,10 +33,13 @@ from xenmca.record.v1 import record_pb2
 
 __all__ = [
     "MAX_SECTIONS",
+    "RawRecordError",
     "SectionError",
     "Sections",
     "error_record",
+    "given_raw_factory",
     "max_record_size",
+    "parse_raw_record",
     "parse_sections",
     "raw_factory",
 ]
@@ -47,6 +52,14 @@ _MASK64 = (1 << 64) - 1
 
 class SectionError(ValueError):
     """Sections that the SAL layout refuses; the message names the field."""
+
+
+class RawRecordError(ValueError):
+    """Bytes that are not one strictly decodable SAL record; ``offset`` is the problem's byte."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
 
 
 def max_record_size(record_type: int) -> int:
@@ -92,6 +105,27 @@ def raw_factory(
     return fixed_raw
 
 
+def parse_raw_record(raw: bytes) -> int:
+    """The proto severity of a real record's bytes; RawRecordError unless they are exactly
+    one record that decodes strictly."""
+    try:
+        record = decode_record(raw)
+    except RecordFormatError as exc:
+        raise RawRecordError(str(exc), problem_offset(exc, len(raw))) from None
+    return int(severity_to_proto(record.severity))
+
+
+def given_raw_factory(raw: bytes) -> RawFactory:
+    """A RawFactory for copies of a real record: its bytes with the firmware's id in the
+    header (bytes 0-7), every other byte as given (its timestamp included)."""
+    given = bytes(raw)
+
+    def numbered_raw(record_id: int, wall_ns: int) -> bytes:
+        return with_record_id(given, record_id)
+
+    return numbered_raw
+
+
 def error_record(pcpu: int, stored: StoredRecord) -> record_pb2.ErrorRecord:
     """The ErrorRecord message of a stored record; its sections are decoded from raw."""
     message = record_pb2.ErrorRecord(
@@ -107,7 +141,7 @@ def error_record(pcpu: int, stored: StoredRecord) -> record_pb2.ErrorRecord:
     try:
         decoded = decode_record(stored.raw)
         message.sections.extend(sections_to_proto(decoded.sections, skip_unknown=True))
-    except RecordFormatError:  # pragma: no cover - raw was made by encode_record
+    except RecordFormatError:  # pragma: no cover - raw was encoded or strictly decoded
         pass
     return message
 

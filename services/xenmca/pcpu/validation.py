@@ -128,6 +128,39 @@ def pending_ids_limit(value: int) -> int:
     return value
 
 
+def raw_record(request: sal_service_pb2.InjectErrorRequest) -> int:
+    """The proto severity of a request's raw_record, which must be one strictly decodable
+    SAL record, with no sections beside it and no other severity than its header's."""
+    if request.sections:
+        raise invalid_argument(
+            "RAW_RECORD_WITH_SECTIONS",
+            "sections must be empty with raw_record: the record's bytes hold its sections",
+            field="sections",
+            value=str(len(request.sections)),
+        )
+    try:
+        header_severity = records.parse_raw_record(request.raw_record)
+    except records.RawRecordError as exc:
+        raise invalid_argument(
+            "RECORD_UNDECODABLE",
+            f"raw_record ({len(request.raw_record)} bytes) is not one SAL record: {exc} "
+            f"(byte {exc.offset})",
+            field="raw_record",
+            offset=str(exc.offset),
+            size=str(len(request.raw_record)),
+        ) from None
+    if request.severity not in (record_pb2.SEVERITY_UNSPECIFIED, header_severity):
+        raise invalid_argument(
+            "SEVERITY_CONFLICT",
+            f"severity {_severity_name(request.severity)} disagrees with raw_record's header "
+            f"({_severity_name(header_severity)}); leave it unspecified",
+            field="severity",
+            value=str(request.severity),
+            header_severity=_severity_name(header_severity),
+        )
+    return header_severity
+
+
 def injection(request: sal_service_pb2.InjectErrorRequest) -> Injection:
     """The validated Injection of an InjectErrorRequest."""
     kind = record_type(request.type)
@@ -135,6 +168,14 @@ def injection(request: sal_service_pb2.InjectErrorRequest) -> Injection:
     how_many = count(request.count)
     per_second = rate(request.rate_per_second)
     paced_duration(how_many, per_second)
+    if request.raw_record:
+        return Injection(
+            record_type=kind,
+            severity=raw_record(request),
+            count=how_many,
+            rate_per_second=per_second,
+            raw=bytes(request.raw_record),
+        )
     sections: records.Sections | None = None
     if len(request.sections) > records.MAX_SECTIONS:
         raise invalid_argument(
@@ -157,6 +198,13 @@ def injection(request: sal_service_pb2.InjectErrorRequest) -> Injection:
         sections=sections,
         rate_per_second=per_second,
     )
+
+
+def _severity_name(value: int) -> str:
+    try:
+        return record_pb2.Severity.Name(value)  # type: ignore[arg-type]
+    except ValueError:
+        return str(value)
 
 
 def _enum_name(value: int) -> str:

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from xenmca.record.v1 import record_pb2 as xenmca_dot_record_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxenmca/sal/v1/sal_service.proto\x12\rxenmca.sal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dxenmca/record/v1/record.proto\"A\n\x13GetStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"Y\n\x14GetStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12-\n\x06record\x18\x02 \x01(\x0b\x32\x1d.xenmca.record.v1.ErrorRecord\"E\n\x17GetStateInfoSizeRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"<\n\x18GetStateInfoSizeResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\r\"i\n\x15\x43learStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x16\n\trecord_id\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0c\n\n_record_id\"s\n\x16\x43learStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x19\n\x11\x63leared_record_id\x18\x02 \x01(\x04\x12\x17\n\x0f\x61lready_cleared\x18\x03 \x01(\x08\x12\x11\n\tremaining\x18\x04 \x01(\r\"\xc3\x01\n\x12InjectErrorRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12,\n\x08severity\x18\x02 \x01(\x0e\x32\x1a.xenmca.record.v1.Severity\x12+\n\x08sections\x18\x03 \x03(\x0b\x32\x19.xenmca.record.v1.Section\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x17\n\x0frate_per_second\x18\x05 \x01(\x01\"\x92\x01\n\x13InjectErrorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0e\n\x06stored\x18\x02 \x01(\r\x12\x12\n\noverflowed\x18\x03 \x01(\r\x12\x17\n\x0f\x66irst_record_id\x18\x04 \x01(\x04\x12\x16\n\x0elast_record_id\x18\x05 \x01(\x04\x12\x14\n\x0cinjection_id\x18\x06 \x01(\x04\"\x17\n\x15ListInjectionsRequest\"Y\n\x16ListInjectionsResponse\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12\x31\n\ninjections\x18\x02 \x03(\x0b\x32\x1d.xenmca.sal.v1.PacedInjection\"\x8d\x02\n\x0ePacedInjection\x12\x14\n\x0cinjection_id\x18\x01 \x01(\x04\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12,\n\x08severity\x18\x03 \x01(\x0e\x32\x1a.xenmca.record.v1.Severity\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x0f\n\x07\x63reated\x18\x05 \x01(\r\x12\x0e\n\x06stored\x18\x06 \x01(\r\x12\x12\n\noverflowed\x18\x07 \x01(\r\x12\x17\n\x0frate_per_second\x18\x08 \x01(\x01\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x16\x43\x61ncelInjectionRequest\x12\x14\n\x0cinjection_id\x18\x01 \x01(\x04\"K\n\x17\x43\x61ncelInjectionResponse\x12\x30\n\tinjection\x18\x01 \x01(\x0b\x32\x1d.xenmca.sal.v1.PacedInjection\"\x18\n\x16WatchInterruptsRequest\"\x95\x01\n\x17WatchInterruptsResponse\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x11\n\trecord_id\x18\x03 \x01(\x04\x12-\n\traised_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x17SetInterruptMaskRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x0e\n\x06masked\x18\x02 \x01(\x08\"W\n\x18SetInterruptMaskResponse\x12\x19\n\x11previously_masked\x18\x01 \x01(\x08\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x04\"0\n\x13\x44\x65scribePcpuRequest\x12\x19\n\x11pending_ids_limit\x18\x01 \x01(\r\"\xa6\x01\n\x14\x44\x65scribePcpuResponse\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12-\n\x05types\x18\x02 \x03(\x0b\x32\x1e.xenmca.sal.v1.RecordTypeState\x12\x16\n\x0enext_record_id\x18\x03 \x01(\x04\x12\x0f\n\x07\x64urable\x18\x04 \x01(\x08\x12(\n\x08sal_mode\x18\x05 \x01(\x0e\x32\x16.xenmca.sal.v1.SalMode\"\xaa\x02\n\x0fRecordTypeState\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0e\n\x06masked\x18\x04 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x05 \x01(\x04\x12\x0f\n\x07\x63leared\x18\x06 \x01(\x04\x12\x12\n\noverflowed\x18\x07 \x01(\x04\x12\x19\n\x11interrupts_raised\x18\x08 \x01(\x04\x12\x18\n\x10oldest_record_id\x18\t \x01(\x04\x12\x18\n\x10newest_record_id\x18\n \x01(\x04\x12\x17\n\x0fmax_record_size\x18\x0b \x01(\r\x12\x1a\n\x12pending_record_ids\x18\x0c \x03(\x04*N\n\x07SalMode\x12\x18\n\x14SAL_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAL_MODE_EXTENDED\x10\x01\x12\x12\n\x0eSAL_MODE_PLAIN\x10\x02\x32\xe2\x06\n\nSalService\x12W\n\x0cGetStateInfo\x12\".xenmca.sal.v1.GetStateInfoRequest\x1a#.xenmca.sal.v1.GetStateInfoResponse\x12\x63\n\x10GetStateInfoSize\x12&.xenmca.sal.v1.GetStateInfoSizeRequest\x1a\'.xenmca.sal.v1.GetStateInfoSizeResponse\x12]\n\x0e\x43learStateInfo\x12$.xenmca.sal.v1.ClearStateInfoRequest\x1a%.xenmca.sal.v1.ClearStateInfoResponse\x12T\n\x0bInjectError\x12!.xenmca.sal.v1.InjectErrorRequest\x1a\".xenmca.sal.v1.InjectErrorResponse\x12]\n\x0eListInjections\x12$.xenmca.sal.v1.ListInjectionsRequest\x1a%.xenmca.sal.v1.ListInjectionsResponse\x12`\n\x0f\x43\x61ncelInjection\x12%.xenmca.sal.v1.CancelInjectionRequest\x1a&.xenmca.sal.v1.CancelInjectionResponse\x12\x62\n\x0fWatchInterrupts\x12%.xenmca.sal.v1.WatchInterruptsRequest\x1a&.xenmca.sal.v1.WatchInterruptsResponse0\x01\x12\x63\n\x10SetInterruptMask\x12&.xenmca.sal.v1.SetInterruptMaskRequest\x1a\'.xenmca.sal.v1.SetInterruptMaskResponse\x12W\n\x0c\x44\x65scribePcpu\x12\".xenmca.sal.v1.DescribePcpuRequest\x1a#.xenmca.sal.v1.DescribePcpuResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fxenmca/sal/v1/sal_service.proto\x12\rxenmca.sal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dxenmca/record/v1/record.proto\"A\n\x13GetStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"Y\n\x14GetStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12-\n\x06record\x18\x02 \x01(\x0b\x32\x1d.xenmca.record.v1.ErrorRecord\"E\n\x17GetStateInfoSizeRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"<\n\x18GetStateInfoSizeResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\r\"i\n\x15\x43learStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x16\n\trecord_id\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x0c\n\n_record_id\"s\n\x16\x43learStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x19\n\x11\x63leared_record_id\x18\x02 \x01(\x04\x12\x17\n\x0f\x61lready_cleared\x18\x03 \x01(\x08\x12\x11\n\tremaining\x18\x04 \x01(\r\"\xd7\x01\n\x12InjectErrorRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12,\n\x08severity\x18\x02 \x01(\x0e\x32\x1a.xenmca.record.v1.Severity\x12+\n\x08sections\x18\x03 \x03(\x0b\x32\x19.xenmca.record.v1.Section\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x17\n\x0frate_per_second\x18\x05 \x01(\x01\x12\x12\n\nraw_record\x18\x06 \x01(\x0c\"\x92\x01\n\x13InjectErrorResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x0e\n\x06stored\x18\x02 \x01(\r\x12\x12\n\noverflowed\x18\x03 \x01(\r\x12\x17\n\x0f\x66irst_record_id\x18\x04 \x01(\x04\x12\x16\n\x0elast_record_id\x18\x05 \x01(\x04\x12\x14\n\x0cinjection_id\x18\x06 \x01(\x04\"\x17\n\x15ListInjectionsRequest\"Y\n\x16ListInjectionsResponse\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12\x31\n\ninjections\x18\x02 \x03(\x0b\x32\x1d.xenmca.sal.v1.PacedInjection\"\x8d\x02\n\x0ePacedInjection\x12\x14\n\x0cinjection_id\x18\x01 \x01(\x04\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12,\n\x08severity\x18\x03 \x01(\x0e\x32\x1a.xenmca.record.v1.Severity\x12\r\n\x05\x63ount\x18\x04 \x01(\r\x12\x0f\n\x07\x63reated\x18\x05 \x01(\r\x12\x0e\n\x06stored\x18\x06 \x01(\r\x12\x12\n\noverflowed\x18\x07 \x01(\r\x12\x17\n\x0frate_per_second\x18\x08 \x01(\x01\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x16\x43\x61ncelInjectionRequest\x12\x14\n\x0cinjection_id\x18\x01 \x01(\x04\"K\n\x17\x43\x61ncelInjectionResponse\x12\x30\n\tinjection\x18\x01 \x01(\x0b\x32\x1d.xenmca.sal.v1.PacedInjection\"\x18\n\x16WatchInterruptsRequest\"\x95\x01\n\x17WatchInterruptsResponse\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x11\n\trecord_id\x18\x03 \x01(\x04\x12-\n\traised_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x17SetInterruptMaskRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x0e\n\x06masked\x18\x02 \x01(\x08\"W\n\x18SetInterruptMaskResponse\x12\x19\n\x11previously_masked\x18\x01 \x01(\x08\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x04\"0\n\x13\x44\x65scribePcpuRequest\x12\x19\n\x11pending_ids_limit\x18\x01 \x01(\r\"\xa6\x01\n\x14\x44\x65scribePcpuResponse\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12-\n\x05types\x18\x02 \x03(\x0b\x32\x1e.xenmca.sal.v1.RecordTypeState\x12\x16\n\x0enext_record_id\x18\x03 \x01(\x04\x12\x0f\n\x07\x64urable\x18\x04 \x01(\x08\x12(\n\x08sal_mode\x18\x05 \x01(\x0e\x32\x16.xenmca.sal.v1.SalMode\"\xaa\x02\n\x0fRecordTypeState\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x0f\n\x07pending\x18\x02 \x01(\r\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\r\x12\x0e\n\x06masked\x18\x04 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x05 \x01(\x04\x12\x0f\n\x07\x63leared\x18\x06 \x01(\x04\x12\x12\n\noverflowed\x18\x07 \x01(\x04\x12\x19\n\x11interrupts_raised\x18\x08 \x01(\x04\x12\x18\n\x10oldest_record_id\x18\t \x01(\x04\x12\x18\n\x10newest_record_id\x18\n \x01(\x04\x12\x17\n\x0fmax_record_size\x18\x0b \x01(\r\x12\x1a\n\x12pending_record_ids\x18\x0c \x03(\x04*N\n\x07SalMode\x12\x18\n\x14SAL_MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11SAL_MODE_EXTENDED\x10\x01\x12\x12\n\x0eSAL_MODE_PLAIN\x10\x02\x32\xe2\x06\n\nSalService\x12W\n\x0cGetStateInfo\x12\".xenmca.sal.v1.GetStateInfoRequest\x1a#.xenmca.sal.v1.GetStateInfoResponse\x12\x63\n\x10GetStateInfoSize\x12&.xenmca.sal.v1.GetStateInfoSizeRequest\x1a\'.xenmca.sal.v1.GetStateInfoSizeResponse\x12]\n\x0e\x43learStateInfo\x12$.xenmca.sal.v1.ClearStateInfoRequest\x1a%.xenmca.sal.v1.ClearStateInfoResponse\x12T\n\x0bInjectError\x12!.xenmca.sal.v1.InjectErrorRequest\x1a\".xenmca.sal.v1.InjectErrorResponse\x12]\n\x0eListInjections\x12$.xenmca.sal.v1.ListInjectionsRequest\x1a%.xenmca.sal.v1.ListInjectionsResponse\x12`\n\x0f\x43\x61ncelInjection\x12%.xenmca.sal.v1.CancelInjectionRequest\x1a&.xenmca.sal.v1.CancelInjectionResponse\x12\x62\n\x0fWatchInterrupts\x12%.xenmca.sal.v1.WatchInterruptsRequest\x1a&.xenmca.sal.v1.WatchInterruptsResponse0\x01\x12\x63\n\x10SetInterruptMask\x12&.xenmca.sal.v1.SetInterruptMaskRequest\x1a\'.xenmca.sal.v1.SetInterruptMaskResponse\x12W\n\x0c\x44\x65scribePcpu\x12\".xenmca.sal.v1.DescribePcpuRequest\x1a#.xenmca.sal.v1.DescribePcpuResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'xenmca.sal.v1.sal_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SALMODE']._serialized_start=2363
-  _globals['_SALMODE']._serialized_end=2441
+  _globals['_SALMODE']._serialized_start=2383
+  _globals['_SALMODE']._serialized_end=2461
   _globals['_GETSTATEINFOREQUEST']._serialized_start=114
   _globals['_GETSTATEINFOREQUEST']._serialized_end=179
   _globals['_GETSTATEINFORESPONSE']._serialized_start=181
@@ -48,33 +48,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CLEARSTATEINFORESPONSE']._serialized_start=512
   _globals['_CLEARSTATEINFORESPONSE']._serialized_end=627
   _globals['_INJECTERRORREQUEST']._serialized_start=630
-  _globals['_INJECTERRORREQUEST']._serialized_end=825
-  _globals['_INJECTERRORRESPONSE']._serialized_start=828
-  _globals['_INJECTERRORRESPONSE']._serialized_end=974
-  _globals['_LISTINJECTIONSREQUEST']._serialized_start=976
-  _globals['_LISTINJECTIONSREQUEST']._serialized_end=999
-  _globals['_LISTINJECTIONSRESPONSE']._serialized_start=1001
-  _globals['_LISTINJECTIONSRESPONSE']._serialized_end=1090
-  _globals['_PACEDINJECTION']._serialized_start=1093
-  _globals['_PACEDINJECTION']._serialized_end=1362
-  _globals['_CANCELINJECTIONREQUEST']._serialized_start=1364
-  _globals['_CANCELINJECTIONREQUEST']._serialized_end=1410
-  _globals['_CANCELINJECTIONRESPONSE']._serialized_start=1412
-  _globals['_CANCELINJECTIONRESPONSE']._serialized_end=1487
-  _globals['_WATCHINTERRUPTSREQUEST']._serialized_start=1489
-  _globals['_WATCHINTERRUPTSREQUEST']._serialized_end=1513
-  _globals['_WATCHINTERRUPTSRESPONSE']._serialized_start=1516
-  _globals['_WATCHINTERRUPTSRESPONSE']._serialized_end=1665
-  _globals['_SETINTERRUPTMASKREQUEST']._serialized_start=1667
-  _globals['_SETINTERRUPTMASKREQUEST']._serialized_end=1752
-  _globals['_SETINTERRUPTMASKRESPONSE']._serialized_start=1754
-  _globals['_SETINTERRUPTMASKRESPONSE']._serialized_end=1841
-  _globals['_DESCRIBEPCPUREQUEST']._serialized_start=1843
-  _globals['_DESCRIBEPCPUREQUEST']._serialized_end=1891
-  _globals['_DESCRIBEPCPURESPONSE']._serialized_start=1894
-  _globals['_DESCRIBEPCPURESPONSE']._serialized_end=2060
-  _globals['_RECORDTYPESTATE']._serialized_start=2063
-  _globals['_RECORDTYPESTATE']._serialized_end=2361
-  _globals['_SALSERVICE']._serialized_start=2444
-  _globals['_SALSERVICE']._serialized_end=3310
+  _globals['_INJECTERRORREQUEST']._serialized_end=845
+  _globals['_INJECTERRORRESPONSE']._serialized_start=848
+  _globals['_INJECTERRORRESPONSE']._serialized_end=994
+  _globals['_LISTINJECTIONSREQUEST']._serialized_start=996
+  _globals['_LISTINJECTIONSREQUEST']._serialized_end=1019
+  _globals['_LISTINJECTIONSRESPONSE']._serialized_start=1021
+  _globals['_LISTINJECTIONSRESPONSE']._serialized_end=1110
+  _globals['_PACEDINJECTION']._serialized_start=1113
+  _globals['_PACEDINJECTION']._serialized_end=1382
+  _globals['_CANCELINJECTIONREQUEST']._serialized_start=1384
+  _globals['_CANCELINJECTIONREQUEST']._serialized_end=1430
+  _globals['_CANCELINJECTIONRESPONSE']._serialized_start=1432
+  _globals['_CANCELINJECTIONRESPONSE']._serialized_end=1507
+  _globals['_WATCHINTERRUPTSREQUEST']._serialized_start=1509
+  _globals['_WATCHINTERRUPTSREQUEST']._serialized_end=1533
+  _globals['_WATCHINTERRUPTSRESPONSE']._serialized_start=1536
+  _globals['_WATCHINTERRUPTSRESPONSE']._serialized_end=1685
+  _globals['_SETINTERRUPTMASKREQUEST']._serialized_start=1687
+  _globals['_SETINTERRUPTMASKREQUEST']._serialized_end=1772
+  _globals['_SETINTERRUPTMASKRESPONSE']._serialized_start=1774
+  _globals['_SETINTERRUPTMASKRESPONSE']._serialized_end=1861
+  _globals['_DESCRIBEPCPUREQUEST']._serialized_start=1863
+  _globals['_DESCRIBEPCPUREQUEST']._serialized_end=1911
+  _globals['_DESCRIBEPCPURESPONSE']._serialized_start=1914
+  _globals['_DESCRIBEPCPURESPONSE']._serialized_end=2080
+  _globals['_RECORDTYPESTATE']._serialized_start=2083
+  _globals['_RECORDTYPESTATE']._serialized_end=2381
+  _globals['_SALSERVICE']._serialized_start=2464
+  _globals['_SALSERVICE']._serialized_end=3330
 # @@protoc_insertion_point(module_scope)

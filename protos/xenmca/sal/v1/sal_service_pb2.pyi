@@ -69,18 +69,20 @@ class ClearStateInfoResponse(_message.Message):
     def __init__(self, sal_status: _Optional[int] = ..., cleared_record_id: _Optional[int] = ..., already_cleared: _Optional[bool] = ..., remaining: _Optional[int] = ...) -> None: ...
 
 class InjectErrorRequest(_message.Message):
-    __slots__ = ("type", "severity", "sections", "count", "rate_per_second")
+    __slots__ = ("type", "severity", "sections", "count", "rate_per_second", "raw_record")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
     SECTIONS_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     RATE_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    RAW_RECORD_FIELD_NUMBER: _ClassVar[int]
     type: _record_pb2.RecordType
     severity: _record_pb2.Severity
     sections: _containers.RepeatedCompositeFieldContainer[_record_pb2.Section]
     count: int
     rate_per_second: float
-    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., severity: _Optional[_Union[_record_pb2.Severity, str]] = ..., sections: _Optional[_Iterable[_Union[_record_pb2.Section, _Mapping]]] = ..., count: _Optional[int] = ..., rate_per_second: _Optional[float] = ...) -> None: ...
+    raw_record: bytes
+    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., severity: _Optional[_Union[_record_pb2.Severity, str]] = ..., sections: _Optional[_Iterable[_Union[_record_pb2.Section, _Mapping]]] = ..., count: _Optional[int] = ..., rate_per_second: _Optional[float] = ..., raw_record: _Optional[bytes] = ...) -> None: ...
 
 class InjectErrorResponse(_message.Message):
     __slots__ = ("accepted", "stored", "overflowed", "first_record_id", "last_record_id", "injection_id")

@@ -112,7 +112,8 @@ class SalServiceServicer:
 
     def InjectError(self, request, context):
         """The hardware making errors: creates records in the stores and raises the
-        interrupt line of their type (unless masked). Operator only.
+        interrupt line of their type (unless masked); generated records, or a real
+        record's bytes (raw_record). Operator only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
