@@ -57,6 +57,8 @@ manifests=()
 for file in deploy/k8s/*.yaml; do
   [ "$(basename "$file")" = kustomization.yaml ] || manifests+=("$file")
 done
+# The Prometheus service discovery's RBAC (applied beside Prometheus, not by the kustomization).
+manifests+=(deploy/prometheus/rbac.yaml)
 for version in "${KUBERNETES_VERSIONS[@]}"; do
   if count="$(k8s_validate "$version" "${manifests[@]}")"; then
     echo "  ok: $count resources in ${#manifests[@]} files valid for Kubernetes $version"
@@ -91,6 +93,24 @@ if python deploy/k8s/make-inventory.py 4 64 50100 | diff -u deploy/k8s/inventory
 else
   cat "$work/inventory.diff" >&2
   fail "deploy/k8s/inventory.yaml is stale: python deploy/k8s/make-inventory.py 4 64 50100 > deploy/k8s/inventory.yaml"
+fi
+
+echo "== deploy: monitoring (Prometheus scrape configs, Grafana dashboard)"
+if python - <<'PY'
+import json, sys, yaml
+for path in ("deploy/prometheus/prometheus.yml", "deploy/prometheus/compose.yml"):
+    config = yaml.safe_load(open(path))
+    jobs = [job["job_name"] for job in config["scrape_configs"]]
+    assert jobs == ["xenmca"], (path, jobs)
+dashboard = json.load(open("deploy/grafana/xenmca-dashboard.json"))
+exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+assert exprs and all(e.strip() for e in exprs)
+print(f"  ok: 2 scrape configs, a dashboard of {len(dashboard['panels'])} panels ({len(exprs)} queries)")
+PY
+then
+  checked+=("deploy/prometheus/*.yml and deploy/grafana/xenmca-dashboard.json parse (names: tests/test_dashboard.py)")
+else
+  fail "the Prometheus configs or the Grafana dashboard do not parse"
 fi
 
 echo "== deploy: compose file"

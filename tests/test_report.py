@@ -97,3 +97,36 @@ def test_summary_prints_records_checks_and_path() -> None:
     assert "stranded" in text and "fairness" in text and "isolation" in text
     assert "[would be pass" in text  # rich markup in details is escaped, not eaten
     assert "results: /x/y" in text
+
+
+def test_report_and_summary_show_the_calibration_and_the_metrics_scrape(tmp_path: Path) -> None:
+    from test_check_latency import relative_run
+
+    data = relative_run(latency_ms=5.0, floors=100, end=(1.0, 3.0))
+    scraped = tmp_path / "metrics-xen.prom"
+    scraped.write_text("# TYPE xenmca_xen_retries_total counter\nxenmca_xen_retries_total 2.0\n")
+    url = "http://127.0.0.1:9/metrics"
+    events = [
+        *data.events,
+        {"component": "runner", "kind": "metrics_endpoints", "t_mono_ns": 0, "urls": {"xen": url}},
+        {
+            "component": "runner",
+            "kind": "metrics_scraped",
+            "t_mono_ns": data.end_ns,
+            "outcomes": {"xen": {"file": scraped.name, "bytes": 9}, "dom0": {"error": "refused"}},
+        },
+    ]
+    data = dataclasses.replace(data, events=events, results_dir=str(tmp_path))
+    results = build_results(data, run_checks(data))
+    assert results["metrics"] == {"xen": url}
+    xen = results["metrics_scrape"]["components"]["xen"]
+    assert xen["values"] == {"xenmca_xen_retries_total": {"": 2}}
+    page = write_report(tmp_path, results, []).read_text()
+    assert "<h2>Calibration</h2>" in page and "relative latency bounds use 7 ms (end)" in page
+    assert "<h2>Metrics</h2>" in page and "metrics-xen.prom" in page and "refused" in page
+    console = Console(record=True, width=140, color_system=None)
+    print_summary(results, console)
+    text = console.export_text()
+    assert "round trip / commit / floor (end)" in text and "1.00 / 3.00 / 7.00 ms" in text
+    assert "metrics: scraped 1 of 2 endpoints" in text and "(no answer: dom0)" in text
+    assert "they served http://127.0.0.1:PORT/metrics: xen 9" in text

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,6 +33,7 @@ checks:
   lost: 0
   duplicates: 0
   cleared_before_logged: 0
+  latency_p99_floors: 2000
   expect_transitions:
     - {pcpu: 3, type: cmc, mode: polling}
     - {pcpu: 3, type: cmc, mode: interrupt}
@@ -77,6 +79,43 @@ def test_small_scenario_runs_valid_and_writes_every_result_file(tmp_path: Path) 
     assert not (out / "tokens.json").exists()  # per-run secrets are removed
     kinds = {json.loads(line)["kind"] for line in (out / "events.jsonl").open()}
     assert {"injected", "record_copied", "record_committed", "record_cleared"} <= kinds
+    assert_calibrated_and_scraped(results, out)
+
+
+def assert_calibrated_and_scraped(results: dict[str, Any], out: Path) -> None:
+    """The run calibrated itself at both ends, bounded p99 by it, and scraped every process."""
+    calibration = results["calibration"]
+    for when in ("start", "end"):
+        measured = calibration[when]
+        assert measured["rtt_calls"] == 64 and measured["commits"] == 30, measured
+        assert measured["floor_ms"] == pytest.approx(
+            4 * measured["rtt_ms"] + measured["commit_ms"], abs=0.01
+        )
+    assert calibration["floor_ms"] == max(calibration[w]["floor_ms"] for w in ("start", "end"))
+    assert calibration["warmup"]["channels"] == 4 and calibration["warmup"]["errors"] == []
+    (latency,) = [c for c in results["checks"] if c["name"] == "latency_p99"]
+    assert latency["status"] == "pass"
+    assert latency["bound"] == pytest.approx(2000 * calibration["floor_ms"] + 500, abs=0.1)
+    assert "2000 floors" in latency["detail"]
+
+    components = {"pcpu-host0", "pcpu-host1", "xen", "dom0"}
+    assert set(results["metrics"]) == components
+    assert all(u.startswith("http://127.0.0.1:") for u in results["metrics"].values())
+    assert len(set(results["metrics"].values())) == len(components)
+    scraped = results["metrics_scrape"]["components"]
+    assert set(scraped) == components
+    for name, entry in scraped.items():
+        assert "error" not in entry, entry
+        assert (out / entry["file"]).read_text().startswith("# HELP"), name
+    logged = results["records"]["logged"]
+    assert scraped["dom0"]["values"]["xenmca_dom0_records_logged_total"] == {"": logged}
+    assert scraped["xen"]["values"]["xenmca_xen_records_cleared_total"] == {"": logged}
+    created = sum(
+        scraped[host]["values"]["xenmca_pcpu_records_created_total"][f"type={kind}"]
+        for host in ("pcpu-host0", "pcpu-host1")
+        for kind in ("CMC", "CPE")
+    )
+    assert created == results["records"]["injected"]
 
 
 def test_a_broken_rule_is_caught_by_the_checkers(tmp_path: Path) -> None:
@@ -130,3 +169,4 @@ def test_the_whole_testbed_over_mutual_tls(tmp_path: Path) -> None:
     assert (out / "tls" / "ca.crt").is_file()
     assert "mutual TLS as 'xen'" in (out / "logs" / "xen.log").read_text()
     assert "mutual TLS" in (out / "logs" / "pcpu-host0.log").read_text()
+    assert_calibrated_and_scraped(results, out)

@@ -9,12 +9,13 @@ live in xenmca.testbed.check (stranded, fairness, isolation, and the naming).
 A problem in `RunData.problems` makes the checks that depend on the missing data
 "unknown". A problem names what it affects by its prefix ("firmware:", "log:",
 "events:", "samples:"); a problem with no known prefix affects every check.
+The latency checks (absolute, or relative to the machine's calibrated floor) live
+in xenmca.testbed.check.latency.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -24,20 +25,21 @@ from xenmca.testbed.check.duplicates import duplicated
 from xenmca.testbed.check.events import of_kind
 from xenmca.testbed.check.fairness import FAIRNESS, check_fairness
 from xenmca.testbed.check.isolation import ISOLATION, check_isolation
+from xenmca.testbed.check.latency import LATENCY_MAX, LATENCY_P99, check_latency
+from xenmca.testbed.check.latency import latencies_ms as latencies_ms
+from xenmca.testbed.check.latency import latency_stats as latency_stats
+from xenmca.testbed.check.latency import percentile as percentile
 from xenmca.testbed.check.local_calls import LOCAL_CALLS, check_local_calls
 from xenmca.testbed.check.lost import lost_records
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
-from xenmca.testbed.check.slowest import slower_than
 from xenmca.testbed.check.stranded import STRANDED, check_stranded
-from xenmca.testbed.run_data import LoggedRecord, RunData
+from xenmca.testbed.run_data import RunData
 
 Valid = bool | Literal["unknown"]
 
 CONSERVATION = "conservation"
 DUPLICATES = "duplicates"
 CLEARED_BEFORE_LOGGED = "cleared_before_logged"
-LATENCY_P99 = "latency_p99"
-LATENCY_MAX = "latency_max"
 LINES_BACK_TO_INTERRUPT = "lines_back_to_interrupt"
 TRANSITION_PREFIX = "transition"
 
@@ -104,36 +106,6 @@ def account(data: RunData) -> Accounting:
         overflowed=sum(f.overflowed for f in data.firmware),
         cleared_before_logged=count_cleared_before_logged(data),
     )
-
-
-def latencies_ms(log: Sequence[LoggedRecord]) -> list[float]:
-    """Injection to durable log, per logged record that carries its creation time."""
-    return [
-        (r.logged_monotonic_ns - r.created_monotonic_ns) / 1e6
-        for r in log
-        if r.created_monotonic_ns > 0
-    ]
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default); None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def latency_stats(log: Sequence[LoggedRecord]) -> dict[str, float | int | None]:
-    values = latencies_ms(log)
-    return {
-        "p50": percentile(values, 50),
-        "p99": percentile(values, 99),
-        "max": max(values) if values else None,
-        "mean": sum(values) / len(values) if values else None,
-        "count": len(values),
-    }
 
 
 def line_modes(events: Iterable[dict[str, Any]]) -> dict[tuple[int, str], str]:
@@ -205,34 +177,6 @@ def check_cleared_before_logged(data: RunData, acc: Accounting) -> CheckResult:
         "CLEARs that reached a pCPU before dom0 committed the record",
     )
     return result.naming(cleared_before_logged(data))
-
-
-def check_latency(data: RunData) -> list[CheckResult]:
-    checks = data.scenario.checks
-    wanted = [
-        (LATENCY_P99, checks.latency_p99_ms, 99.0),
-        (LATENCY_MAX, checks.latency_max_ms, 100.0),
-    ]
-    values = latencies_ms(data.log)
-    results = []
-    for name, bound, q in wanted:
-        if bound is None:
-            continue
-        if not values:
-            status: Status = "unknown" if data.log else "pass"
-            why = "no logged record carries its creation time" if data.log else "nothing logged"
-            results.append(CheckResult(name, status, None, bound, why))
-            continue
-        observed = percentile(values, q)
-        assert observed is not None
-        detail = f"ms from injection to durable log over {len(values)} records"
-        slow = slower_than(data.log, bound)
-        if slow:
-            detail += f"; {len(slow)} slower than {bound:g} ms, the slowest {slow[0].label()}"
-        status = "pass" if observed <= bound else "fail"
-        result = CheckResult(name, status, round(observed, 3), bound, detail)
-        results.append(result.naming(slow, ordered=True))
-    return results
 
 
 def check_transitions(data: RunData) -> list[CheckResult]:

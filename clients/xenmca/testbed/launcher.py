@@ -17,14 +17,16 @@ themselves use. Teardown deletes the namespaces after the processes stop.
 
 The policies (`TestbedSpec.xen_policy`, ``dom0_policy``, ``sal_mode`` ...) reach
 the processes as flags only when they differ from the defaults, so a default
-testbed runs exactly the command lines it always did.
+testbed runs exactly the command lines it always did (`xenmca.testbed.launcher_args`).
+With ``TestbedSpec(metrics=True)`` (what ``up``, ``run`` and ``demo`` use) every
+process also serves Prometheus metrics on a port of its own (`metrics_urls`; see
+`xenmca.testbed.testbed_metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,17 +34,40 @@ from types import TracebackType
 
 import grpc
 
-from xenmca.dom0 import policies as dom0_policies
-from xenmca.dom0.salinfo import LINUX_SALINFO
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import channel_credentials, generate_test_pki
+from xenmca.testbed.launcher_args import (
+    DEFAULT_DOM0_POLICY,
+    DEFAULT_SAL_MODE,
+    DOM0_POLICIES,
+    check_policies,
+    dom0_argv,
+    dom0_policy_args,
+    pcpu_host_argv,
+    pcpu_policy_args,
+    xen_argv,
+    xen_policy_args,
+)
 from xenmca.testbed.netns import NETNS_RUN_DIR, LoopbackGateway, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.processes import ManagedProcess, ProcessStartError, free_port_range
-from xenmca.xen.policy import DEFAULT_POLICY, SAL_MODES, PolicyError, PolicySpec
+from xenmca.testbed.testbed_metrics import assign_ports, metrics_flags, metrics_url
+from xenmca.xen.policy import DEFAULT_POLICY
+
+__all__ = [
+    "DEFAULT_DOM0_POLICY",
+    "DEFAULT_SAL_MODE",
+    "DOM0_POLICIES",
+    "LocalTestbed",
+    "TestbedSpec",
+    "check_policies",
+    "dom0_policy_args",
+    "pcpu_policy_args",
+    "xen_policy_args",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +75,6 @@ HOST = "127.0.0.1"
 NETWORKS = ("loopback", "netns")
 XEN_HOST = "xen"
 DOM0_HOST = "dom0"
-DOM0_POLICIES = dom0_policies.POLICY_NAMES
-DEFAULT_DOM0_POLICY = dom0_policies.DEFAULT_POLICY
-DEFAULT_SAL_MODE = "extended"
 
 
 @dataclass
@@ -87,52 +109,8 @@ class TestbedSpec:
     sal_mode: str = DEFAULT_SAL_MODE
     # linux-salinfo's modelled user-space time per record, in seconds; None: dom0's default.
     salinfo_decode_delay: float | None = None
-
-
-def check_policies(spec: TestbedSpec) -> None:
-    """PolicyError (a ValueError, one line naming the setting) if a policy is unknown."""
-    PolicySpec(spec.xen_policy, spec.xen_policy_options).choices()
-    if spec.dom0_policy not in DOM0_POLICIES:
-        raise PolicyError(
-            f"unknown dom0 policy {spec.dom0_policy!r} (known: {', '.join(DOM0_POLICIES)})"
-        )
-    if spec.sal_mode not in SAL_MODES:
-        raise PolicyError(f"unknown SAL mode {spec.sal_mode!r} (known: {', '.join(SAL_MODES)})")
-    delay = spec.salinfo_decode_delay
-    if delay is not None and not delay >= 0:
-        raise PolicyError(f"salinfo decode delay must be >= 0 seconds (got {delay})")
-    if delay is not None and spec.dom0_policy != LINUX_SALINFO:
-        raise PolicyError(
-            f"a salinfo decode delay applies only to dom0 policy {LINUX_SALINFO} "
-            f"(dom0 policy is {spec.dom0_policy})"
-        )
-
-
-def xen_policy_args(spec: TestbedSpec) -> list[str]:
-    """`serve xen` flags for the spec's coordinator policy and SAL mode (none for defaults)."""
-    args: list[str] = []
-    if spec.xen_policy != DEFAULT_POLICY:
-        args += ["--policy", spec.xen_policy]
-    for knob, choice in spec.xen_policy_options.items():
-        args += ["--policy-option", f"{knob}={choice}"]
-    if spec.sal_mode != DEFAULT_SAL_MODE:
-        args += ["--sal", spec.sal_mode]
-    return args
-
-
-def pcpu_policy_args(spec: TestbedSpec) -> list[str]:
-    """`serve pcpu` flags for the spec's SAL mode (none for the default)."""
-    return ["--sal", spec.sal_mode] if spec.sal_mode != DEFAULT_SAL_MODE else []
-
-
-def dom0_policy_args(spec: TestbedSpec) -> list[str]:
-    """`dom0` flags for the spec's dom0 policy and decode delay (none for defaults)."""
-    args: list[str] = []
-    if spec.dom0_policy != DEFAULT_DOM0_POLICY:
-        args += ["--policy", spec.dom0_policy]
-    if spec.salinfo_decode_delay is not None:
-        args += ["--salinfo-decode-delay", str(spec.salinfo_decode_delay)]
-    return args
+    # Every process serves Prometheus metrics on a port of its own (free at start).
+    metrics: bool = False
 
 
 class LocalTestbed:
@@ -165,6 +143,9 @@ class LocalTestbed:
         self._tls_flags: dict[str, list[str]] = {}
         self.gateway: LoopbackGateway | None = None
         self.network_events: EventLog | None = None
+        # Each process's metrics port (where it listens) and the launcher's URL for it.
+        self.metrics_ports: dict[str, int] = {}
+        self.metrics_urls: dict[str, str] = {}
 
     # -- layout -------------------------------------------------------------------
 
@@ -200,52 +181,21 @@ class LocalTestbed:
         spec = self.spec
         self.tokens.save(self.token_file)
         ranges = self._host_ranges()
+        hosts = [self.pcpu_host_name(i) for i in range(len(ranges))]
         if spec.network == "netns":
-            names = [self.pcpu_host_name(i) for i in range(len(ranges))]
-            self.network = NetworkLayout([*names, XEN_HOST, DOM0_HOST])
+            self.network = NetworkLayout([*hosts, XEN_HOST, DOM0_HOST])
         if spec.tls:
-            self._make_certificates([self.pcpu_host_name(i) for i in range(len(ranges))])
-        base = free_port_range(spec.pcpus + 1)
+            self._make_certificates(hosts)
+        base = free_port_range(spec.pcpus + 1 + len(self._metered(hosts)))
+        self.metrics_ports = assign_ports(self._metered(hosts), base + spec.pcpus + 1)
         self.xen_listen_address = f"{self._address(XEN_HOST)}:{base + spec.pcpus}"
         self.xen_address = self.xen_listen_address
-        logs = self.workdir / "logs"
         for index, (first, last) in enumerate(ranges):
-            name = self.pcpu_host_name(index)
+            name = hosts[index]
             host = self._address(name)
-            argv = [
-                "serve",
-                "pcpu",
-                "--pcpus",
-                f"{first}-{last}",
-                "--host",
-                host,
-                "--base-port",
-                str(base),
-                "--capacity",
-                str(spec.capacity),
-                "--token-file",
-                str(self.token_file),
-                "--events",
-                str(self.workdir / f"events-pcpu-host{index}.jsonl"),
-                "--ready-file",
-                str(self.workdir / f"ready-pcpu-host{index}.json"),
-            ]
-            if spec.durable_pcpus:
-                argv += ["--state-dir", str(self.workdir / f"pcpu-state-host{index}")]
-            argv += pcpu_policy_args(spec)
-            argv += self._tls_flags.get("pcpu", [])
-            self.pcpu_hosts.append(
-                ManagedProcess(
-                    name,
-                    argv,
-                    logs / f"{name}.log",
-                    ready_file=self.workdir / f"ready-{name}.json",
-                    exec_prefix=self._exec_prefix(name),
-                    listen_host=host,
-                    ports=tuple(range(base + first, base + last + 1)),
-                    netns_path=self._netns_path(name),
-                )
-            )
+            argv = pcpu_host_argv(spec, index, (first, last), host, base)
+            ports = tuple(range(base + first, base + last + 1))
+            self.pcpu_hosts.append(self._process(name, argv, "pcpu", ports, ready=True))
             for pcpu in range(first, last + 1):
                 self.pcpu_listen_addresses[pcpu] = f"{host}:{base + pcpu}"
         self.pcpu_addresses = dict(self.pcpu_listen_addresses)
@@ -253,63 +203,36 @@ class LocalTestbed:
         inventory.write_text(
             "".join(f"{p} {a}\n" for p, a in sorted(self.pcpu_listen_addresses.items()))
         )
-        xen_argv = [
-            "serve",
-            "xen",
-            "--listen",
-            self.xen_listen_address,
-            "--inventory",
-            str(inventory),
-            "--vcpu0-pcpu",
-            str(spec.vcpu0_pcpu),
-            "--token-file",
-            str(self.token_file),
-            "--throttle-preset",
-            spec.throttle_preset,
-            "--events",
-            str(self.workdir / "events-xen.jsonl"),
-            "--ready-file",
-            str(self.workdir / "ready-xen.json"),
-            *xen_policy_args(spec),
-            *spec.extra_xen_args,
-            *self._tls_flags.get("xen", []),
-        ]
-        if spec.throttle_overrides:
-            # Every setting, whatever flag the coordinator has for it: a settings file.
-            settings = self.workdir / "throttle.json"
-            settings.write_text(json.dumps(dict(spec.throttle_overrides)))
-            xen_argv += ["--throttle-settings", str(settings)]
-        self.xen = ManagedProcess(
-            "xen",
-            xen_argv,
-            logs / "xen.log",
-            ready_file=self.workdir / "ready-xen.json",
-            exec_prefix=self._exec_prefix(XEN_HOST),
-            listen_host=self._address(XEN_HOST),
-            ports=(base + spec.pcpus,),
-            netns_path=self._netns_path(XEN_HOST),
-        )
-        self.dom0 = ManagedProcess(
-            "dom0",
-            [
-                "dom0",
-                "--xen",
-                self.xen_listen_address,
-                "--db",
-                str(self.db_path),
-                "--token-file",
-                str(self.token_file),
-                "--events",
-                str(self.workdir / "events-dom0.jsonl"),
-                "--cpe-poll-min",
-                str(spec.cpe_poll_min),
-                "--cpe-poll-max",
-                str(spec.cpe_poll_max),
-                *dom0_policy_args(spec),
-                *self._tls_flags.get("dom0", []),
-            ],
-            logs / "dom0.log",
-            exec_prefix=self._exec_prefix(DOM0_HOST),
+        argv = xen_argv(spec, self.xen_listen_address, inventory)
+        self.xen = self._process(XEN_HOST, argv, "xen", (base + spec.pcpus,), ready=True)
+        argv = dom0_argv(spec, self.xen_listen_address, self.db_path)
+        self.dom0 = self._process(DOM0_HOST, argv, "dom0", (), ready=False)
+        self.metrics_urls = {
+            name: metrics_url(f"{HOST}:{port}") for name, port in self.metrics_ports.items()
+        }
+
+    def _metered(self, pcpu_hosts: list[str]) -> list[str]:
+        """The processes that serve metrics, in port order (none unless the spec asks)."""
+        return [*pcpu_hosts, XEN_HOST, DOM0_HOST] if self.spec.metrics else []
+
+    def _process(
+        self, name: str, argv: list[str], identity: str, ports: tuple[int, ...], *, ready: bool
+    ) -> ManagedProcess:
+        """One component's ManagedProcess: its TLS and metrics flags added, its ports listed."""
+        host = self._address(name)
+        metrics_port = self.metrics_ports.get(name)
+        if metrics_port is not None:
+            argv = [*argv, *metrics_flags(host, metrics_port)]
+            ports = (*ports, metrics_port)  # a restart waits for this port to be free too
+        return ManagedProcess(
+            name,
+            [*argv, *self._tls_flags.get(identity, [])],
+            self.workdir / "logs" / f"{name}.log",
+            ready_file=self.workdir / f"ready-{name}.json" if ready else None,
+            exec_prefix=self._exec_prefix(name),
+            listen_host=host if ports else "",
+            ports=ports,
+            netns_path=self._netns_path(name),
         )
 
     def _make_certificates(self, pcpu_hosts: list[str]) -> None:
@@ -364,13 +287,16 @@ class LocalTestbed:
         )
         # The same port scheme on 127.0.0.1 as inside: pCPU p at base + p, coordinator last.
         self.gateway = gateway = LoopbackGateway(network)
-        base = free_port_range(self.spec.pcpus + 1)
+        base = free_port_range(self.spec.pcpus + 1 + len(self.metrics_ports))
         for pcpu, address in self.pcpu_listen_addresses.items():
             port = int(address.rpartition(":")[2])
             host = self.network_host_of(pcpu)
             self.pcpu_addresses[pcpu] = await gateway.open(host, port, base + pcpu)
         port = int(self.xen_listen_address.rpartition(":")[2])
         self.xen_address = await gateway.open(XEN_HOST, port, base + self.spec.pcpus)
+        for offset, (name, port) in enumerate(self.metrics_ports.items()):
+            local = await gateway.open(name, port, base + self.spec.pcpus + 1 + offset)
+            self.metrics_urls[name] = metrics_url(local)
 
     async def stop(self) -> None:
         """Stop dom0 first (so it does not log errors about the others), then the rest.

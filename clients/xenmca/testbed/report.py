@@ -116,6 +116,43 @@ def _policy(policy: dict[str, Any]) -> str:
     return "<h2>Policy</h2>" + _key_values(rows)
 
 
+def _calibration(calibration: dict[str, Any] | None) -> str:
+    """Each calibration's medians, and the floor the relative latency bounds used."""
+    if not calibration:
+        return ""
+    keys = ("rtt_ms", "commit_ms", "floor_ms", "rtt_calls", "commits", "took_s")
+    heads = ("when", "round trip ms", "commit ms", "floor ms", "calls", "commits", "took s")
+    rows = [
+        (when, *(calibration[when].get(k) for k in keys))
+        for when in ("start", "end")
+        if isinstance(calibration.get(when), dict)
+    ]
+    used = calibration.get("floor_ms")
+    note = (
+        f"floor = {calibration.get('round_trips_per_floor', 4)} round trips + 1 durable commit;"
+        f" relative latency bounds use {_text(used)} ms ({_text(calibration.get('floor_from'))})"
+    )
+    return "<h2>Calibration</h2>" + _table(heads, rows) + f"<p class=muted>{escape(note)}</p>"
+
+
+def _metrics(results: dict[str, Any]) -> str:
+    """Each process's endpoint and what its scrape at the end of the run left."""
+    urls = results.get("metrics") or {}
+    scraped = (results.get("metrics_scrape") or {}).get("components") or {}
+    if not urls and not scraped:
+        return ""
+    rows = [
+        (
+            name,
+            urls.get(name),
+            (scraped.get(name) or {}).get("file"),
+            scraped.get(name, {}).get("error"),
+        )
+        for name in dict.fromkeys([*urls, *scraped])
+    ]
+    return "<h2>Metrics</h2>" + _table(("component", "endpoint", "scraped into", "error"), rows)
+
+
 def _scenario_text(scenario: Any) -> str:
     plain = json.loads(json.dumps(scenario, default=str))  # tuples -> lists for safe_dump
     return yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
@@ -185,6 +222,8 @@ def render_report(
         _key_values(throughput),
         "<h2>SAL calls by the coordinator</h2>",
         _key_values(_rpc_rows(rpc)),
+        _calibration(results.get("calibration")),
+        _metrics(results),
         "<h2>Plots</h2>",
         _images(directory, plot_files),
         f"<h2>Throttle transitions ({len(transitions)})</h2>",

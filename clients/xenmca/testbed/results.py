@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from xenmca.testbed.calibration import calibration_results
 from xenmca.testbed.checkers import (
     CheckResult,
     account,
@@ -15,6 +16,7 @@ from xenmca.testbed.checkers import (
     of_kind,
     overall_valid,
 )
+from xenmca.testbed.metrics_scrape import metrics_results
 from xenmca.testbed.run_data import RunData
 
 RESULTS_FILE = "results.json"
@@ -137,6 +139,8 @@ def build_results(data: RunData, checks: list[CheckResult]) -> dict[str, Any]:
         "throttle": throttle_summary(data),
         "faults": fault_rows(data),
         "rpc": rpc_summary(data.events),
+        "calibration": calibration_results(data.events),
+        **metrics_results(data.events, data.results_dir, data.start_ns),
         "checks": [c.as_dict() for c in checks],
         "policy": policy_of(data),
         "scenario": dataclasses.asdict(data.scenario),

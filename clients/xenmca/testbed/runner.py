@@ -4,6 +4,10 @@ The testbed is always torn down (on success, failed checks, exceptions and
 Ctrl-C); the results folder is written from what the processes left behind:
 dom0's log, every component's event file, and the samples taken on the way.
 
+Before the workload clock starts the run warms up and calibrates the machine,
+and after the drain it calibrates again and scrapes every process's metrics
+(`xenmca.testbed.run_phases`); the testbed runs with metrics on.
+
 The drain ends when nothing is pending and dom0's log holds every cleared
 record, when nothing moved for the scenario's ``drain_idle_s`` (records left
 are stranded), or at ``drain_timeout_s``; the runner's ``drain_finished`` event
@@ -19,7 +23,7 @@ import importlib.metadata
 import platform
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +48,10 @@ from xenmca.testbed.fault_schedule import FaultScheduler
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.processes import cpu_seconds
 from xenmca.testbed.run_data import LoggedRecord, RunData
+from xenmca.testbed.run_phases import after_drain, before_workload
 from xenmca.testbed.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.scenario_model import Scenario, Vcpu0Move
+from xenmca.testbed.warmup import warm_plots
 from xenmca.testbed.workload import WorkloadDriver, plan_injections
 
 
@@ -82,6 +88,7 @@ def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> Testbe
         dom0_policy=scenario.policy.dom0,
         sal_mode=scenario.sal,
         salinfo_decode_delay=scenario.salinfo_decode_delay_s,
+        metrics=True,
     )
     if scenario.broken_rule:
         spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
@@ -210,12 +217,29 @@ class ScenarioRun:
             transient=False,
         )
         problems: list[str] = []
+        # The font cache and the plotting imports, on a thread while the testbed starts.
+        plots = asyncio.ensure_future(asyncio.to_thread(warm_plots))
         try:
             with progress:
                 task = progress.add_task("starting testbed", total=scenario.duration_s, info="")
                 async with LocalTestbed(testbed_spec(scenario, self.out_dir, self.tls)) as bed:
-                    data = await self._run_on(bed, plan, progress, task, runner_events, problems)
+                    progress.update(task, description=f"{scenario.name}: warm-up")
+                    channels = await before_workload(
+                        bed,
+                        (injection.pcpu for injection in plan),
+                        self.out_dir,
+                        runner_events,
+                        plots,
+                        say=self._say if self.show_progress else None,
+                    )
+                    try:
+                        data = await self._run_on(
+                            bed, plan, progress, task, runner_events, problems, channels.channel
+                        )
+                    finally:
+                        await channels.close()
         finally:
+            plots.cancel()  # a no-op once awaited (before the workload); it never raises
             runner_events.close()
         log, redelivered = _read_log(bed.db_path)
         data.log = log
@@ -225,6 +249,9 @@ class ScenarioRun:
             bed.token_file.unlink()  # per-run secrets do not outlive the run
         return data
 
+    def _say(self, line: str) -> None:
+        self.console.print(line, soft_wrap=True, highlight=False)
+
     async def _run_on(
         self,
         bed: LocalTestbed,
@@ -233,6 +260,7 @@ class ScenarioRun:
         task: Any,
         runner_events: EventLog,
         problems: list[str],
+        channel_factory: Callable[[str], grpc.aio.Channel],
     ) -> RunData:
         scenario = self.scenario
         sampler = Sampler(bed)
@@ -243,7 +271,7 @@ class ScenarioRun:
             bed.operator_metadata(),
             runner_events,
             MonotonicClock(),
-            channel_factory=bed.channel,
+            channel_factory=channel_factory,
         )
         scheduler = FaultScheduler(bed, scenario.faults, runner_events)
         start_ns = time.monotonic_ns()
@@ -309,6 +337,7 @@ class ScenarioRun:
             await self._settle(sampler)
             firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
             final_xen = await _describe_xen(bed)
+            await after_drain(bed, self.out_dir, runner_events)
             progress.update(task, description=f"{scenario.name}: done", info=info())
         finally:
             faults.cancel()

@@ -34,6 +34,7 @@ from xenmca.testbed.scenario_model import (
     ExpectedTransition,
     Fault,
     Policy,
+    RawRecords,
     Scenario,
     SeverityMix,
     Storm,
@@ -117,11 +118,15 @@ def load_scenario(path: Path | str, *, display_name: str | None = None) -> Scena
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ScenarioError(file, "", f"cannot read the file: {reason}") from None
-    return parse_scenario_text(text, file)
+    return parse_scenario_text(text, file, base_dir=path.parent)
 
 
-def parse_scenario_text(text: str, file: str = "<scenario>") -> Scenario:
-    """A scenario from YAML text; file names it in errors."""
+def parse_scenario_text(
+    text: str, file: str = "<scenario>", *, base_dir: Path | None = None
+) -> Scenario:
+    """A scenario from YAML text; file names it in errors. Record files
+    (workload.records[].file) are found relative to base_dir (default: the current
+    directory)."""
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -131,10 +136,12 @@ def parse_scenario_text(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(file, where, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(file, "", f"invalid YAML: {exc}") from None
-    return parse_scenario(data, file)
+    return parse_scenario(data, file, base_dir=base_dir)
 
 
-def parse_scenario(data: Any, file: str = "<scenario>") -> Scenario:
+def parse_scenario(
+    data: Any, file: str = "<scenario>", *, base_dir: Path | None = None
+) -> Scenario:
     """A scenario from already parsed data (a mapping as in the YAML file)."""
     if data is None:
         raise ScenarioError(file, "", "the file is empty; expected a scenario mapping")
@@ -143,7 +150,7 @@ def parse_scenario(data: Any, file: str = "<scenario>") -> Scenario:
             file, "", f"expected a mapping of scenario fields, got {_TYPE_WORDS[_json_type(data)]}"
         )
     _check_schema(data, file)
-    return _Builder(data, file).build()
+    return _Builder(data, file, base_dir).build()
 
 
 # -- YAML --------------------------------------------------------------------------------
@@ -339,9 +346,10 @@ def _fmt(value: float) -> str:
 class _Builder:
     """Semantic checks of schema-valid data, and conversion to the dataclasses."""
 
-    def __init__(self, data: Mapping[str, Any], file: str) -> None:
+    def __init__(self, data: Mapping[str, Any], file: str, base_dir: Path | None = None) -> None:
         self.data = data
         self.file = file
+        self.base_dir = base_dir
         self.pcpus = int(data["pcpus"])
         self.duration = float(data["duration_s"])
 
@@ -368,10 +376,12 @@ class _Builder:
         streams = tuple(self.stream(i, s) for i, s in enumerate(workload.get("streams", [])))
         storms = tuple(self.storm(i, s) for i, s in enumerate(workload.get("storms", [])))
         bursts = tuple(self.burst(i, b) for i, b in enumerate(workload.get("bursts", [])))
+        records = tuple(self.raw_records(i, r) for i, r in enumerate(workload.get("records", [])))
         total = (
             sum(_stream_records(s, self.duration) for s in streams)
             + sum(storm_count(s) * len(s.pcpus) for s in storms)
             + sum(b.count * len(b.pcpus) for b in bursts)
+            + sum(len(r.raw_hex) for r in records)
         )
         if total > MAX_RECORDS_TOTAL:
             raise self.fail(
@@ -408,6 +418,7 @@ class _Builder:
             sal=str(data.get("sal", "extended")),
             salinfo_decode_delay_s=self.salinfo_decode_delay(dom0, policy),
             drain_idle_s=self.drain_idle(data.get("drain_idle_s"), throttle, poll_max),
+            records=records,
         )
 
     def vcpu0_moves(self, raw: Sequence[Mapping[str, Any]]) -> tuple[Vcpu0Move, ...]:
@@ -547,6 +558,48 @@ class _Builder:
             severity=raw.get("severity", "corrected"),
         )
 
+    def raw_records(self, index: int, raw: Mapping[str, Any]) -> RawRecords:
+        """Real records from a file (relative to the scenario's folder) or hex, decoded
+        strictly now, so that bad bytes stop the scenario before it runs."""
+        from xenmca.ops.record_files import RecordFileError, read_records, records_in_hex
+
+        path: list[str | int] = ["workload", "records", index]
+        pcpu, at = int(raw["pcpu"]), float(raw["at_s"])
+        if pcpu >= self.pcpus:
+            raise self.fail(
+                [*path, "pcpu"],
+                f"pCPU {pcpu} does not exist (pcpus is {self.pcpus}: 0-{self.pcpus - 1})",
+            )
+        if at >= self.duration:
+            raise self.fail(
+                [*path, "at_s"],
+                f"{_fmt(at)} s is not before the end of the workload "
+                f"(duration_s {_fmt(self.duration)})",
+            )
+        given = [key for key in ("file", "hex") if key in raw]
+        if len(given) != 1:
+            raise self.fail(path, "give exactly one of file and hex (the record's bytes)")
+        key = given[0]
+        try:
+            if key == "file":
+                name = Path(raw["file"])
+                found = read_records(name if self.base_dir is None else self.base_dir / name)
+            else:
+                found = records_in_hex(raw["hex"], source="")
+        except RecordFileError as exc:
+            raise self.fail([*path, key], str(exc)) from None
+        if len(found) > MAX_RECORDS_PER_ENTRY:
+            raise self.fail(
+                [*path, key], f"holds {len(found):,} records; at most {MAX_RECORDS_PER_ENTRY:,}"
+            )
+        return RawRecords(
+            pcpu=pcpu,
+            at_s=at,
+            type=raw["type"],
+            raw_hex=tuple(r.raw.hex() for r in found),
+            source=str(raw["file"]) if key == "file" else "hex",
+        )
+
     def policy(self, raw: Mapping[str, Any]) -> Policy:
         from xenmca.xen.policy import PolicyError, check_choice
 
@@ -579,15 +632,9 @@ class _Builder:
         A record waiting for the next poll changes no count, so a shorter idle
         window would call it stranded while it is merely waiting.
         """
-        from xenmca.xen.throttle_settings import load_settings
+        from xenmca.testbed.poll_intervals import longest_poll_interval
 
-        settings = load_settings(throttle.preset, None, dict(throttle.settings))
-        intervals = {
-            "throttle cmc_poll_interval": settings.cmc_poll_interval,
-            "throttle cpe_poll_max": settings.cpe_poll_max,
-            "dom0 cpe_poll_max_s": dom0_poll_max,
-        }
-        name, longest = max(intervals.items(), key=lambda item: item[1])
+        name, longest = longest_poll_interval(throttle, dom0_poll_max)
         if raw is None:
             return max(DEFAULT_DRAIN_IDLE_S, 2 * longest)
         idle = float(raw)
@@ -652,6 +699,14 @@ class _Builder:
             transitions.append(ExpectedTransition(pcpu=pcpu, type=item["type"], mode=item["mode"]))
         p99 = raw.get("latency_p99_ms")
         latency_max = raw.get("latency_max_ms")
+        for quantile in ("p99", "max"):
+            given = [f"latency_{quantile}_{unit}" for unit in ("ms", "floors")]
+            if all(raw.get(name) is not None for name in given):
+                raise self.fail(
+                    ["checks", given[1]],
+                    f"give {given[0]} (absolute) or {given[1]} (relative to this machine), "
+                    "not both",
+                )
         fairness = raw.get("fairness", True)
         bound = int(fairness["max_overtaken"]) if isinstance(fairness, Mapping) else None
         return Checks(
@@ -660,6 +715,8 @@ class _Builder:
             max_cleared_before_logged=int(raw.get("cleared_before_logged", 0)),
             latency_p99_ms=None if p99 is None else float(p99),
             latency_max_ms=None if latency_max is None else float(latency_max),
+            latency_p99_floors=_optional_float(raw.get("latency_p99_floors")),
+            latency_max_floors=_optional_float(raw.get("latency_max_floors")),
             expect_transitions=tuple(transitions),
             all_lines_back_to_interrupt=bool(raw.get("all_lines_back_to_interrupt", True)),
             max_stranded=int(raw.get("stranded", 0)),
@@ -685,6 +742,10 @@ class _Builder:
                 ["broken_rule"], f"unknown rule {rule!r} (known: {', '.join(BROKEN_RULES)})"
             )
         return rule
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def storm_count(storm: Storm) -> int:

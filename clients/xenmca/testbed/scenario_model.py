@@ -54,6 +54,22 @@ class Burst:
 
 
 @dataclass(frozen=True)
+class RawRecords:
+    """Real SAL records stored as given on `pcpu` at `at_s`, in order (one InjectError each).
+
+    `raw_hex` holds each record's exact bytes (already strictly decoded); the pCPU
+    writes its own record id into each header. `source` is the file they came from,
+    or "hex".
+    """
+
+    pcpu: int
+    at_s: float
+    type: str
+    raw_hex: tuple[str, ...]
+    source: str = "hex"
+
+
+@dataclass(frozen=True)
 class Fault:
     """One scheduled fault (the kinds are defined by the faults issue)."""
 
@@ -89,6 +105,10 @@ class Checks:
     max_cleared_before_logged: int = 0
     latency_p99_ms: float | None = None
     latency_max_ms: float | None = None
+    # Relative bounds: this many floors (4 round trips + 1 durable commit, as the run
+    # measured them) plus the scenario's longest polling interval (check/latency.py).
+    latency_p99_floors: float | None = None
+    latency_max_floors: float | None = None
     expect_transitions: tuple[ExpectedTransition, ...] = ()
     # Lines that must end the run in interrupt mode (every storm is over).
     all_lines_back_to_interrupt: bool = True
@@ -155,3 +175,5 @@ class Scenario:
     salinfo_decode_delay_s: float | None = None
     # The drain ends early when nothing pending changed for this long (records are stranded).
     drain_idle_s: float = 10.0
+    # Real SAL records injected as given (workload.records).
+    records: tuple[RawRecords, ...] = ()

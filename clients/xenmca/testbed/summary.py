@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from xenmca.testbed.check.result import label_of
+from xenmca.testbed.testbed_metrics import endpoints_text
 
 _STYLE = {"pass": "green", "fail": "bold red", "unknown": "yellow"}
 # How many of a failing check's named records the summary shows.
@@ -33,6 +34,11 @@ def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, float):
         return f"{value:,.1f}{unit}"
     return escape(f"{value}{unit}")
+
+
+def _ms(value: Any) -> str:
+    """A calibration figure: two decimals (they are around a millisecond)."""
+    return f"{value:,.2f}" if isinstance(value, float | int) else "-"
 
 
 def _verdict(valid: Any) -> str:
@@ -79,6 +85,14 @@ def measures_table(results: dict[str, Any]) -> Table:
         "SAL calls local / IPI / retries",
         " / ".join(_fmt(rpc.get(k)) for k in ("local", "ipi", "retries")),
     )
+    calibration = results.get("calibration") or {}
+    which = calibration.get("floor_from") or "start"
+    used = calibration.get(which) or {}
+    if used:
+        table.add_row(
+            f"round trip / commit / floor ({which})",
+            " / ".join(_ms(used.get(k)) for k in ("rtt_ms", "commit_ms", "floor_ms")) + " ms",
+        )
     table.add_row("faults applied", _fmt(len(results.get("faults") or [])))
     table.add_row("duration", _fmt(results.get("duration_s"), " s"))
     return table
@@ -152,8 +166,26 @@ def print_summary(
                     console.print(f"  {escape(named)}", highlight=False)
     for problem in results.get("problems") or []:
         console.print(f"[yellow]problem:[/] {escape(str(problem))}", highlight=False)
+    scraped = results.get("metrics_scrape") or {}
+    if scraped:
+        console.print(metrics_line(scraped, results.get("metrics") or {}), highlight=False)
     where = results_dir or results.get("results_dir")
     if where:
         console.print(
             f"results: {escape(str(where))}  (report.html, results.json, events.jsonl, plots)"
         )
+
+
+def metrics_line(scraped: dict[str, Any], urls: dict[str, str]) -> str:
+    """ "metrics: scraped 4 of 4 endpoints at 41.2 s into metrics-*.prom (where they were)"."""
+    components = scraped.get("components") or {}
+    failed = sorted(name for name, c in components.items() if "error" in c)
+    line = (
+        f"metrics: scraped {len(components) - len(failed)} of {len(components)} endpoints"
+        f" at {_fmt(scraped.get('t_s'))} s into metrics-*.prom"
+    )
+    if failed:
+        line += f" (no answer: {', '.join(failed)})"
+    if urls:
+        line += f"; they served {endpoints_text(urls)}"
+    return escape(line)
