@@ -31,9 +31,9 @@ xenmca dom0 --xen "$xen" --db "$work/dom0.sqlite" --cpe-poll-min 0.05 --cpe-poll
   --events "$work/dom0-events.jsonl" & pids+=($!)
 
 addr() { python -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$work/pcpus.json" "$1"; }
-for p in 0 1 2 3; do xenmca inject --pcpu-addr "$(addr $p)" --type cmc --count 5 --rate 2; done
-xenmca inject --pcpu-addr "$(addr 2)" --type cmc --count 200 --rate 1000
-xenmca inject --pcpu-addr "$(addr 3)" --type cpe --count 3
+for p in 0 1 2 3; do xenmca inject --pcpu "$(addr $p)" --type cmc --count 5 --rate 2; done
+xenmca inject --pcpu "$(addr 2)" --type cmc --count 200 --rate 1000
+xenmca inject --pcpu "$(addr 3)" --type cpe --count 3
 sleep 4
 xenmca status --xen "$xen"
 xenmca log summary --db "$work/dom0.sqlite"

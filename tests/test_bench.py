@@ -219,7 +219,7 @@ def test_the_cli_runs_one_cheap_section_and_writes_json(tmp_path: Path) -> None:
             "--quick",
             "--only",
             "floors",
-            "--json",
+            "--json-out",
             str(out),
             "--markdown",
             str(tmp_path / "bench.md"),

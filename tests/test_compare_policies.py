@@ -46,7 +46,7 @@ def test_quick_comparison_runs_every_rule_on_every_workload(tmp_path: Path) -> N
             "--no-progress",
             "--out",
             str(out),
-            "--json",
+            "--json-out",
             str(figures),
         ],
         capture_output=True,

@@ -63,15 +63,16 @@ async def target(tmp_path: Path) -> AsyncIterator[Target]:
 
 
 async def test_add_list_clear(target: Target) -> None:
-    common = ("--target", target.address, "--token-file", str(target.token_file))
+    token = ("--token-file", str(target.token_file))
+    common = ("--pcpu", target.address, *token)
     added = await xenmca(
         "fault",
         "add",
-        *common,
+        "--pcpu",
+        f"1={target.address}",  # the rule narrowed to pCPU 1
+        *token,
         "--method",
         "SalService.ClearStateInfo",
-        "--pcpu",
-        "1",
         "--action",
         "drop-reply",
         "--count",
@@ -121,9 +122,13 @@ async def test_add_list_clear(target: Target) -> None:
     assert "xenmca.sal.v1.SalService/ClearStateInfo" in lines[1] and "active" in lines[1]
     assert "delay 0.25s" in lines[2]
 
-    one = await xenmca("fault", "clear", *common, "--id", fault_id)
+    # N=HOST:PORT lists the rules that act on pCPU N, and clears those narrowed to it.
+    on_pcpu_0 = await xenmca("fault", "list", "--pcpu", f"0={target.address}", *token, "--json")
+    assert [r["fault_id"] for r in json.loads(on_pcpu_0.out)] == [delayed.out.strip()]
+    one = await xenmca("fault", "clear", "--pcpu", f"1={target.address}", *token)
     assert (one.code, one.out.strip()) == (0, "cleared 1 fault rule")
-    rest = await xenmca("fault", "clear", *common)
+    assert [f.fault_id for f in target.host.faults.list()] == [delayed.out.strip()]
+    rest = await xenmca("fault", "clear", *common, "--id", delayed.out.strip())
     assert (rest.code, rest.out.strip()) == (0, "cleared 1 fault rule")
     empty = await xenmca("fault", "list", *common)
     assert (empty.code, empty.out.strip()) == (0, "no fault rules")
@@ -143,7 +148,7 @@ async def test_add_list_clear(target: Target) -> None:
 async def test_bad_input_is_one_line_and_exit_2(
     target: Target, args: tuple[str, ...], message: str
 ) -> None:
-    result = await xenmca("fault", "add", "--target", target.address, *args)
+    result = await xenmca("fault", "add", "--pcpu", target.address, *args)
     assert result.code == 2
     assert len(result.err.strip().splitlines()) == 1 and message in result.err
     assert target.host.faults.list() == ()
@@ -152,17 +157,15 @@ async def test_bad_input_is_one_line_and_exit_2(
 async def test_refusals_are_one_line_and_exit_2(target: Target, tmp_path: Path) -> None:
     dom0_only = tmp_path / "dom0.json"
     TokenBook({DOM0: target.tokens.token_for(DOM0) or ""}).save(dom0_only)
-    no_token = await xenmca("fault", "list", "--target", target.address)
+    no_token = await xenmca("fault", "list", "--pcpu", target.address)
     assert no_token.code == 2 and "UNAUTHENTICATED [MISSING_CREDENTIALS]" in no_token.err
     # A token file without the operator's token presents none.
-    wrong = await xenmca(
-        "fault", "list", "--target", target.address, "--token-file", str(dom0_only)
-    )
+    wrong = await xenmca("fault", "list", "--pcpu", target.address, "--token-file", str(dom0_only))
     assert wrong.code == 2 and "UNAUTHENTICATED" in wrong.err
     served = await xenmca(
         "fault",
         "add",
-        "--target",
+        "--pcpu",
         target.address,
         "--token-file",
         str(target.token_file),

@@ -45,7 +45,7 @@ def test_every_hazard_has_a_builtin_scenario_without_a_shipped_policy() -> None:
 
 def test_matrix_shipped_caught_and_default_held(tmp_path: Path) -> None:
     out, matrix_file = tmp_path / "hazards", tmp_path / "matrix.json"
-    done = xenmca("hazards", "--out", str(out), "--json", str(matrix_file), "--no-progress")
+    done = xenmca("hazards", "--out", str(out), "--json-out", str(matrix_file), "--no-progress")
     matrix = json.loads(matrix_file.read_text())
     summary = [
         (h["name"], r["variant"], r["outcome"], r["failing_checks"])

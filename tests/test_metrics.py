@@ -308,7 +308,7 @@ async def test_a_taken_metrics_port_is_one_clear_error() -> None:
     "argv",
     [
         ["serve", "pcpu", "--pcpu", "0"],
-        ["serve", "xen", "--pcpu-addr", "0=127.0.0.1:1"],
+        ["serve", "xen", "--pcpu", "0=127.0.0.1:1"],
         ["dom0", "--xen", "127.0.0.1:1", "--db", "log.sqlite"],
     ],
     ids=["pcpu", "xen", "dom0"],

@@ -158,13 +158,13 @@ def test_tls_flags_go_together() -> None:
     "command",
     [
         ["serve", "pcpu", "--pcpu", "0"],
-        ["serve", "xen", "--pcpu-addr", "0=127.0.0.1:1"],
+        ["serve", "xen", "--pcpu", "0=127.0.0.1:1"],
         ["dom0", "--xen", "127.0.0.1:1", "--db", "log.sqlite"],
-        ["inject", "--pcpu-addr", "127.0.0.1:1", "--type", "cmc"],
+        ["inject", "--pcpu", "127.0.0.1:1", "--type", "cmc"],
         ["status", "--xen", "127.0.0.1:1"],
-        ["fault", "add", "--target", "127.0.0.1:1", "--method", "M", "--action", "fail"],
-        ["fault", "list", "--target", "127.0.0.1:1"],
-        ["fault", "clear", "--target", "127.0.0.1:1"],
+        ["fault", "add", "--pcpu", "127.0.0.1:1", "--method", "M", "--action", "fail"],
+        ["fault", "list", "--pcpu", "127.0.0.1:1"],
+        ["fault", "clear", "--xen", "127.0.0.1:1"],
     ],
 )
 def test_every_serve_dom0_and_client_command_takes_the_tls_flags(command: list[str]) -> None:
@@ -541,10 +541,10 @@ async def test_client_commands_with_tls_flags(bed: TlsBed, pki: dict[str, TlsFil
     operator = tls_flags(pki[OPERATOR])
     pcpu0, xen = bed.host.addresses[0], bed.xen_address
     injected, status_xen, status_pcpu, as_dom0, plaintext, partial = await asyncio.gather(
-        run_xenmca("inject", "--pcpu-addr", pcpu0, "--type", "cpe", "--count", "2", *operator),
+        run_xenmca("inject", "--pcpu", pcpu0, "--type", "cpe", "--count", "2", *operator),
         run_xenmca("status", "--xen", xen, "--json", *operator),
-        run_xenmca("status", "--pcpu-addr", pcpu0, "--json", *operator),
-        run_xenmca("inject", "--pcpu-addr", pcpu0, "--type", "cmc", *tls_flags(pki[DOM0])),
+        run_xenmca("status", "--pcpu", pcpu0, "--json", *operator),
+        run_xenmca("inject", "--pcpu", pcpu0, "--type", "cmc", *tls_flags(pki[DOM0])),
         run_xenmca("status", "--xen", xen),
         run_xenmca("status", "--xen", xen, "--tls-cert", str(pki[OPERATOR].cert)),
     )
@@ -552,18 +552,18 @@ async def test_client_commands_with_tls_flags(bed: TlsBed, pki: dict[str, TlsFil
     assert status_xen[0] == 0 and len(json.loads(status_xen[1])["pcpus"]) == 2, status_xen
     assert status_pcpu[0] == 0 and json.loads(status_pcpu[1])["types"], status_pcpu
     assert as_dom0[0] == 2 and "PERMISSION_DENIED [IDENTITY_NOT_ALLOWED]" in as_dom0[2], as_dom0
-    assert plaintext[0] == 2 and "UNAVAILABLE" in plaintext[2], plaintext
+    assert plaintext[0] == 3 and "UNAVAILABLE" in plaintext[2], plaintext
     assert partial[0] == 2 and partial[2].count("\n") == 1, partial
     assert "missing --tls-key, --tls-ca" in partial[2]
     assert await pending(bed, 0, CPE) == 2
     added = await run_xenmca(
-        "fault", "add", "--target", xen, "--method", "HypervisorService.DescribeHypervisor",
+        "fault", "add", "--xen", xen, "--method", "HypervisorService.DescribeHypervisor",
         "--action", "delay", "--delay", "0.01", "--count", "1", *operator,
     )  # fmt: skip
     assert added[0] == 0, added
-    listed = await run_xenmca("fault", "list", "--target", xen, "--json", *operator)
+    listed = await run_xenmca("fault", "list", "--xen", xen, "--json", *operator)
     assert listed[0] == 0 and json.loads(listed[1])[0]["fault_id"] == added[1].strip(), listed
-    cleared = await run_xenmca("fault", "clear", "--target", xen, *operator)
+    cleared = await run_xenmca("fault", "clear", "--xen", xen, *operator)
     assert cleared[0] == 0 and "cleared 1 fault rule" in cleared[1], cleared
 
 
@@ -574,13 +574,13 @@ async def test_serve_and_dom0_refuse_bad_tls_flags_with_one_line(
     results = await asyncio.gather(
         run_xenmca("serve", "pcpu", "--pcpu", "0", "--listen", "127.0.0.1:0",
                    "--tls-cert", str(good.cert)),
-        run_xenmca("serve", "xen", "--pcpu-addr", "0=127.0.0.1:1", "--tls-cert",
+        run_xenmca("serve", "xen", "--pcpu", "0=127.0.0.1:1", "--tls-cert",
                    str(tmp_path / "absent.crt"), "--tls-key", str(good.key), "--tls-ca",
                    str(good.ca)),
         run_xenmca("dom0", "--xen", "127.0.0.1:1", "--db", str(tmp_path / "log.sqlite"),
                    "--tls-cert", str(good.cert), "--tls-key", str(good.cert), "--tls-ca",
                    str(good.ca)),
-        run_xenmca("serve", "xen", "--pcpu-addr", "0=127.0.0.1:1", "--health-listen", "nope",
+        run_xenmca("serve", "xen", "--pcpu", "0=127.0.0.1:1", "--health-listen", "nope",
                    *good.flags()),
     )  # fmt: skip
     expected = [
@@ -673,7 +673,7 @@ async def test_serve_and_dom0_commands_over_mtls_log_no_secret(
         addresses = await wait_for_file(tmp_path / "pcpu-ready.json", pcpu, logs[0])
         xen = await start(
             "xen", "serve", "xen", "--listen", "127.0.0.1:0", "--throttle-preset", "fast",
-            *(f"--pcpu-addr={p}={a}" for p, a in addresses.items()),
+            *(f"--pcpu={p}={a}" for p, a in addresses.items()),
             "--ready-file", str(tmp_path / "xen-ready.json"),
             "--events", str(tmp_path / "xen-events.jsonl"),
             "--health-listen", f"127.0.0.1:{xen_health}", *auth, *tls_flags(pki[XEN]),
@@ -693,7 +693,7 @@ async def test_serve_and_dom0_commands_over_mtls_log_no_secret(
                 assert answer.status == health_pb2.HealthCheckResponse.SERVING
         for address in addresses.values():
             injected = await run_xenmca(
-                "inject", "--pcpu-addr", address, "--type", "cmc", "--count", "3",
+                "inject", "--pcpu", address, "--type", "cmc", "--count", "3",
                 *auth, *tls_flags(pki[OPERATOR]),
             )  # fmt: skip
             assert injected[0] == 0, injected

@@ -162,7 +162,7 @@ def test_a_settings_file_naming_a_preset_keeps_its_own_values_through_the_parser
 
     path = tmp_path / "t.yaml"
     path.write_text("preset: fast\nwindow: 2.0\n")
-    argv = ["serve", "xen", "--pcpu-addr", "0=127.0.0.1:1", "--throttle-settings", str(path)]
+    argv = ["serve", "xen", "--pcpu", "0=127.0.0.1:1", "--throttle-settings", str(path)]
     settings = throttle_from_args(build_parser(argv).parse_args(argv))
     assert (settings.window, settings.cmc_poll_interval) == (2.0, 0.1)
     argv += ["--storm-window", "3", "--throttle-policy", "x86-cmci"]

@@ -2,15 +2,21 @@
 
 Each command module exposes `add_arguments(parser)` and `run(args) -> int`;
 they are imported only when their command runs, so `xenmca --help` is quick.
+Every command shares the exit statuses of `xenmca.exit_status`; a reader that
+goes away (`xenmca status --json | head`) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from xenmca import exit_status
 
 # (command words, module, one-line help)
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -33,6 +39,8 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("inject",), "xenmca.testbed.inject_command", "make a pCPU raise errors"),
     (("status",), "xenmca.testbed.status_command", "show a coordinator's or pCPU's state"),
     (("log",), "xenmca.dom0.log_command", "read dom0's durable error log"),
+    (("decode",), "xenmca.ops.decode", "print raw SAL records as `log show` does, or as JSON"),
+    (("replay",), "xenmca.ops.replay", "replay a dump of records onto a testbed, time-scaled"),
     (("fault",), "xenmca.testbed.fault_command", "add, list or clear per-RPC fault rules"),
     (("certs", "generate"), "xenmca.testbed.certs_command", "make a test CA and TLS certificates"),
     (
@@ -40,6 +48,7 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
         "xenmca.testbed.bench_command",
         "measure throughput, latency, storm isolation and scale",
     ),
+    (("completion",), "xenmca.completion_command", "print a bash or zsh completion script"),
 )
 
 
@@ -48,6 +57,29 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("xenmca")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            found = "unknown (not installed)"
+        print(f"xenmca {found}")
+        parser.exit(0)
 
 
 def _command_words(argv: Sequence[str]) -> list[str]:
@@ -73,6 +105,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     words = None if argv is None else _command_words(argv)
     parser = OneLineParser(prog="xenmca", description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     top = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     groups: dict[str, argparse._SubParsersAction[OneLineParser]] = {}
     for command_words, module, help_text in COMMANDS:
@@ -92,17 +125,41 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _run(argv: Sequence[str]) -> int:
+    args = build_parser(argv).parse_args(argv)
+    from xenmca.rpc.lifecycle import setup_logging
+
+    setup_logging(args.verbose)
+    try:
+        return int(importlib.import_module(args._module).run(args))
+    except BrokenPipeError:
+        raise  # handled in main
+    except Exception:
+        # A bug or an environment nothing foresaw: the traceback, and "could not run"
+        # rather than Python's 1, which would read as "a check failed".
+        traceback.print_exc()
+        return exit_status.NOT_RUN
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from xenmca.rpc.lifecycle import die_with_parent_if_asked
 
     die_with_parent_if_asked()
     if argv is None:
         argv = sys.argv[1:]
-    args = build_parser(argv).parse_args(argv)
-    from xenmca.rpc.lifecycle import setup_logging
-
-    setup_logging(args.verbose)
-    return int(importlib.import_module(args._module).run(args))
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Flushed here, not at exit, so that a closed pipe is caught below (help
+            # text and SystemExit included).
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away: no traceback, and nothing more written to the pipe
+        # (Python would try again to flush stdout at exit).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return exit_status.BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ export async function startTestbed({ pcpus = 4, startTimeoutMs = 60_000, tls = f
  */
 export async function inject(testbed, pcpu, type, count) {
   const result = await run(testbed.xenmca, [
-    'inject', '--pcpu-addr', testbed.pcpuAddrs[pcpu], '--type', type, '--count', String(count),
+    'inject', '--pcpu', testbed.pcpuAddrs[pcpu], '--type', type, '--count', String(count),
     ...testbed.credentialFlags('operator'),
   ]);
   const match = /accepted (\d+), stored (\d+), overflowed (\d+), ids (\d+)-(\d+)/.exec(result.stdout);
@@ -261,12 +261,12 @@ export async function inject(testbed, pcpu, type, count) {
   return ids;
 }
 
-/** `xenmca status --pcpu-addr ... --json`: pending records per type name (absent counts as 0). */
+/** `xenmca status --pcpu ... --json`: pending records per type name (absent counts as 0). */
 export async function pcpuPending(testbed, pcpu) {
   const result = await run(testbed.xenmca, [
-    'status', '--pcpu-addr', testbed.pcpuAddrs[pcpu], '--json', ...testbed.credentialFlags('operator'),
+    'status', '--pcpu', testbed.pcpuAddrs[pcpu], '--json', ...testbed.credentialFlags('operator'),
   ]);
-  if (result.code !== 0) throw new Error(`xenmca status --pcpu-addr failed: ${result.stderr}`);
+  if (result.code !== 0) throw new Error(`xenmca status --pcpu failed: ${result.stderr}`);
   const state = JSON.parse(result.stdout);
   return Object.fromEntries((state.types ?? []).map((t) => [t.type, Number(t.pending ?? 0)]));
 }

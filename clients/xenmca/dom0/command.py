@@ -253,4 +253,4 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except (MetricsStartError, StartError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 1
+        return 3  # could not start (the README's exit statuses)

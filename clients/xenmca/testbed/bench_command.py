@@ -1,12 +1,12 @@
 """`xenmca bench`: floors and the real flow measured in the same run, as a table and JSON.
 
-    xenmca bench                          # the full run (about 2-3 minutes)
-    xenmca bench --quick --json out.json  # the CI run (under a minute), figures only
-    xenmca bench --only storm,scale
+    xenmca bench                              # the full run (about 2-3 minutes)
+    xenmca bench --quick --json-out out.json  # the CI run (under a minute), figures only
+    xenmca bench --only storm,scale --json    # the results as JSON on stdout
 
 Exit status: 0 when every selected section ran (whether or not its targets
-are met: these are benchmarks, not timed tests), 1 when a section failed to
-run, 2 for a bad command line.
+are met: these are benchmarks, not timed tests), 2 for a bad command line, 3
+when a section could not run.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from xenmca import exit_status
 from xenmca.testbed.bench_report import Row, markdown, render
 from xenmca.testbed.bench_suite import SECTIONS, UnknownSection, resolve, run_bench
+from xenmca.testbed.cli_common import add_json_arguments, write_json_out
 
 
 def _section_list(text: str) -> list[str]:
@@ -46,7 +48,7 @@ def _section_list(text: str) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results here")
+    add_json_arguments(parser, "the results")
     parser.add_argument(
         "--markdown",
         type=Path,
@@ -108,18 +110,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(_run(args, workdir, console))
     except KeyboardInterrupt:
-        return 130
+        return exit_status.INTERRUPTED
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
-    # Piped (CI logs): wide enough for one line per row rather than rich's 80 columns.
-    table_console = Console(width=None if sys.stdout.isatty() else 150)
     rows = [Row(**row) for row in result["rows"]]
-    render(rows, result["machine"], table_console)
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
-        console.print(f"results written to {args.json}")
+    text = json.dumps(result, indent=2) + "\n"
+    if args.json:
+        sys.stdout.write(text)
+    else:
+        # Piped (CI logs): wide enough for one line per row rather than rich's 80 columns.
+        render(rows, result["machine"], Console(width=None if sys.stdout.isatty() else 150))
+    if args.json_out is not None:
+        write_json_out(args.json_out, text)
+        console.print(f"results written to {args.json_out}")
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(markdown(rows, result["machine"]))
@@ -127,9 +131,9 @@ def run(args: argparse.Namespace) -> int:
     failed = [name for name, section in result["sections"].items() if "error" in section]
     if failed:
         console.print(f"[red]sections that could not run: {', '.join(failed)}[/]")
-        return 1
+        return exit_status.NOT_RUN
     console.print(f"bench finished in {result['duration_s']} s")
-    return 0
+    return exit_status.OK
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,25 +1,62 @@
-"""Helpers shared by the small client commands: argument types, credentials, one-line errors.
+"""Helpers shared by the client commands: argument types, credentials, JSON, one-line errors.
 
 A command acts as one identity (inject, status and fault: the operator). With
 ``--tls-cert/--tls-key/--tls-ca`` it connects with mutual TLS and is whoever its
 certificate names (the CN); ``--token-file`` then supplies that identity's
 token, so certificate and token never disagree. Without TLS it presents the
 token of the identity it acts as.
+
+Targets are named the same way in every command (xenmca.rpc.flags): ``--xen
+HOST:PORT`` the coordinator, ``--pcpu HOST:PORT`` or ``--pcpu N=HOST:PORT`` a pCPU.
+``--json`` prints JSON on stdout; ``--json-out FILE`` writes it to a file.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
 import grpc
 
+from xenmca import exit_status
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.errors import error_info_of
+from xenmca.rpc.flags import (
+    DeprecatedFlag,
+    PcpuAddress,
+    add_deprecated_flag,
+    pcpu_address_arg,
+    warn_deprecated,
+)
 from xenmca.rpc.identity import TokenBook, TokenFileError, call_metadata, resolve_token_book
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import TlsFileError, add_tls_arguments, channel_credentials, load_tls_from_args
+
+__all__ = [
+    "DeprecatedFlag",
+    "PcpuAddress",
+    "add_deprecated_flag",
+    "pcpu_address_arg",
+    "warn_deprecated",
+]
+
+REFUSED_CODES = frozenset(
+    {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.NOT_FOUND,
+        grpc.StatusCode.ALREADY_EXISTS,
+        grpc.StatusCode.OUT_OF_RANGE,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.UNAUTHENTICATED,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNIMPLEMENTED,
+    }
+)
+"""Codes that refuse the request as given (its arguments, credentials or target): exit 2.
+Any other code (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...) means the command could
+not run: exit 3."""
 
 TYPE_NAMES = {"mca": 1, "init": 2, "cmc": 3, "cpe": 4}
 SEVERITY_NAMES = {"recoverable": 1, "fatal": 2, "corrected": 3}
@@ -90,7 +127,7 @@ def metadata_for(
     return call_metadata(book.token_for(identity) if book else None)
 
 
-def fail(command: str, message: str, status: int = 2) -> NoReturn:
+def fail(command: str, message: str, status: int = exit_status.USAGE) -> NoReturn:
     print(f"xenmca {command}: error: {message}", file=sys.stderr)
     raise SystemExit(status)
 
@@ -99,6 +136,95 @@ def describe_rpc_error(exc: grpc.aio.AioRpcError) -> str:
     info = error_info_of(exc)
     reason = f" [{info.reason}]" if info is not None else ""
     return f"{exc.code().name}{reason}: {exc.details()}"
+
+
+def rpc_exit_status(exc: grpc.aio.AioRpcError) -> int:
+    """2 when the server refused the request as given, 3 when the call could not be made."""
+    return exit_status.USAGE if exc.code() in REFUSED_CODES else exit_status.NOT_RUN
+
+
+def fail_rpc(command: str, message: str, exc: grpc.aio.AioRpcError) -> NoReturn:
+    """One line naming the RPC error after message; the exit status by its code."""
+    fail(command, f"{message}: {describe_rpc_error(exc)}", rpc_exit_status(exc))
+
+
+def message_json(message: Any) -> dict[str, Any]:
+    """A proto message as results.json spells things: snake_case, every field (zeros
+    too), 64-bit integers as numbers where JavaScript reads them exactly."""
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+        unquote_int64_if_possible=True,
+    )
+
+
+class _JsonFlag(argparse.Action):
+    """``--json``: JSON on stdout. ``--json FILE``, the old spelling, writes FILE (warned)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if values is None:
+            namespace.json = True
+            return
+        warn_deprecated(parser.prog, "--json FILE", "--json-out FILE (--json alone prints JSON)")
+        if namespace.json_out is not None:
+            parser.error(_BOTH_FILES)
+        namespace.json_out = Path(values)
+        namespace.json_file_deprecated = True
+
+
+class _JsonOut(argparse.Action):
+    """``--json-out FILE``, refused when the old ``--json FILE`` named a file already."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, "json_file_deprecated", False):
+            parser.error(_BOTH_FILES)
+        namespace.json_out = values
+
+
+_BOTH_FILES = "--json FILE and --json-out FILE both name a file: keep --json-out"
+
+
+def add_json_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--json`` (what as JSON on stdout, instead of the table) and ``--json-out FILE``."""
+    parser.add_argument(
+        "--json",
+        action=_JsonFlag,
+        nargs="?",
+        default=False,
+        metavar="FILE",
+        help=f"print {what} as JSON on stdout instead of the table "
+        "(--json FILE is the deprecated spelling of --json-out FILE)",
+    )
+    parser.add_argument(
+        "--json-out",
+        action=_JsonOut,
+        type=Path,
+        metavar="FILE",
+        help=f"also write {what} as JSON to FILE",
+    )
+
+
+def write_json_out(path: Path | None, text: str) -> None:
+    """Write text to --json-out's file (its folder made); nothing without one."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def type_label(value: int) -> str:

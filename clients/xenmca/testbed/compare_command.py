@@ -1,8 +1,9 @@
 """`xenmca compare-policies`: the same storm workloads under each storm rule, side by side.
 
 Prints a table, writes `compare.json`, a plot (`compare.png`) and each run's
-results folder. Exit 0 when every run could be made (the figures are measures,
-not verdicts), 2 for a bad command line or a testbed that would not start.
+results folder (``--json`` prints compare.json on stdout instead of the table).
+Exit 0 when every run could be made (the figures are measures, not verdicts), 2
+for a bad command line, 3 when a testbed would not start.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xenmca import exit_status
 from xenmca.testbed.compare_policies import STORM_RULES, Workload, workloads
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -33,7 +35,9 @@ after it ended), quiet lines that went to polling, the quiet pCPUs' p99 latency.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
+    from xenmca.testbed.cli_common import add_json_arguments
+
+    add_json_arguments(parser, "the figures")
     parser.add_argument(
         "--out",
         type=Path,
@@ -153,6 +157,7 @@ def write_plot(rows: list[dict[str, Any]], path: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xenmca.testbed.cli_common import write_json_out
     from xenmca.testbed.processes import ProcessStartError
     from xenmca.testbed.run_command import default_out_dir
 
@@ -164,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
             f"{unknown[0] if unknown else '(none)'!r} (known: {', '.join(STORM_RULES)})",
             file=sys.stderr,
         )
-        return 2
+        return exit_status.USAGE
     out = args.out or default_out_dir("compare-policies")
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -172,10 +177,10 @@ def run(args: argparse.Namespace) -> int:
         rows = asyncio.run(run_all(workloads(args.quick), rules, out, not args.no_progress))
     except ProcessStartError as exc:
         print(f"xenmca compare-policies: error: testbed did not start: {exc}", file=sys.stderr)
-        return 2
+        return exit_status.NOT_RUN
     except KeyboardInterrupt:
         print("xenmca compare-policies: interrupted; testbed stopped", file=sys.stderr)
-        return 130
+        return exit_status.INTERRUPTED
     seconds = time.monotonic() - started
     plot = write_plot(rows, out / "compare.png")
     text = json.dumps(
@@ -184,8 +189,13 @@ def run(args: argparse.Namespace) -> int:
         default=str,
     )
     (out / "compare.json").write_text(text + "\n", encoding="utf-8")
+    write_json_out(args.json_out, text + "\n")
     if args.json:
-        args.json.write_text(text + "\n", encoding="utf-8")
-    print_table(rows, seconds)
-    print(f"results: {out}  (compare.json, compare.png, <workload>/<rule>/ per run)")
-    return 0
+        sys.stdout.write(text + "\n")
+    else:
+        print_table(rows, seconds)
+    print(
+        f"results: {out}  (compare.json, compare.png, <workload>/<rule>/ per run)",
+        file=sys.stderr if args.json else sys.stdout,
+    )
+    return exit_status.OK

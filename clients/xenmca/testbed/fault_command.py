@@ -1,9 +1,13 @@
 """`xenmca fault add|list|clear`: per-RPC fault rules in a running process (FaultService).
 
-The target is any xenmca server: a pCPU's address (its host's rules are shared
-by all the host's pCPUs; --pcpu narrows a rule to one of them) or the
-coordinator's. Calls present the operator's token from --token-file or
+The target is any xenmca server: ``--xen HOST:PORT`` the coordinator, or ``--pcpu
+HOST:PORT`` a pCPU's server, whose rules are shared by all its host's pCPUs;
+``--pcpu N=HOST:PORT`` narrows a new rule to pCPU N (and list or clear to the rules
+that act on it). Calls present the operator's token from --token-file or
 $XENMCA_TOKEN_FILE, and with --tls-* the operator's client certificate.
+
+The old spelling ``--target HOST:PORT`` (with ``--pcpu N`` to narrow a rule) still
+works, with a warning.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ import asyncio
 import json
 from typing import Any
 
+from xenmca.rpc.flags import PcpuAddress, parse_pcpu_address, parse_pcpu_number
 from xenmca.testbed.cli_common import (
+    add_deprecated_flag,
     add_tls_argument,
     add_token_argument,
     address_arg,
     client_auth,
-    describe_rpc_error,
     fail,
+    fail_rpc,
 )
 
 ACTIONS = ("drop-reply", "delay", "fail")
@@ -45,16 +51,51 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _pcpu_arg(text: str) -> PcpuAddress | int:
+    """``HOST:PORT`` or ``N=HOST:PORT``; a bare N is the old ``--target A --pcpu N``."""
+    try:
+        return parse_pcpu_number(text) if text.isdigit() else parse_pcpu_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (expected HOST:PORT or N=HOST:PORT)") from None
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--xen", type=address_arg, metavar="HOST:PORT", help="the coordinator")
     parser.add_argument(
+        "--pcpu",
+        type=_pcpu_arg,
+        metavar="HOST:PORT|N=HOST:PORT",
+        help="a pCPU's server (rules are shared by its host's pCPUs); N= narrows to pCPU N",
+    )
+    add_deprecated_flag(
+        parser,
         "--target",
-        required=True,
+        dest="target",
+        use="--pcpu HOST:PORT (a pCPU's server, N=HOST:PORT for one pCPU) or --xen HOST:PORT",
         type=address_arg,
         metavar="HOST:PORT",
-        help="a pCPU's or the coordinator's address",
     )
     add_token_argument(parser)
     add_tls_argument(parser)
+
+
+def target_of(args: argparse.Namespace, command: str) -> tuple[str, int | None]:
+    """(the server's address, the pCPU named with it or None); exit 2 unless one target."""
+    pcpu = args.pcpu
+    number: int | None = None
+    if isinstance(pcpu, int):
+        if args.target is None:
+            fail(command, f"--pcpu {pcpu}: expected HOST:PORT or N=HOST:PORT")
+        number, pcpu = pcpu, None
+    given = [where for where in (args.xen, pcpu, args.target) if where is not None]
+    if len(given) != 1:
+        fail(
+            command,
+            "name one target: --xen HOST:PORT (the coordinator) or --pcpu HOST:PORT|N=HOST:PORT",
+        )
+    if isinstance(pcpu, PcpuAddress):
+        return pcpu.address, pcpu.pcpu
+    return str(args.xen or args.target), number
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +109,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         help="e.g. SalService.ClearStateInfo or xenmca.sal.v1.SalService/ClearStateInfo",
     )
-    add.add_argument("--pcpu", type=_non_negative_int, help="only on this pCPU's server")
     add.add_argument(
         "--action",
         required=True,
@@ -110,13 +150,14 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.testbed import fault_client
 
     command = f"fault {args.fault_what}"
+    address, pcpu = target_of(args, command)
     rule: fault_pb2.FaultRule | None = None
     if args.fault_what == "add":
         try:
             rule = FaultSpec(
                 method=args.method,
                 action=FaultAction.parse(args.action),
-                pcpu=args.pcpu,
+                pcpu=pcpu,
                 delay=args.delay,
                 count=args.count,
                 duration=args.duration,
@@ -126,26 +167,37 @@ def run(args: argparse.Namespace) -> int:
             fail(command, f"--{exc.field}: {exc}")
     metadata, credentials = client_auth(args, OPERATOR, command)
 
+    async def clear() -> int:
+        if pcpu is None or args.fault_id is not None:
+            return await fault_client.clear_faults(
+                address, metadata, args.fault_id, credentials=credentials
+            )
+        # N=HOST:PORT without --id: the rules narrowed to pCPU N, one by one.
+        listed = await fault_client.list_faults(address, metadata, credentials=credentials)
+        cleared = 0
+        for fault in listed:
+            if fault["pcpu"] == pcpu:
+                cleared += await fault_client.clear_faults(
+                    address, metadata, fault["fault_id"], credentials=credentials
+                )
+        return cleared
+
     async def call() -> int:
         try:
             if rule is not None:
                 print(
-                    await fault_client.add_fault(
-                        args.target, rule, metadata, credentials=credentials
-                    )
+                    await fault_client.add_fault(address, rule, metadata, credentials=credentials)
                 )
             elif args.fault_what == "clear":
-                cleared = await fault_client.clear_faults(
-                    args.target, metadata, args.fault_id, credentials=credentials
-                )
+                cleared = await clear()
                 print(f"cleared {cleared} fault rule{'' if cleared == 1 else 's'}")
             else:
-                faults = await fault_client.list_faults(
-                    args.target, metadata, credentials=credentials
-                )
+                faults = await fault_client.list_faults(address, metadata, credentials=credentials)
+                if pcpu is not None:
+                    faults = [f for f in faults if f["pcpu"] in (None, pcpu)]
                 print(json.dumps(faults, indent=2) if args.json else format_table(faults))
         except grpc.aio.AioRpcError as exc:
-            fail(command, f"{args.target}: {describe_rpc_error(exc)}")
+            fail_rpc(command, address, exc)
         return 0
 
     return asyncio.run(call())

@@ -1,8 +1,9 @@
 """`xenmca hazards`: every shipped hazard under the shipped policy (caught?) and xenmca's (held?).
 
 Exit status: 0 when every shipped run is caught by its checker and every
-default run holds every check; 1 otherwise; 2 for a bad command line or a
-testbed that would not start.
+default run holds every check; 1 when one is missed or broken; 2 for a bad
+command line; 3 when a testbed would not start or a run's verdict is unknown.
+``--json`` prints the matrix (hazards.json) on stdout instead of the table.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xenmca import exit_status
 from xenmca.testbed.hazards import HAZARDS, VARIANTS, Cell, Hazard, judge
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the matrix here")
+    from xenmca.testbed.cli_common import add_json_arguments
+
+    add_json_arguments(parser, "the matrix")
     parser.add_argument(
         "--out",
         type=Path,
@@ -66,7 +70,7 @@ def _selected(args: argparse.Namespace) -> tuple[list[Hazard], list[str]]:
 
 def _usage(message: str) -> None:
     print(f"xenmca hazards: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(exit_status.USAGE)
 
 
 async def run_cell(item: Hazard, variant: str, out_dir: Path) -> Cell:
@@ -215,6 +219,7 @@ def _check_of(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xenmca.testbed.cli_common import write_json_out
     from xenmca.testbed.run_command import default_out_dir
 
     hazards, variants = _selected(args)
@@ -225,15 +230,31 @@ def run(args: argparse.Namespace) -> int:
         cells = asyncio.run(run_matrix(hazards, variants, out, not args.no_progress))
     except KeyboardInterrupt:
         print("xenmca hazards: interrupted; testbed stopped", file=sys.stderr)
-        return 130
+        return exit_status.INTERRUPTED
     seconds = time.monotonic() - started
     matrix = matrix_json(cells, seconds)
     text = json.dumps(matrix, indent=2, default=str) + "\n"
     (out / "hazards.json").write_text(text, encoding="utf-8")
+    write_json_out(args.json_out, text)
     if args.json:
-        args.json.write_text(text, encoding="utf-8")
-    print_matrix(cells, seconds)
-    print(f"results: {out}  (hazards.json, and <hazard>/<variant>/ per run)")
-    if any(c.outcome == "error" for c in cells):
-        return 2
-    return 0 if matrix["ok"] else 1
+        sys.stdout.write(text)
+    else:
+        print_matrix(cells, seconds)
+    print(
+        f"results: {out}  (hazards.json, and <hazard>/<variant>/ per run)",
+        file=sys.stderr if args.json else sys.stdout,
+    )
+    return matrix_status(cells)
+
+
+def matrix_status(cells: list[Cell]) -> int:
+    """0 every run as expected, 1 one missed or broken, 3 one that did not run or whose
+    verdict is unknown (it takes precedence: such a matrix says nothing for sure)."""
+    unknown = [
+        c
+        for c in cells
+        if c.outcome == "error" or (not c.expected and c.valid not in (True, False))
+    ]
+    if unknown:
+        return exit_status.NOT_RUN
+    return exit_status.OK if all(c.expected for c in cells) else exit_status.FAILED

@@ -1,8 +1,9 @@
 """`xenmca run SCENARIO` and `xenmca demo`: run a scenario, check it, write a results folder.
 
-Exit status: 0 every check held, 1 a check failed, 2 the run could not be
-made (bad scenario file, a component that would not start) or its validity
-is unknown.
+Exit status: 0 every check held, 1 a check failed, 2 a bad command line or
+scenario file, 3 the run could not be made (a component that would not start)
+or its validity is unknown. ``--json`` prints results.json on stdout instead of
+the summary.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import datetime
 import json
 import sys
 from pathlib import Path
+
+from xenmca import exit_status as status
 
 DEFAULT_ROOT = Path("xenmca-results")
 
@@ -25,7 +28,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, with_scenario: bool = Tru
         type=Path,
         help="results folder (default ./xenmca-results/<scenario>/<timestamp>/ and a latest link)",
     )
-    parser.add_argument("--json", action="store_true", help="print results.json instead of tables")
+    parser.add_argument(
+        "--json", action="store_true", help="print results.json on stdout instead of the summary"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--tls",
@@ -61,11 +66,12 @@ def _link_latest(out: Path) -> None:
 
 
 def exit_status(valid: object) -> int:
+    """0 valid, 1 not valid, 3 unknown (results.json's "valid": true, false or "unknown")."""
     if valid is True:
-        return 0
+        return status.OK
     if valid is False:
-        return 1
-    return 2
+        return status.FAILED
+    return status.NOT_RUN
 
 
 def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: str) -> int:
@@ -98,7 +104,7 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         scenario = apply_override(scenario, override_from_args(args))
     except (ScenarioError, PolicyError) as exc:
         print(f"xenmca {command}: error: {exc}", file=sys.stderr)
-        return 2
+        return status.USAGE
     out = args.out or default_out_dir(scenario.name)
     console = Console(stderr=True)
     run = ScenarioRun(
@@ -108,10 +114,10 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         data = asyncio.run(run.execute())
     except ProcessStartError as exc:
         print(f"xenmca {command}: error: testbed did not start: {exc}", file=sys.stderr)
-        return 2
+        return status.NOT_RUN
     except KeyboardInterrupt:
         print(f"xenmca {command}: interrupted; testbed stopped", file=sys.stderr)
-        return 130
+        return status.INTERRUPTED
     results = finish_run(data)
     if args.out is None:
         _link_latest(out)

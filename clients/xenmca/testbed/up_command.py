@@ -5,6 +5,10 @@ dom0 each run in their own network namespace (N + 2 of them, 169.254 addresses
 on one bridge); the addresses printed for your commands are loopback ports that
 lead into those namespaces.
 
+Every process serves Prometheus metrics on a free port, printed at start with
+the other addresses; ``prometheus-targets.json`` in the folder lists them for a
+local Prometheus (``file_sd_configs``).
+
 ``--policy``, ``--policy-option``, ``--dom0-policy`` and ``--sal`` start the
 coordinator, dom0 and the pCPUs' firmware with another policy than xenmca's
 (e.g. ``--policy xen-ia64-2009`` to replay what Xen/ia64 shipped).
@@ -109,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         xen_policy_options=dict(parse_option(text) for text in args.policy_option),
         dom0_policy=args.dom0_policy,
         sal_mode=args.sal,
+        metrics=True,
     )
 
     async def up() -> int:
@@ -122,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 )
                 if bed.network is not None:
                     _print_namespaces(bed)
+                _print_metrics(bed)
                 print(f"policy       {policy_line(spec)}")
                 print(f"dom0 log     {bed.db_path}")
                 print(f"tokens       {bed.token_file}")
@@ -131,9 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"folder       {workdir}")
                 print("try:")
                 print(f"  export XENMCA_TOKEN_FILE={bed.token_file}")
-                print(
-                    f"  xenmca inject --pcpu-addr {bed.pcpu_addresses[first]} --type cmc --count 3"
-                )
+                print(f"  xenmca inject --pcpu {bed.pcpu_addresses[first]} --type cmc --count 3")
                 print(f"  xenmca status --xen {bed.xen_address}")
                 print(f"  xenmca log summary --db {bed.db_path}")
                 print("Ctrl-C stops everything.", flush=True)
@@ -141,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
                 print("stopping...", flush=True)
         except ProcessStartError as exc:
             print(f"xenmca up: error: testbed did not start: {exc}", file=sys.stderr)
-            return 2
+            return 3  # could not run (xenmca.exit_status)
         except NetnsUnavailable as exc:
             print(f"xenmca up: error: --hosts: {exc}", file=sys.stderr)
-            return 2
+            return 3
         return 0
 
     return run_until_signal(up)
@@ -200,6 +204,24 @@ def _hosts_problem(args: argparse.Namespace) -> str | None:
     except NetnsUnavailable as exc:
         return f"--hosts: {exc}"
     return None
+
+
+def _print_metrics(bed: LocalTestbed) -> None:
+    """Each process's Prometheus endpoint (a few hosts, then the last), and the target file."""
+    from xenmca.testbed.testbed_metrics import write_targets
+
+    if not bed.metrics_urls:
+        return
+    names = list(bed.metrics_urls)
+    hosts = [n for n in names if n.startswith("pcpu-host")]
+    shown = [n for n in names if n not in hosts] + hosts[:3]
+    for index, name in enumerate(shown):
+        label = "metrics" if index == 0 else ""
+        print(f"{label:<12} {name:<12} {bed.metrics_urls[name]}")
+    if len(hosts) > 3:
+        print(f"{'':<12} {'...':<12} {hosts[-1]} {bed.metrics_urls[hosts[-1]]}")
+    targets = write_targets(bed.workdir, bed.metrics_urls)
+    print(f"{'':<12} Prometheus file_sd targets: {targets}")
 
 
 def _print_namespaces(bed: LocalTestbed) -> None:

@@ -22,6 +22,14 @@ from xenmca.layout.proto_convert import (
     severity_from_proto,
     severity_to_proto,
 )
+from xenmca.layout.raw import (
+    FoundRecord,
+    RecordStreamError,
+    decode_records,
+    iter_records,
+    problem_offset,
+    with_record_id,
+)
 from xenmca.layout.record import SalRecord
 from xenmca.layout.samples import (
     default_record_for_type,
@@ -44,16 +52,19 @@ __all__ = [
     "MAX_OEM_DATA",
     "MAX_SECTIONS_PER_RECORD",
     "SECTION_NAMES",
+    "FoundRecord",
     "MemorySection",
     "ModCheck",
     "PciBusSection",
     "PlatformSpecificSection",
     "ProcessorSection",
     "RecordFormatError",
+    "RecordStreamError",
     "SalRecord",
     "Section",
     "UnknownSection",
     "decode_record",
+    "decode_records",
     "default_record_for_type",
     "default_section_for_type",
     "default_severity_for_type",
@@ -62,7 +73,9 @@ __all__ = [
     "format_record",
     "format_section",
     "guid_name",
+    "iter_records",
     "max_encoded_size",
+    "problem_offset",
     "record_from_proto",
     "record_length",
     "record_to_proto",
@@ -72,4 +85,5 @@ __all__ = [
     "sections_to_proto",
     "severity_from_proto",
     "severity_to_proto",
+    "with_record_id",
 ]

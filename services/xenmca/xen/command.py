@@ -14,6 +14,7 @@ import os
 import sys
 from pathlib import Path
 
+from xenmca.rpc.flags import add_deprecated_flag, numbered_pcpu_arg
 from xenmca.rpc.health_listener import add_health_listen_argument, check_health_listen
 from xenmca.rpc.metrics import MetricsStartError, add_metrics_arguments
 from xenmca.rpc.tls import add_tls_arguments, load_tls_from_args
@@ -25,11 +26,20 @@ log = logging.getLogger("xenmca.xen")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:50050", help="HOST:PORT to serve on")
     parser.add_argument(
-        "--pcpu-addr",
+        "--pcpu",
         action="append",
         default=[],
+        type=numbered_pcpu_arg,
         metavar="N=HOST:PORT",
-        help="a pCPU's SalService address (repeat for each pCPU)",
+        help="where pCPU N's SalService listens (repeat for each pCPU)",
+    )
+    add_deprecated_flag(
+        parser,
+        "--pcpu-addr",
+        dest="pcpu",
+        use="--pcpu N=HOST:PORT",
+        append=True,
+        type=numbered_pcpu_arg,
     )
     parser.add_argument("--inventory", type=Path, help="file listing pCPU ids and addresses")
     parser.add_argument("--vcpu0-pcpu", type=int, default=0, help="pCPU dom0 vCPU0 runs on")
@@ -127,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         pcpus = merge_inventories(
-            parse_pcpu_addr_flags(args.pcpu_addr),
+            parse_pcpu_addr_flags(str(flag) for flag in args.pcpu),
             load_inventory(args.inventory) if args.inventory else {},
         )
         tokens = resolve_token_book(args.token_file)
@@ -170,7 +180,10 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     if not pcpus:
-        print("xenmca serve xen: error: no pCPUs: give --pcpu-addr or --inventory", file=sys.stderr)
+        print(
+            "xenmca serve xen: error: no pCPUs: give --pcpu N=HOST:PORT or --inventory",
+            file=sys.stderr,
+        )
         return 2
     if args.vcpu0_pcpu not in pcpus:
         print(
@@ -185,4 +198,4 @@ def run(args: argparse.Namespace) -> int:
         return run_until_signal(lambda: serve(args, pcpus, tokens, throttle, tls))
     except MetricsStartError as exc:
         print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
-        return 1
+        return 3  # could not start (the README's exit statuses)

@@ -1,4 +1,4 @@
-"""Where the pCPUs are: `--pcpu-addr N=HOST:PORT` flags and inventory files for hundreds of them.
+"""Where the pCPUs are: `--pcpu N=HOST:PORT` flags and inventory files for hundreds of them.
 
 An inventory file is YAML or JSON: either a mapping `{pcpu: address}`, a list
 of `{pcpu: N, address: HOST:PORT}`, or `{pcpus: <either>}`; or plain text
@@ -48,7 +48,7 @@ def _add(result: dict[int, str], pcpu: int, address: str, where: str) -> None:
 def parse_pcpu_addr_flags(flags: Iterable[str]) -> dict[int, str]:
     result: dict[int, str] = {}
     for flag in flags:
-        where = f"--pcpu-addr {flag!r}"
+        where = f"--pcpu {flag!r}"
         number, sep, address = flag.partition("=")
         if not sep:
             raise InventoryError(f"{where}: expected N=HOST:PORT")
