@@ -2,43 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_process import xenmca
 
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.faults import FaultAction
-from xenmca.rpc.identity import DOM0, OPERATOR, TOKEN_FILE_ENV, XEN, TokenBook, call_metadata
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.testbed import fault_client
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def xenmca(*args: str) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xenmca.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != TOKEN_FILE_ENV},
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
 
 
 @dataclass

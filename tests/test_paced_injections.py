@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cli_process import xenmca
 
 from xenmca.pcpu import validation
 from xenmca.pcpu.firmware import MAX_PACED_INJECTIONS
@@ -30,7 +29,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import Event, EventLog
-from xenmca.rpc.identity import DOM0, OPERATOR, TOKEN_FILE_ENV, XEN, TokenBook, call_metadata
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.scenario_loader import (
@@ -383,29 +382,6 @@ async def test_only_the_operator_lists_and_cancels(pcpu: Pcpu) -> None:
 
 
 # --- xenmca inject --list / --cancel ----------------------------------------------------
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def xenmca(*args: str) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xenmca.cli",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != TOKEN_FILE_ENV},
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
 
 
 @dataclass

@@ -8,15 +8,13 @@ in-process pCPU host.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
+from cli_process import xenmca
 from hypothesis import strategies as st
 from sal_samples import mixed_raw, sample_raw
 from test_fuzz_support import LoopBed, answer, check_conservation, describe_pcpus, run_examples
@@ -27,7 +25,7 @@ from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
-from xenmca.rpc.identity import DOM0, OPERATOR, TOKEN_FILE_ENV, XEN, TokenBook, call_metadata
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 
@@ -268,30 +266,6 @@ def test_fuzz_raw_records_are_stored_exactly_or_refused() -> None:
 
 
 # --- xenmca inject --record ---------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def xenmca(*args: str, stdin: bytes | None = None) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xenmca.cli",
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != TOKEN_FILE_ENV},
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate(stdin)
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
 
 
 async def test_inject_record_file_directory_and_stdin(host: Host, tmp_path: Path) -> None:

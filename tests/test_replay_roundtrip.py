@@ -12,10 +12,7 @@ id, which is the new firmware's.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import xenmca
 from flow_harness import CMC, CPE, EventWatch, FlowBed, flow_bed
 from sal_samples import mixed_raw, sample_raw
 
@@ -36,7 +34,7 @@ from xenmca.ops.replay import plan_replay, replay
 from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.identity import DOM0, OPERATOR, TOKEN_FILE_ENV, XEN, TokenBook
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook
 from xenmca.sal.v1 import sal_service_pb2 as sal
 
 MCA = record_pb2.RECORD_TYPE_MCA
@@ -170,30 +168,6 @@ async def test_replayed_onto_busy_pcpus_only_the_id_differs(tmp_path: Path) -> N
 
 
 # --- xenmca replay, a real process ----------------------------------------------------------
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-async def xenmca(*args: str) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xenmca.cli",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={k: v for k, v in os.environ.items() if k != TOKEN_FILE_ENV},
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
 
 
 @dataclass

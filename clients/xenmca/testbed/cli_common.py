@@ -227,5 +227,20 @@ def write_json_out(path: Path | None, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def cells_progress(show: bool) -> Any:
+    """The progress bar of a command that runs a matrix of scenario runs (on stderr)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not show,
+    )
+
+
 def type_label(value: int) -> str:
     return record_pb2.RecordType.Name(value).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]

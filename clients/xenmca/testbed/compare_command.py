@@ -57,21 +57,14 @@ async def run_all(
     chosen: tuple[Workload, ...], rules: list[str], out: Path, show_progress: bool
 ) -> list[dict[str, Any]]:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from xenmca.testbed.cli_common import cells_progress
     from xenmca.testbed.compare_policies import figures, scenario_for
     from xenmca.testbed.finish import finish_run
     from xenmca.testbed.runner import ScenarioRun
 
     rows: list[dict[str, Any]] = []
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not show_progress,
-    )
+    progress = cells_progress(show_progress)
     with progress:
         task = progress.add_task("compare", total=len(chosen) * len(rules))
         for workload in chosen:

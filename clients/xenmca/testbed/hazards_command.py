@@ -116,20 +116,11 @@ async def run_cell(item: Hazard, variant: str, out_dir: Path) -> Cell:
 async def run_matrix(
     hazards: list[Hazard], variants: list[str], out: Path, show_progress: bool = True
 ) -> list[Cell]:
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from xenmca.testbed.cli_common import cells_progress
     from xenmca.testbed.processes import ProcessStartError
 
     cells: list[Cell] = []
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not show_progress,
-    )
+    progress = cells_progress(show_progress)
     with progress:
         task = progress.add_task("hazards", total=len(hazards) * len(variants))
         for item in hazards:
