@@ -13,17 +13,17 @@ import pytest
 from xenmca.dom0.log_store import LogStore
 from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
-from xenmca.testbed import bench_suite
-from xenmca.testbed.bench_floor import (
+from xenmca.testbed.bench import suite as bench_suite
+from xenmca.testbed.bench.floor import (
     floor_records_per_s,
     measure_commit,
     measure_rtt,
     sample_reply,
 )
-from xenmca.testbed.bench_flow import breakdown, spread, wait_logged
-from xenmca.testbed.bench_report import Row, build_rows, machine_info
-from xenmca.testbed.bench_scale import raise_open_files_limit
-from xenmca.testbed.bench_suite import SECTIONS, UnknownSection, resolve, run_bench
+from xenmca.testbed.bench.flow import breakdown, spread, wait_logged
+from xenmca.testbed.bench.report import Row, build_rows, machine_info
+from xenmca.testbed.bench.scale import raise_open_files_limit
+from xenmca.testbed.bench.suite import SECTIONS, UnknownSection, resolve, run_bench
 
 ROW_FIELDS = {"section", "name", "unit", "measured", "target", "ratio", "met", "note"}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from xenmca.testbed.scenario_loader import builtin_names, load_builtin
+from xenmca.testbed.scenario.loader import builtin_names, load_builtin
 
 pytestmark = pytest.mark.slow
 

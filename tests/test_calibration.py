@@ -11,7 +11,7 @@ import pytest
 from flow_harness import flow_bed
 
 from xenmca.rpc.channels import open_channel
-from xenmca.testbed.calibration import (
+from xenmca.testbed.run.calibration import (
     CALLS,
     COMMITS,
     DISCARDED,
@@ -21,8 +21,8 @@ from xenmca.testbed.calibration import (
     calibrations,
     floor_of_run,
 )
-from xenmca.testbed.run_phases import metrics_line
-from xenmca.testbed.warmup import WarmChannels, warm_plots
+from xenmca.testbed.run.phases import metrics_line
+from xenmca.testbed.run.warmup import WarmChannels, warm_plots
 
 
 def unused_port() -> int:

@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_checkers_data import MS, START_NS, Served, event, history_run, serve
 
+from xenmca.testbed.check.checkers import run_checks
 from xenmca.testbed.check.dominance import count_dominated
 from xenmca.testbed.check.fairness import TimedRecord, check_fairness, pending_pcpus
 from xenmca.testbed.check.result import CheckResult
-from xenmca.testbed.checkers import run_checks
-from xenmca.testbed.run_data import FaultRecord, RunData
-from xenmca.testbed.scenario_model import Checks
+from xenmca.testbed.run.data import FaultRecord, RunData
+from xenmca.testbed.scenario.model import Checks
 
 PROPERTY = settings(
     derandomize=True,

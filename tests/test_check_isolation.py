@@ -8,8 +8,8 @@ from typing import Any
 from test_checkers_data import MS, START_NS, Served, event, history_run
 
 from xenmca.testbed.check.isolation import check_isolation, storm_ends
-from xenmca.testbed.run_data import RunData
-from xenmca.testbed.scenario_model import Throttle
+from xenmca.testbed.run.data import RunData
+from xenmca.testbed.scenario.model import Throttle
 
 
 def t(ms: float) -> int:

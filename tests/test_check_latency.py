@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from test_checkers_data import MS, START_NS, event, synthetic_run
 
-from xenmca.testbed.calibration import calibration_results, floor_of_run
-from xenmca.testbed.checkers import overall_valid, run_checks
-from xenmca.testbed.poll_intervals import scenario_poll_allowance
-from xenmca.testbed.run_data import RunData
-from xenmca.testbed.scenario_model import Checks, Throttle
+from xenmca.testbed.check.checkers import overall_valid, run_checks
+from xenmca.testbed.run.calibration import calibration_results, floor_of_run
+from xenmca.testbed.run.data import RunData
+from xenmca.testbed.scenario.model import Checks, Throttle
+from xenmca.testbed.scenario.poll_intervals import scenario_poll_allowance
 
 
 def calibration(when: str, rtt_ms: float, commit_ms: float, t_ns: int) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from test_checkers_data import MS, START_NS, event, synthetic_run
 
+from xenmca.testbed.check.checkers import run_checks
 from xenmca.testbed.check.local_calls import check_local_calls
-from xenmca.testbed.checkers import run_checks
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 
 def t(ms: float) -> int:

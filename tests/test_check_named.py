@@ -8,9 +8,9 @@ import json
 
 from test_checkers_data import MS, START_NS, Served, event, history_run, synthetic_run
 
+from xenmca.testbed.check.checkers import run_checks
 from xenmca.testbed.check.result import MAX_NAMED, CheckResult, RecordRef, keep_named, label_of
-from xenmca.testbed.checkers import run_checks
-from xenmca.testbed.run_data import LoggedRecord, RunData
+from xenmca.testbed.run.data import LoggedRecord, RunData
 
 
 def by_name(data: RunData) -> dict[str, CheckResult]:

@@ -10,8 +10,8 @@ from test_checkers_data import MS, START_NS, Served, history_run
 
 from xenmca.testbed.check.final_xen import diagnose
 from xenmca.testbed.check.stranded import check_stranded
-from xenmca.testbed.run_data import FirmwareCounts, RunData
-from xenmca.testbed.scenario_model import Checks
+from xenmca.testbed.run.data import FirmwareCounts, RunData
+from xenmca.testbed.scenario.model import Checks
 
 
 def t(ms: float) -> int:

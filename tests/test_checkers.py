@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from test_checkers_data import MS, START_NS, event, synthetic_run
 
-from xenmca.testbed.checkers import (
+from xenmca.testbed.check.checkers import (
     CheckResult,
     account,
     latency_stats,
@@ -15,8 +15,8 @@ from xenmca.testbed.checkers import (
     percentile,
     run_checks,
 )
-from xenmca.testbed.run_data import FirmwareCounts, LoggedRecord, RunData
-from xenmca.testbed.scenario_model import Checks, ExpectedTransition
+from xenmca.testbed.run.data import FirmwareCounts, LoggedRecord, RunData
+from xenmca.testbed.scenario.model import Checks, ExpectedTransition
 
 
 def by_name(data: RunData) -> dict[str, CheckResult]:

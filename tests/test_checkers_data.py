@@ -16,14 +16,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from xenmca.testbed.run_data import (
+from xenmca.testbed.run.data import (
     FaultRecord,
     FirmwareCounts,
     LoggedRecord,
     RunData,
     Sample,
 )
-from xenmca.testbed.scenario_model import Checks, ExpectedTransition, Scenario
+from xenmca.testbed.scenario.model import Checks, ExpectedTransition, Scenario
 
 START_NS = 1_000_000_000_000
 MS = 1_000_000

@@ -20,16 +20,16 @@ import pytest
 
 from xenmca import exit_status
 from xenmca.cli import build_parser, main
+from xenmca.cli_common import message_json, rpc_exit_status
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.ops.fault import target_of
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.flags import PcpuAddress
 from xenmca.rpc.identity import OPERATOR, TOKEN_FILE_ENV, XEN, TokenBook
-from xenmca.testbed import hazards_command
-from xenmca.testbed.cli_common import message_json, rpc_exit_status
-from xenmca.testbed.fault_command import target_of
-from xenmca.testbed.hazards import Cell
-from xenmca.testbed.processes import ProcessStartError
-from xenmca.testbed.run_command import exit_status as run_exit_status
+from xenmca.testbed.hazards import command as hazards_command
+from xenmca.testbed.hazards.matrix import Cell
+from xenmca.testbed.infra.processes import ProcessStartError
+from xenmca.testbed.run.command import exit_status as run_exit_status
 
 WARNING = "is deprecated and will be removed; use"
 
@@ -148,7 +148,7 @@ def test_run_and_demo_statuses() -> None:
 def test_run_and_demo_exit_3_when_the_testbed_does_not_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from xenmca.testbed.runner import ScenarioRun
+    from xenmca.testbed.run.runner import ScenarioRun
 
     async def refuse(self: ScenarioRun) -> dict[str, Any]:
         raise ProcessStartError("xen exited with status 1; see xen.log")
@@ -162,7 +162,7 @@ def test_run_and_demo_exit_3_when_the_testbed_does_not_start(
 def test_compare_policies_exits_3_when_the_testbed_does_not_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from xenmca.testbed import compare_command
+    from xenmca.testbed.compare import command as compare_command
 
     async def refuse(*_: object) -> list[dict[str, Any]]:
         raise ProcessStartError("no free ports")
@@ -174,7 +174,7 @@ def test_compare_policies_exits_3_when_the_testbed_does_not_start(
 def test_bench_exits_3_when_a_section_could_not_run_and_json_goes_to_stdout(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from xenmca.testbed import bench_command
+    from xenmca.testbed.bench import command as bench_command
 
     result = {"machine": {}, "rows": [], "duration_s": 0.1, "sections": {"scale": {"error": "x"}}}
 

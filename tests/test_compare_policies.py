@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from xenmca.testbed.compare_policies import STORM_RULES, scenario_for, workloads
-from xenmca.testbed.workload import plan_injections, storm_rule_trips
+from xenmca.testbed.compare.workloads import STORM_RULES, scenario_for, workloads
+from xenmca.testbed.run.workload import plan_injections, storm_rule_trips
 
 
 def test_every_workload_loads_under_every_rule_and_the_trickle_never_trips_ia64() -> None:

@@ -43,8 +43,8 @@ from xenmca.rpc.events import Event, EventLog, read_events
 from xenmca.rpc.faults import FaultAction, FaultSpec
 from xenmca.rpc.identity import DOM0, OPERATOR
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
-from xenmca.testbed import checkers
-from xenmca.testbed.run_data import LoggedRecord, RunData
+from xenmca.testbed.check import checkers
+from xenmca.testbed.run.data import LoggedRecord, RunData
 
 CORRECTED = record_pb2.SEVERITY_CORRECTED
 RECOVERABLE = record_pb2.SEVERITY_RECOVERABLE

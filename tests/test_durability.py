@@ -20,8 +20,8 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.identity import OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
-from xenmca.testbed.processes import ManagedProcess
+from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.processes import ManagedProcess
 
 pytestmark = pytest.mark.slow
 CMC = 3

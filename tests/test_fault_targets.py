@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from xenmca.rpc.events import EventLog
-from xenmca.testbed.fault_schedule import FaultScheduler
-from xenmca.testbed.fault_targets import FaultTargets, Hold, Outcome
-from xenmca.testbed.run_data import FaultRecord
-from xenmca.testbed.scenario_model import Fault
+from xenmca.testbed.run.data import FaultRecord
+from xenmca.testbed.run.fault_schedule import FaultScheduler
+from xenmca.testbed.run.fault_targets import FaultTargets, Hold, Outcome
+from xenmca.testbed.scenario.model import Fault
 
 # -- the model -------------------------------------------------------------------------
 

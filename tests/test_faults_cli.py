@@ -13,7 +13,7 @@ from cli_process import xenmca
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.faults import FaultAction
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
-from xenmca.testbed import fault_client
+from xenmca.testbed.infra import fault_client
 
 
 @dataclass

@@ -17,7 +17,7 @@ from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.faults import INJECTED_FAULT
 from xenmca.rpc.identity import DOM0, OPERATOR
-from xenmca.testbed import fault_client
+from xenmca.testbed.infra import fault_client
 
 DROP_REPLY = fault_pb2.FAULT_ACTION_DROP_REPLY
 FAIL = fault_pb2.FAULT_ACTION_FAIL

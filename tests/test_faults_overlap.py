@@ -32,8 +32,8 @@ from typing import Any
 
 import pytest
 
-from xenmca.testbed.netns import NetnsUnavailable, NetworkLayout
-from xenmca.testbed.processes import (
+from xenmca.testbed.infra.netns import NetnsUnavailable, NetworkLayout
+from xenmca.testbed.infra.processes import (
     AlreadyRunning,
     ManagedProcess,
     ProcessStartError,

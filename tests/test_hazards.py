@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from xenmca.testbed.hazards import HAZARDS, SHIPPED, VARIANTS, hazard, judge
-from xenmca.testbed.scenario_loader import builtin_names, load_builtin
+from xenmca.testbed.hazards.matrix import HAZARDS, SHIPPED, VARIANTS, hazard, judge
+from xenmca.testbed.scenario.loader import builtin_names, load_builtin
 
 pytestmark = pytest.mark.slow
 

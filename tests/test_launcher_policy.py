@@ -21,8 +21,7 @@ from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.testbed import runner, up_command
-from xenmca.testbed.launcher import (
+from xenmca.testbed.infra.launcher import (
     DOM0_POLICIES,
     LocalTestbed,
     TestbedSpec,
@@ -31,8 +30,9 @@ from xenmca.testbed.launcher import (
     pcpu_policy_args,
     xen_policy_args,
 )
-from xenmca.testbed.sampler import FirmwareReader
-from xenmca.testbed.scenario_loader import parse_scenario_text
+from xenmca.testbed.run import runner, up_command
+from xenmca.testbed.run.sampler import FirmwareReader
+from xenmca.testbed.scenario.loader import parse_scenario_text
 from xenmca.xen.policy import SAL_MODES, PolicyError
 
 POLICY_FLAGS = ("--policy", "--policy-option", "--sal", "--salinfo-decode-delay")

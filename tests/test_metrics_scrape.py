@@ -10,15 +10,15 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from xenmca.rpc.metrics import start_metrics_endpoint
-from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
-from xenmca.testbed.metrics_scrape import (
+from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.metrics_ports import TARGETS_FILE, write_targets
+from xenmca.testbed.infra.metrics_scrape import (
     ENDPOINTS_EVENT,
     SCRAPED_EVENT,
     metrics_results,
     scrape_to_files,
     summarize,
 )
-from xenmca.testbed.testbed_metrics import TARGETS_FILE, write_targets
 
 log = logging.getLogger("test_metrics_scrape")
 START_NS = 5_000_000_000

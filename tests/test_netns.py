@@ -26,15 +26,15 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed import up_command
-from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
-from xenmca.testbed.netns import (
+from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.netns import (
     LoopbackGateway,
     NetnsUnavailable,
     NetworkLayout,
     existing_namespaces,
     link_local_address,
 )
+from xenmca.testbed.run import up_command
 
 CMC = record_pb2.RECORD_TYPE_CMC
 HOSTS = ["pcpu-host0", "pcpu-host1", "xen", "dom0"]
@@ -253,7 +253,7 @@ async def test_gateway_reaches_a_host_from_the_root_namespace_even_when_cut(
 @needs_netns
 def test_orphans_of_a_killed_launcher_are_swept() -> None:
     code = (
-        "from xenmca.testbed.netns import NetworkLayout\n"
+        "from xenmca.testbed.infra.netns import NetworkLayout\n"
         "import time\n"
         "layout = NetworkLayout(['a', 'b'])\n"
         "layout.create()\n"

@@ -32,13 +32,13 @@ from xenmca.rpc.events import Event, EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.scenario_loader import (
+from xenmca.testbed.run.workload import RECORD_TYPE_VALUES, SEVERITY_VALUES, plan_injections
+from xenmca.testbed.scenario.loader import (
     SCENARIO_DIR,
     ScenarioError,
     load_scenario,
     parse_scenario_text,
 )
-from xenmca.testbed.workload import RECORD_TYPE_VALUES, SEVERITY_VALUES, plan_injections
 
 CMC = record_pb2.RECORD_TYPE_CMC
 CPE = record_pb2.RECORD_TYPE_CPE

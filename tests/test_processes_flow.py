@@ -12,7 +12,7 @@ from xenmca.dom0.log_queries import open_reader, stats
 from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 
 pytestmark = pytest.mark.slow
 CMC = 3

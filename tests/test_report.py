@@ -10,11 +10,11 @@ import matplotlib
 from rich.console import Console
 from test_checkers_data import synthetic_run
 
-from xenmca.testbed.checkers import run_checks
-from xenmca.testbed.plots import polling_spans, write_plots
-from xenmca.testbed.report import write_report
-from xenmca.testbed.results import build_results
-from xenmca.testbed.summary import print_summary
+from xenmca.testbed.check.checkers import run_checks
+from xenmca.testbed.report.html import write_report
+from xenmca.testbed.report.plots import polling_spans, write_plots
+from xenmca.testbed.report.summary import print_summary
+from xenmca.testbed.run.results import build_results
 
 PNG = b"\x89PNG\r\n\x1a\n"
 PLOTS = ["latency.png", "rates.png", "queue_depth.png", "throttle.png"]

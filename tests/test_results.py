@@ -8,9 +8,9 @@ from pathlib import Path
 
 from test_checkers_data import synthetic_run
 
-from xenmca.testbed.checkers import run_checks
-from xenmca.testbed.results import build_results, write_events, write_results
-from xenmca.testbed.scenario_model import Policy
+from xenmca.testbed.check.checkers import run_checks
+from xenmca.testbed.run.results import build_results, write_events, write_results
+from xenmca.testbed.scenario.model import Policy
 
 
 def test_results_hold_every_key(tmp_path: Path) -> None:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from xenmca.testbed.scenario_loader import (
+from xenmca.testbed.scenario.loader import (
     ScenarioError,
     builtin_names,
     load_builtin,
     load_scenario,
     parse_scenario_text,
 )
-from xenmca.testbed.scenario_model import Checks
+from xenmca.testbed.scenario.model import Checks
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = """

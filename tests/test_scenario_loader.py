@@ -11,8 +11,8 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from xenmca.testbed.launcher import DOM0_POLICIES
-from xenmca.testbed.scenario_loader import (
+from xenmca.testbed.infra.launcher import DOM0_POLICIES
+from xenmca.testbed.scenario.loader import (
     ALLOW_BROKEN_RULES_ENV,
     SCHEMA_PATH,
     ScenarioError,
@@ -24,7 +24,7 @@ from xenmca.testbed.scenario_loader import (
     parse_scenario_text,
     schema,
 )
-from xenmca.testbed.scenario_model import (
+from xenmca.testbed.scenario.model import (
     Burst,
     Checks,
     ExpectedTransition,
@@ -798,7 +798,7 @@ def test_yaml_floats_in_exponent_form_are_numbers() -> None:
 
 
 def test_the_schema_file_is_json_beside_the_loader() -> None:
-    assert SCHEMA_PATH.name == "scenario_schema.json"
+    assert SCHEMA_PATH.name == "schema.json"
     assert json.loads(SCHEMA_PATH.read_text())["title"] == "xenmca scenario"
     for name in builtin_names():
         data = yaml.safe_load(builtin_path(name).read_text())

@@ -47,7 +47,7 @@ from xenmca.rpc.tls import (
 )
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.fault_client import rule_from_dict
+from xenmca.testbed.infra.fault_client import rule_from_dict
 
 CMC = record_pb2.RECORD_TYPE_CMC
 CPE = record_pb2.RECORD_TYPE_CPE

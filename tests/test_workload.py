@@ -17,8 +17,7 @@ from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.testbed.scenario_loader import builtin_names, load_builtin, parse_scenario_text
-from xenmca.testbed.workload import (
+from xenmca.testbed.run.workload import (
     RECORD_TYPE_VALUES,
     PlannedInjection,
     WorkloadDriver,
@@ -26,6 +25,7 @@ from xenmca.testbed.workload import (
     planned_records,
     storm_rule_trips,
 )
+from xenmca.testbed.scenario.loader import builtin_names, load_builtin, parse_scenario_text
 
 SCENARIO = """
 name: w

@@ -10,7 +10,7 @@ own record id into the header. Record k is sent (t_k - t_0) / speed seconds afte
 the first (t: created_ns, or the header's timestamp), gaps capped by --max-gap;
 records of one pCPU are sent in dump order, one at a time, so a fresh pCPU numbers
 them as the original did when the dump holds every record it made. The sending is
-the scenario workload's (xenmca.testbed.workload): one task per pCPU, UNAVAILABLE
+the scenario workload's (xenmca.testbed.run.workload): one task per pCPU, UNAVAILABLE
 retried, failures counted.
 
 Exit status: 0 every record stored (or counted as overflow by its firmware), 1 some
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xenmca.cli_common import add_tls_argument, add_token_argument, client_auth, fail
 from xenmca.rpc.flags import PcpuAddress, add_deprecated_flag, pcpu_address_arg
-from xenmca.testbed.cli_common import add_tls_argument, add_token_argument, client_auth, fail
 
 if TYPE_CHECKING:
     from xenmca.ops.dumps import DumpRecord
-    from xenmca.testbed.workload import PlannedInjection, WorkloadSummary
+    from xenmca.testbed.run.workload import PlannedInjection, WorkloadSummary
 
 PROG = "replay"
 ORDER_STEP_S = 1e-6
@@ -171,7 +171,7 @@ def plan_replay(
     records: Sequence[DumpRecord], speed: float = 1.0, max_gap_s: float | None = None
 ) -> list[PlannedInjection]:
     """One injection per record (in replay order) at its time from the first, scaled."""
-    from xenmca.testbed.workload import PlannedInjection
+    from xenmca.testbed.run.workload import PlannedInjection
 
     plan: list[PlannedInjection] = []
     last_at: dict[int, float] = {}
@@ -208,7 +208,7 @@ async def replay(
 ) -> WorkloadSummary:
     """Send the plan to the pCPUs at its times; what the workload driver counted."""
     from xenmca.rpc.channels import open_channel
-    from xenmca.testbed.workload import WorkloadDriver
+    from xenmca.testbed.run.workload import WorkloadDriver
 
     driver = WorkloadDriver(
         plan,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from xenmca.testbed.check.events import of_kind, t_ns, type_name
 from xenmca.testbed.check.result import RecordRef
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 
 def cleared_before_logged(data: RunData) -> list[RecordRef]:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from xenmca.testbed.check.events import Line, line_of, of_kind, t_ns
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 FAULT = "a fault"
 RESTART = "a coordinator restart"

@@ -8,7 +8,7 @@ from collections import Counter
 
 from xenmca.testbed.check.events import of_kind, type_name
 from xenmca.testbed.check.result import RecordRef
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 
 def duplicated(data: RunData) -> list[tuple[RecordRef, int]]:

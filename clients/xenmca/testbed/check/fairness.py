@@ -37,7 +37,7 @@ from xenmca.testbed.check.dominance import count_dominated
 from xenmca.testbed.check.events import Line, line_of, of_kind, t_ns, type_name
 from xenmca.testbed.check.line_modes import LineModes, line_modes
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 FAIRNESS = "fairness"
 

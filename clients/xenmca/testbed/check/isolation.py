@@ -23,7 +23,7 @@ from xenmca.testbed.check.created import Batch, batches
 from xenmca.testbed.check.events import Line, line_of, of_kind, t_ns
 from xenmca.testbed.check.line_modes import PollingSpan, line_modes
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status, ref_order
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 from xenmca.xen.throttle_settings import ThrottleSettingsError, load_settings
 
 ISOLATION = "isolation"

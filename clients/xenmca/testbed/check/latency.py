@@ -5,7 +5,7 @@ bounds (``latency_p99_floors``, ``latency_max_floors``) are N floors plus the
 scenario's longest polling interval. A floor is the least time one record takes on
 this machine, 4 round trips and 1 durable commit, as the run measured it before its
 workload and again after its drain (the slower of the two counts;
-`xenmca.testbed.calibration`). A record of a storm waits behind the records ahead of
+`xenmca.testbed.run.calibration`). A record of a storm waits behind the records ahead of
 it, each costing a few floors, so on a slower or busier machine the latency grows
 with the floor, and so does the bound; the polling interval is added because a
 record on a polled line waits for the next poll however fast the machine is.
@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from xenmca.testbed.calibration import calibrations, floor_of_run
 from xenmca.testbed.check.result import CheckResult, Status
 from xenmca.testbed.check.slowest import slower_than
-from xenmca.testbed.poll_intervals import scenario_poll_allowance
-from xenmca.testbed.run_data import LoggedRecord, RunData
+from xenmca.testbed.run.calibration import calibrations, floor_of_run
+from xenmca.testbed.run.data import LoggedRecord, RunData
+from xenmca.testbed.scenario.poll_intervals import scenario_poll_allowance
 
 LATENCY_P99 = "latency_p99"
 LATENCY_MAX = "latency_max"

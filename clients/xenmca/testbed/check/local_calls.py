@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from xenmca.testbed.check.events import of_kind, t_ns, type_name
 from xenmca.testbed.check.result import CheckResult, RecordRef
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 LOCAL_CALLS = "local_calls"
 _CALLS = ("get_local", "get_ipi", "clear_local", "clear_ipi")

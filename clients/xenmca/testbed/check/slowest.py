@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from xenmca.testbed.check.events import type_name
 from xenmca.testbed.check.result import RecordRef
-from xenmca.testbed.run_data import LoggedRecord
+from xenmca.testbed.run.data import LoggedRecord
 
 
 def slower_than(log: Sequence[LoggedRecord], bound_ms: float) -> list[RecordRef]:

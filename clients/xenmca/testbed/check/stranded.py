@@ -10,7 +10,7 @@ from __future__ import annotations
 from xenmca.testbed.check.events import type_name
 from xenmca.testbed.check.final_xen import diagnose
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
-from xenmca.testbed.run_data import RunData
+from xenmca.testbed.run.data import RunData
 
 STRANDED = "stranded"
 

@@ -1,0 +1,383 @@
+"""Running a scenario end to end: testbed up, workload, drain, collect, check, write results.
+
+The testbed is always torn down (on success, failed checks, exceptions and
+Ctrl-C); the results folder is written from what the processes left behind:
+dom0's log, every component's event file, and the samples taken on the way.
+
+Before the workload clock starts the run warms up and calibrates the machine,
+and after the drain it calibrates again and scrapes every process's metrics
+(`xenmca.testbed.run.phases`); the testbed runs with metrics on.
+
+The drain ends when nothing is pending and dom0's log holds every cleared
+record, when nothing moved for the scenario's ``drain_idle_s`` (records left
+are stranded), or at ``drain_timeout_s``; the runner's ``drain_finished`` event
+says which (``how``) and how many records were left (``pending``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import importlib.metadata
+import platform
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from xenmca.dom0 import log_queries
+from xenmca.dom0.log_queries import (
+    LogUnavailable,
+    duplicates_dropped,
+    iter_records,
+    open_reader,
+)
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.rpc.clock import MonotonicClock
+from xenmca.rpc.events import EventLog, read_events
+from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.processes import cpu_seconds
+from xenmca.testbed.run.data import LoggedRecord, RunData
+from xenmca.testbed.run.fault_schedule import FaultScheduler
+from xenmca.testbed.run.phases import after_drain, before_workload
+from xenmca.testbed.run.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
+from xenmca.testbed.run.warmup import warm_plots
+from xenmca.testbed.run.workload import WorkloadDriver, plan_injections
+from xenmca.testbed.scenario.model import Scenario, Vcpu0Move
+
+
+@dataclass
+class RunOutcome:
+    results: dict[str, Any]
+    out_dir: Path
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in ("xenmca", "grpcio", "protobuf"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
+    return found
+
+
+def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> TestbedSpec:
+    spec = TestbedSpec(
+        workdir=out_dir,
+        pcpus=scenario.pcpus,
+        pcpus_per_host=scenario.pcpus_per_host,
+        vcpu0_pcpu=scenario.vcpu0_pcpu,
+        capacity=scenario.capacity,
+        durable_pcpus=scenario.durable_pcpus,
+        throttle_preset=scenario.throttle.preset,
+        throttle_overrides=dict(scenario.throttle.settings),  # type: ignore[arg-type]
+        cpe_poll_min=scenario.cpe_poll_min_s,
+        cpe_poll_max=scenario.cpe_poll_max_s,
+        network=scenario.network,
+        tls=tls,
+        xen_policy=scenario.policy.xen,
+        xen_policy_options=dict(scenario.policy.options),
+        dom0_policy=scenario.policy.dom0,
+        sal_mode=scenario.sal,
+        salinfo_decode_delay=scenario.salinfo_decode_delay_s,
+        metrics=True,
+    )
+    if scenario.broken_rule:
+        spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
+    return spec
+
+
+async def _move_vcpu0(
+    bed: LocalTestbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog
+) -> None:
+    """SetVcpuPlacement at each move's time (as the operator); a failed move is an event."""
+    loop = asyncio.get_running_loop()
+    for move in moves:
+        delay = start + move.at_s - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            async with bed.channel(bed.xen_address) as channel:
+                reply = await hv_grpc.HypervisorServiceStub(channel).SetVcpuPlacement(
+                    hv_pb2.SetVcpuPlacementRequest(pcpu=move.pcpu),
+                    timeout=5.0,
+                    metadata=bed.operator_metadata(),
+                )
+        except grpc.aio.AioRpcError as exc:
+            events.emit("vcpu0_move_failed", pcpu=move.pcpu, error=exc.code().name)
+            continue
+        events.emit("vcpu0_moved", pcpu=move.pcpu, previous=reply.previous_pcpu)
+
+
+def _cpu_now(bed: LocalTestbed) -> dict[str, tuple[int, float]]:
+    """Each running component's (pid, CPU seconds so far)."""
+    now: dict[str, tuple[int, float]] = {}
+    for process in bed.processes:
+        pid = process.pid
+        if pid is None or not process.running:
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            now[process.name] = (pid, cpu_seconds(pid))
+    return now
+
+
+def _cpu_used(
+    before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]
+) -> dict[str, float | None]:
+    """CPU seconds each component used in between; None when it was restarted meanwhile."""
+    used: dict[str, float | None] = {}
+    for name, (pid, start) in before.items():
+        end = after.get(name)
+        used[name] = round(end[1] - start, 3) if end is not None and end[0] == pid else None
+    return used
+
+
+def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
+    if not path.exists():
+        return [], 0
+    with contextlib.closing(open_reader(path)) as conn:
+        rows = [
+            LoggedRecord(
+                r.pcpu,
+                r.record_id,
+                r.type,
+                r.severity,
+                r.created_monotonic_ns,
+                r.logged_monotonic_ns,
+            )
+            for r in iter_records(conn)
+        ]
+        return rows, duplicates_dropped(conn)
+
+
+def _logged_count(path: Path) -> int | None:
+    """Records in dom0's log now; None when it cannot be read (yet)."""
+    try:
+        with contextlib.closing(open_reader(path)) as conn:
+            return log_queries.counts(conn).total
+    except (LogUnavailable, sqlite3.Error):
+        return None
+
+
+def _read_all_events(out_dir: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for path in sorted(out_dir.glob("events-*.jsonl")):
+        events.extend(read_events(path))
+    events.sort(key=lambda e: e.get("t_mono_ns", 0))
+    return events
+
+
+async def _describe_xen(bed: LocalTestbed) -> dict[str, Any] | None:
+    """The coordinator's DescribeHypervisor now, as a dict of proto field names; None if silent."""
+    try:
+        state = await bed.describe(within=5.0)
+    except grpc.aio.AioRpcError:
+        return None
+    described: dict[str, Any] = json_format.MessageToDict(state, preserving_proto_field_name=True)
+    return described
+
+
+class ScenarioRun:
+    """One run of one scenario into one results folder."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        out_dir: Path,
+        console: Console | None = None,
+        show_progress: bool = True,
+        tls: bool = False,
+    ) -> None:
+        self.tls = tls
+        self.scenario = scenario
+        self.out_dir = out_dir
+        self.console = console or Console(stderr=True)
+        self.show_progress = show_progress
+
+    async def execute(self) -> RunData:
+        scenario = self.scenario
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        runner_events = EventLog("runner", self.out_dir / "events-runner.jsonl")
+        plan = plan_injections(scenario)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=not self.show_progress,
+            transient=False,
+        )
+        problems: list[str] = []
+        # The font cache and the plotting imports, on a thread while the testbed starts.
+        plots = asyncio.ensure_future(asyncio.to_thread(warm_plots))
+        try:
+            with progress:
+                task = progress.add_task("starting testbed", total=scenario.duration_s, info="")
+                async with LocalTestbed(testbed_spec(scenario, self.out_dir, self.tls)) as bed:
+                    progress.update(task, description=f"{scenario.name}: warm-up")
+                    channels = await before_workload(
+                        bed,
+                        (injection.pcpu for injection in plan),
+                        self.out_dir,
+                        runner_events,
+                        plots,
+                        say=self._say if self.show_progress else None,
+                    )
+                    try:
+                        data = await self._run_on(
+                            bed, plan, progress, task, runner_events, problems, channels.channel
+                        )
+                    finally:
+                        await channels.close()
+        finally:
+            plots.cancel()  # a no-op once awaited (before the workload); it never raises
+            runner_events.close()
+        log, redelivered = _read_log(bed.db_path)
+        data.log = log
+        data.redelivered = redelivered
+        data.events = _read_all_events(self.out_dir)
+        with contextlib.suppress(FileNotFoundError):
+            bed.token_file.unlink()  # per-run secrets do not outlive the run
+        return data
+
+    def _say(self, line: str) -> None:
+        self.console.print(line, soft_wrap=True, highlight=False)
+
+    async def _run_on(
+        self,
+        bed: LocalTestbed,
+        plan: Any,
+        progress: Progress,
+        task: Any,
+        runner_events: EventLog,
+        problems: list[str],
+        channel_factory: Callable[[str], grpc.aio.Channel],
+    ) -> RunData:
+        scenario = self.scenario
+        sampler = Sampler(bed)
+        reader = FirmwareReader(bed)
+        driver = WorkloadDriver(
+            plan,
+            bed.pcpu_addresses,
+            bed.operator_metadata(),
+            runner_events,
+            MonotonicClock(),
+            channel_factory=channel_factory,
+        )
+        scheduler = FaultScheduler(bed, scenario.faults, runner_events)
+        start_ns = time.monotonic_ns()
+        cpu_at_start = _cpu_now(bed)
+        runner_events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus)
+        sampler.start()
+        faults = asyncio.create_task(scheduler.run(asyncio.get_running_loop().time()))
+        moves = asyncio.create_task(
+            _move_vcpu0(bed, scenario.vcpu0_moves, asyncio.get_running_loop().time(), runner_events)
+        )
+
+        def info() -> str:
+            latest = sampler.latest
+            if latest is None:
+                return ""
+            c = latest.counters
+            return f"copied {c.records_copied}  cleared {c.records_cleared}  polls {c.polls}"
+
+        progress.update(task, description=f"{scenario.name}: workload")
+        workload = asyncio.create_task(driver.run())
+        try:
+            while not workload.done():
+                elapsed = (time.monotonic_ns() - start_ns) / 1e9
+                progress.update(task, completed=min(elapsed, scenario.duration_s), info=info())
+                await asyncio.wait({workload}, timeout=0.2)
+            summary = workload.result()
+            remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
+            while remaining > 0:
+                progress.update(task, completed=scenario.duration_s - remaining, info=info())
+                await asyncio.sleep(min(0.2, remaining))
+                remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
+            workload_end_ns = time.monotonic_ns()
+            cpu_s = _cpu_used(cpu_at_start, _cpu_now(bed))
+            faults.cancel()
+            moves.cancel()
+            await asyncio.gather(faults, moves, return_exceptions=True)
+            await scheduler.heal_all()
+            progress.update(
+                task, completed=scenario.duration_s, description=f"{scenario.name}: drain"
+            )
+            drain = asyncio.create_task(
+                reader.drain(
+                    scenario.drain_timeout_s,
+                    scenario.drain_idle_s,
+                    logged=functools.partial(_logged_count, bed.db_path),
+                )
+            )
+            while not drain.done():
+                progress.update(task, info=info())
+                await asyncio.wait({drain}, timeout=0.2)
+            drain_end = drain.result()
+            drained = drain_end.drained
+            runner_events.emit(
+                "drain_finished",
+                how=drain_end.how,
+                pending=drain_end.pending,
+                cleared=drain_end.cleared,
+                logged=drain_end.logged,
+                missing=drain_end.missing,
+                waited_s=round(drain_end.waited_s, 3),
+            )
+            # Let throttled lines come back to interrupt mode (a poll must find nothing).
+            await self._settle(sampler)
+            firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
+            final_xen = await _describe_xen(bed)
+            await after_drain(bed, self.out_dir, runner_events)
+            progress.update(task, description=f"{scenario.name}: done", info=info())
+        finally:
+            faults.cancel()
+            moves.cancel()
+            await scheduler.abandon()  # after heal_all (the normal path) there is nothing left
+            await sampler.stop()
+            await reader.close()
+            workload.cancel()
+        if missing:
+            problems.append(f"firmware: pCPUs {missing} did not answer at the end")
+        if summary.failed_calls:
+            runner_events.emit("workload_incomplete", **summary.as_dict())
+        end_ns = time.monotonic_ns()
+        runner_events.emit("run_finished", drained=drained)
+        return RunData(
+            scenario=scenario,
+            start_ns=start_ns,
+            workload_end_ns=workload_end_ns,
+            end_ns=end_ns,
+            firmware=list(firmware),
+            log=[],
+            redelivered=0,
+            events=[],
+            samples=sampler.samples,
+            faults=sorted(scheduler.records, key=lambda f: f.start_ns),
+            requested=summary.requested_records,
+            drained=drained,
+            versions=versions(),
+            problems=problems,
+            results_dir=str(self.out_dir),
+            final_xen=final_xen,
+            cpu_s=cpu_s,
+        )
+
+    async def _settle(self, sampler: Sampler) -> None:
+        """Wait (bounded) until no line is polling, as a throttled line needs quiet polls."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.scenario.settle_timeout_s
+        while loop.time() < deadline:
+            latest = sampler.latest
+            if latest is not None and not any(line.mode == 2 for line in latest.throttle):
+                return
+            await asyncio.sleep(0.1)

@@ -1,0 +1,520 @@
+"""The error workload: a deterministic plan of InjectError calls, and the driver that sends them.
+
+`plan_injections(scenario)` turns streams into Poisson arrivals (one record per
+call), storms into one paced injection per pCPU, bursts into one unpaced
+injection per pCPU (all its records created at once) and real records
+(`workload.records`) into one injection of their raw bytes each, the same plan
+for the same seed. `WorkloadDriver` sends the plan to the pCPUs at the planned
+times: one task per pCPU, so a slow or restarting pCPU delays only its own calls; a call
+that finds the pCPU UNAVAILABLE is retried a few times, and what still fails is
+counted (and logged as an event), never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+
+from xenmca.layout.codec import decode_record
+from xenmca.layout.record import SEVERITY_NAMES
+from xenmca.record.v1 import record_pb2
+from xenmca.rpc.channels import open_channel
+from xenmca.rpc.clock import Clock, MonotonicClock
+from xenmca.rpc.events import EventLog
+from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
+from xenmca.testbed.scenario.loader import storm_count
+from xenmca.testbed.scenario.model import RawRecords, Scenario, SeverityMix, Stream
+
+log = logging.getLogger(__name__)
+
+RECORD_TYPE_VALUES: dict[str, int] = {
+    "mca": record_pb2.RECORD_TYPE_MCA,
+    "init": record_pb2.RECORD_TYPE_INIT,
+    "cmc": record_pb2.RECORD_TYPE_CMC,
+    "cpe": record_pb2.RECORD_TYPE_CPE,
+}
+SEVERITY_VALUES: dict[str, int] = {
+    "recoverable": record_pb2.SEVERITY_RECOVERABLE,
+    "fatal": record_pb2.SEVERITY_FATAL,
+    "corrected": record_pb2.SEVERITY_CORRECTED,
+}
+SEVERITY_ORDER = ("corrected", "recoverable", "fatal")
+
+
+@dataclass(frozen=True, order=True)
+class PlannedInjection:
+    """One InjectError: at t_s seconds after the start, on pcpu, count records of type.
+
+    rate 0: all count records at once (a stream arrival or a burst); rate > 0: a
+    storm the pCPU host paces itself at rate records/s. raw: a real SAL record's
+    bytes to store (InjectErrorRequest.raw_record; severity is its header's), or
+    empty for generated records.
+    """
+
+    t_s: float
+    pcpu: int
+    type: str  # "cmc" | "cpe" | "mca" | "init"
+    severity: str  # "corrected" | "recoverable" | "fatal"
+    count: int = 1
+    rate: float = 0.0
+    source: str = field(default="", compare=False)  # "streams[0]", "storms[1]", "bursts[2]"
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+
+# -- the plan ----------------------------------------------------------------------------
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A 64-bit seed from the scenario seed and a label, the same on every run and machine."""
+    text = ":".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _stream_end(stream: Stream, duration_s: float) -> float:
+    if stream.duration_s is None:
+        return duration_s
+    return min(duration_s, stream.start_s + stream.duration_s)
+
+
+def _weights(mix: SeverityMix) -> list[float]:
+    return [mix.corrected, mix.recoverable, mix.fatal]
+
+
+def stream_arrivals(
+    stream: Stream, index: int, pcpu: int, seed: int, duration_s: float
+) -> list[PlannedInjection]:
+    """The Poisson arrivals of one stream on one pCPU (exponential inter-arrival times)."""
+    if stream.rate <= 0:
+        return []
+    rng = random.Random(derived_seed(seed, "stream", index, pcpu))
+    end = _stream_end(stream, duration_s)
+    weights = _weights(stream.severity)
+    single = [name for name, w in zip(SEVERITY_ORDER, weights, strict=True) if w > 0]
+    source = f"streams[{index}]"
+    arrivals: list[PlannedInjection] = []
+    t = stream.start_s
+    while True:
+        t += rng.expovariate(stream.rate)
+        if t >= end:
+            return arrivals
+        severity = (
+            single[0] if len(single) == 1 else rng.choices(SEVERITY_ORDER, weights=weights)[0]
+        )
+        arrivals.append(PlannedInjection(t, pcpu, stream.type, severity, 1, 0.0, source))
+
+
+def plan_injections(scenario: Scenario) -> list[PlannedInjection]:
+    """Every InjectError of the scenario, sorted by time (then pCPU); deterministic in the seed."""
+    plan: list[PlannedInjection] = []
+    for index, stream in enumerate(scenario.streams):
+        for pcpu in stream.pcpus:
+            plan.extend(stream_arrivals(stream, index, pcpu, scenario.seed, scenario.duration_s))
+    for index, storm in enumerate(scenario.storms):
+        count = storm_count(storm)
+        for pcpu in storm.pcpus:
+            plan.append(
+                PlannedInjection(
+                    storm.start_s,
+                    pcpu,
+                    storm.type,
+                    storm.severity,
+                    count,
+                    storm.rate,
+                    f"storms[{index}]",
+                )
+            )
+    for index, burst in enumerate(scenario.bursts):
+        for pcpu in burst.pcpus:
+            plan.append(
+                PlannedInjection(
+                    burst.at_s,
+                    pcpu,
+                    burst.type,
+                    burst.severity,
+                    burst.count,
+                    0.0,
+                    f"bursts[{index}]",
+                )
+            )
+    for index, given in enumerate(scenario.records):
+        plan.extend(raw_record_injections(given, f"records[{index}]"))
+    plan.sort()
+    return plan
+
+
+RAW_RECORD_STEP_S = 1e-6
+"""Records of one workload.records entry are planned this far apart, in file order:
+the plan is sorted by time, then pCPU, type and severity, and those would reorder
+records planned for the same instant."""
+
+
+def raw_record_injections(given: RawRecords, source: str) -> list[PlannedInjection]:
+    """One injection per record of a workload.records entry, in its order."""
+    injections = []
+    for position, text in enumerate(given.raw_hex):
+        raw = bytes.fromhex(text)
+        severity = SEVERITY_NAMES[decode_record(raw).severity]
+        injections.append(
+            PlannedInjection(
+                given.at_s + position * RAW_RECORD_STEP_S,
+                given.pcpu,
+                given.type,
+                severity,
+                1,
+                0.0,
+                source,
+                raw,
+            )
+        )
+    return injections
+
+
+def planned_records(plan: Iterable[PlannedInjection]) -> dict[str, int]:
+    """Records the plan asks for, per type (lower-case names) and "total"."""
+    counts: dict[str, int] = defaultdict(int)
+    for injection in plan:
+        counts[injection.type] += injection.count
+        counts["total"] += injection.count
+    return dict(counts)
+
+
+def storm_rule_trips(
+    plan: Iterable[PlannedInjection],
+    *,
+    history_length: int = 5,
+    window: float = 1.0,
+    margin: float = 0.0,
+    include_storms: bool = False,
+) -> dict[tuple[int, str], int]:
+    """Lines (pcpu, type) where the plan's arrivals alone make history_length within window.
+
+    Counts, per line, the arrivals that complete history_length arrivals within
+    window + margin (a margin allows for delivery jitter). Storms (paced
+    injections) are left out unless include_storms. Useful to check that steady
+    streams meant to stay in interrupt mode do not trip the storm rule by chance.
+    """
+    times: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for injection in plan:
+        if injection.rate > 0 and not include_storms:
+            continue
+        if injection.rate > 0:
+            step = 1.0 / injection.rate
+            times[(injection.pcpu, injection.type)].extend(
+                injection.t_s + i * step for i in range(injection.count)
+            )
+        else:
+            times[(injection.pcpu, injection.type)].extend([injection.t_s] * injection.count)
+    trips: dict[tuple[int, str], int] = {}
+    for line, stamps in times.items():
+        stamps.sort()
+        hits = sum(
+            1
+            for i in range(history_length - 1, len(stamps))
+            if stamps[i] - stamps[i - history_length + 1] < window + margin
+        )
+        if hits:
+            trips[line] = hits
+    return trips
+
+
+# -- the driver --------------------------------------------------------------------------
+
+
+@dataclass
+class TypeSummary:
+    """Per record type: records asked for, accepted by the pCPUs, and not injected."""
+
+    requested: int = 0
+    accepted: int = 0
+    failed: int = 0
+
+
+@dataclass
+class WorkloadSummary:
+    """What the driver did. requested = accepted + failed records (per type too)."""
+
+    planned_calls: int = 0
+    sent_calls: int = 0
+    failed_calls: int = 0
+    retries: int = 0
+    requested_records: int = 0
+    accepted_records: int = 0
+    failed_records: int = 0
+    overflowed_records: int = 0  # reported by immediate (rate 0) injections
+    per_type: dict[str, TypeSummary] = field(default_factory=dict)
+    # Largest delay of a call behind its planned time, in seconds.
+    max_lag_s: float = 0.0
+    # Clock readings at the start and end of run().
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "planned_calls": self.planned_calls,
+            "sent_calls": self.sent_calls,
+            "failed_calls": self.failed_calls,
+            "retries": self.retries,
+            "requested_records": self.requested_records,
+            "accepted_records": self.accepted_records,
+            "failed_records": self.failed_records,
+            "overflowed_records": self.overflowed_records,
+            "per_type": {
+                name: {"requested": t.requested, "accepted": t.accepted, "failed": t.failed}
+                for name, t in sorted(self.per_type.items())
+            },
+            "max_lag_s": self.max_lag_s,
+        }
+
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+class WorkloadDriver:
+    """Sends a plan's injections to the pCPUs at their times (relative to run()'s start).
+
+    addresses maps pCPU -> "host:port"; metadata carries the operator's token.
+    An injection whose pCPU has no address, or that still fails after
+    ``attempts`` tries, is counted as failed and reported as a
+    ``workload_failed`` event.
+    """
+
+    def __init__(
+        self,
+        plan: Sequence[PlannedInjection],
+        addresses: Mapping[int, str],
+        metadata: Sequence[tuple[str, str]] = (),
+        events: EventLog | None = None,
+        clock: Clock | None = None,
+        *,
+        attempts: int = 4,
+        retry_backoff_s: float = 0.25,
+        call_timeout_s: float = 10.0,
+        channel_factory: Callable[[str], grpc.aio.Channel] = open_channel,
+    ) -> None:
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        self.plan = sorted(plan)
+        self.addresses = dict(addresses)
+        self.metadata = tuple(metadata)
+        self.events = events
+        self.clock: Clock = clock or MonotonicClock()
+        self.attempts = attempts
+        self.retry_backoff_s = retry_backoff_s
+        self.call_timeout_s = call_timeout_s
+        self.channel_factory = channel_factory
+        self.summary = WorkloadSummary()
+        self._done = 0
+        self._progress: Callable[[float], None] | None = None
+        # pCPU tasks not asleep on the clock (running or waiting for a reply).
+        self._busy = 0
+        self._started = False
+        self._changed = asyncio.Event()
+
+    @property
+    def duration_s(self) -> float:
+        """Planned time of the last call (storms run on after it for their own duration)."""
+        return self.plan[-1].t_s if self.plan else 0.0
+
+    async def run(self, progress: Callable[[float], None] | None = None) -> WorkloadSummary:
+        """Send every injection at its time; returns the summary (also self.summary).
+
+        progress, when given, is called with the fraction (0..1) of the plan's
+        calls finished (sent or failed) after each call, and with 1.0 at the end.
+        """
+        summary = self.summary = WorkloadSummary(planned_calls=len(self.plan))
+        for injection in self.plan:
+            counts = summary.per_type.setdefault(injection.type, TypeSummary())
+            counts.requested += injection.count
+            summary.requested_records += injection.count
+        self._done = 0
+        self._progress = progress
+        by_pcpu: dict[int, list[PlannedInjection]] = defaultdict(list)
+        for injection in self.plan:
+            by_pcpu[injection.pcpu].append(injection)
+        channels: dict[str, grpc.aio.Channel] = {}
+        start = summary.started_at = self.clock.now()
+        self._busy = len(by_pcpu)
+        self._started = True
+        self._changed.set()
+        try:
+            tasks = []
+            for pcpu, injections in sorted(by_pcpu.items()):
+                address = self.addresses.get(pcpu)
+                stub = None
+                if address is not None:
+                    if address not in channels:
+                        channels[address] = self.channel_factory(address)
+                    stub = sal_grpc.SalServiceStub(channels[address])
+                tasks.append(asyncio.create_task(self._drive_pcpu(pcpu, stub, injections, start)))
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await asyncio.gather(
+                *(channel.close() for channel in channels.values()), return_exceptions=True
+            )
+            summary.finished_at = self.clock.now()
+            self._busy = 0
+            self._changed.set()
+        if progress is not None:
+            progress(1.0)
+        return summary
+
+    async def _drive_pcpu(
+        self,
+        pcpu: int,
+        stub: sal_grpc.SalServiceStub | None,
+        injections: list[PlannedInjection],
+        start: float,
+    ) -> None:
+        try:
+            for injection in injections:
+                await self._inject_at(pcpu, stub, injection, start)
+        finally:
+            self._set_busy(-1)
+
+    async def _inject_at(
+        self,
+        pcpu: int,
+        stub: sal_grpc.SalServiceStub | None,
+        injection: PlannedInjection,
+        start: float,
+    ) -> None:
+        wait = start + injection.t_s - self.clock.now()
+        if wait > 0:
+            await self._sleep(wait)
+        self.summary.max_lag_s = max(
+            self.summary.max_lag_s, self.clock.now() - start - injection.t_s
+        )
+        if stub is None:
+            self._failed(injection, 0, "NO_ADDRESS", f"no address for pCPU {pcpu}")
+        else:
+            await self._send(stub, injection)
+        self._done += 1
+        if self._progress is not None and self.plan:
+            self._progress(self._done / len(self.plan))
+
+    async def _send(self, stub: sal_grpc.SalServiceStub, injection: PlannedInjection) -> None:
+        request = sal_pb2.InjectErrorRequest(
+            type=RECORD_TYPE_VALUES[injection.type],  # type: ignore[arg-type]
+            severity=SEVERITY_VALUES[injection.severity],  # type: ignore[arg-type]
+            count=injection.count,
+            rate_per_second=injection.rate,
+            raw_record=injection.raw,
+        )
+        for attempt in range(1, self.attempts + 1):
+            try:
+                reply = await stub.InjectError(
+                    request, timeout=self.call_timeout_s, metadata=self.metadata
+                )
+            except grpc.aio.AioRpcError as exc:
+                code = exc.code()
+                if code in RETRYABLE and attempt < self.attempts:
+                    self.summary.retries += 1
+                    if self.events is not None:
+                        self.events.emit(
+                            "workload_retry",
+                            pcpu=injection.pcpu,
+                            type=injection.type.upper(),
+                            attempt=attempt,
+                            code=code.name,
+                        )
+                    await self._sleep(self.retry_backoff_s * 2 ** (attempt - 1))
+                    continue
+                self._failed(injection, attempt, code.name, exc.details() or "")
+                return
+            except Exception as exc:  # a broken channel must not stop the workload
+                self._failed(injection, attempt, type(exc).__name__, str(exc))
+                return
+            self._injected(injection, attempt, reply)
+            return
+
+    async def _sleep(self, seconds: float) -> None:
+        self._set_busy(-1)
+        try:
+            await self.clock.sleep(seconds)
+        finally:
+            self._set_busy(+1)
+
+    def _set_busy(self, delta: int) -> None:
+        self._busy += delta
+        self._changed.set()
+
+    @property
+    def idle(self) -> bool:
+        """run() has started and every pCPU task is asleep until its next time, or done."""
+        return self._started and self._busy == 0
+
+    async def wait_idle(self) -> None:
+        """Wait until idle: every call due by now was made (its outcome counted).
+
+        With a FakeClock: advance it, then wait_idle(), then look at what was sent.
+        """
+        while not self.idle:
+            self._changed.clear()
+            await self._changed.wait()
+
+    def _injected(
+        self, injection: PlannedInjection, attempts: int, reply: sal_pb2.InjectErrorResponse
+    ) -> None:
+        summary = self.summary
+        summary.sent_calls += 1
+        summary.accepted_records += reply.accepted
+        summary.per_type[injection.type].accepted += reply.accepted
+        if injection.rate == 0:
+            summary.overflowed_records += reply.overflowed
+        if self.events is not None:
+            self.events.emit(
+                "workload_injected",
+                pcpu=injection.pcpu,
+                type=injection.type.upper(),
+                severity=injection.severity,
+                count=injection.count,
+                rate=injection.rate,
+                accepted=reply.accepted,
+                overflowed=reply.overflowed,
+                first_record_id=reply.first_record_id,
+                last_record_id=reply.last_record_id,
+                planned_t_s=injection.t_s,
+                source=injection.source,
+                attempts=attempts,
+            )
+
+    def _failed(self, injection: PlannedInjection, attempts: int, code: str, details: str) -> None:
+        summary = self.summary
+        summary.failed_calls += 1
+        summary.failed_records += injection.count
+        summary.per_type[injection.type].failed += injection.count
+        log.warning(
+            "workload: pCPU %d: %s x%d not injected (%s: %s)",
+            injection.pcpu,
+            injection.type,
+            injection.count,
+            code,
+            details,
+        )
+        if self.events is not None:
+            self.events.emit(
+                "workload_failed",
+                pcpu=injection.pcpu,
+                type=injection.type.upper(),
+                severity=injection.severity,
+                count=injection.count,
+                rate=injection.rate,
+                planned_t_s=injection.t_s,
+                source=injection.source,
+                attempts=attempts,
+                code=code,
+                error=details,
+            )
