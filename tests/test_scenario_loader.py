@@ -140,7 +140,7 @@ def test_every_builtin_scenario_loads(name: str) -> None:
 
 
 def test_the_builtins_are_package_files_found_through_importlib_resources() -> None:
-    scenarios = files("xenmca.testbed") / "scenarios"
+    scenarios = files("xenmca.testbed.scenario") / "builtin"
     names = sorted(
         entry.name.removesuffix(".yaml")
         for entry in scenarios.iterdir()
