@@ -40,7 +40,7 @@ from xenmca.dom0.salinfo_memory import (
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.clock import Clock, FakeClock
 from xenmca.rpc.events import Event, EventLog, read_events
-from xenmca.rpc.faults import FaultAction, FaultSpec
+from xenmca.rpc.fault_rules import FaultAction, FaultSpec
 from xenmca.rpc.identity import DOM0, OPERATOR
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.testbed.check import checkers

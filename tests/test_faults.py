@@ -19,15 +19,15 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.faults import (
+from xenmca.rpc.fault_interceptor import FaultInterceptor
+from xenmca.rpc.fault_rules import (
     INJECTED_FAULT,
     FaultAction,
-    FaultInjector,
-    FaultInterceptor,
     FaultRuleError,
     FaultSpec,
     normalise_method,
 )
+from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc

@@ -11,7 +11,7 @@ import pytest
 from cli_process import xenmca
 
 from xenmca.pcpu.server import PcpuHost
-from xenmca.rpc.faults import FaultAction
+from xenmca.rpc.fault_rules import FaultAction
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.testbed.infra import fault_client
 

@@ -15,7 +15,7 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.faults import INJECTED_FAULT
+from xenmca.rpc.fault_rules import INJECTED_FAULT
 from xenmca.rpc.identity import DOM0, OPERATOR
 from xenmca.testbed.infra import fault_client
 

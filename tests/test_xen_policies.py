@@ -13,7 +13,7 @@ from flow_harness import CMC, FlowBed, ScriptedDom0, flow_bed
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.layout.codec import decode_record
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.faults import FaultSpec
+from xenmca.rpc.fault_rules import FaultSpec
 from xenmca.rpc.identity import OPERATOR
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.xen.policy import PolicySpec

@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     import grpc
 
     from xenmca.fault.v1 import fault_service_pb2 as fault_pb2
-    from xenmca.rpc.faults import FaultAction, FaultRuleError, FaultSpec
+    from xenmca.rpc.fault_rules import FaultAction, FaultRuleError, FaultSpec
     from xenmca.rpc.identity import OPERATOR
     from xenmca.testbed.infra import fault_client
 

@@ -15,7 +15,8 @@ from xenmca.fault.v1 import fault_service_pb2 as fault_pb2
 from xenmca.fault.v1 import fault_service_pb2_grpc as fault_grpc
 from xenmca.rpc import errors
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.faults import FaultInjector, FaultRuleError, FaultSpec, TooManyFaults
+from xenmca.rpc.fault_rules import FaultRuleError, FaultSpec
+from xenmca.rpc.faults import FaultInjector, TooManyFaults
 from xenmca.rpc.identity import OPERATOR, TokenBook, require_identity
 
 SERVICE_NAME = fault_pb2.DESCRIPTOR.services_by_name["FaultService"].full_name

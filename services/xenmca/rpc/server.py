@@ -11,7 +11,8 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from xenmca.rpc import fault_service
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.faults import FaultInjector, FaultInterceptor
+from xenmca.rpc.fault_interceptor import FaultInterceptor
+from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import TokenBook
 from xenmca.rpc.malformed import MalformedRequestInterceptor
 from xenmca.rpc.stream_limit import DEFAULT_MAX_STREAMS, StreamLimitInterceptor

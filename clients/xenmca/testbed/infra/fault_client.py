@@ -21,7 +21,7 @@ from google.protobuf import duration_pb2
 from xenmca.fault.v1 import fault_service_pb2 as fault_pb2
 from xenmca.fault.v1 import fault_service_pb2_grpc as fault_grpc
 from xenmca.rpc.channels import open_channel
-from xenmca.rpc.faults import FaultAction, FaultRuleError, FaultSpec
+from xenmca.rpc.fault_rules import FaultAction, FaultRuleError, FaultSpec
 
 Metadata = Sequence[tuple[str, str]]
 DEFAULT_TIMEOUT = 10.0
