@@ -32,106 +32,19 @@ Each record says which fault it is (`fault`, its index in the scenario), its
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import time
-from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Coroutine
 from typing import Any
 
 from xenmca.rpc.events import EventLog
-from xenmca.testbed.infra.fault_client import add_fault, clear_faults, rule_from_dict
+from xenmca.testbed.infra.fault_client import add_fault, clear_faults
 from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.processes import ManagedProcess
 from xenmca.testbed.run.data import FaultRecord
+from xenmca.testbed.run.fault_records import ActiveFault, FaultLedger, fault_numbers
 from xenmca.testbed.run.fault_targets import HOLD_OF_KIND, FaultTargets, Hold, Outcome
 from xenmca.testbed.scenario.model import Fault
-
-KINDS = ("kill", "pause", "rpc", "partition")
-_TARGET = re.compile(r"^(xen|dom0|pcpu-host:(\d+)|pcpu:(\d+))$")
-
-
-class FaultSpecError(ValueError):
-    """A fault that cannot be applied; `field` names the offending key."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def _number(params: dict[str, Any], key: str, *, required: bool, default: float | None) -> None:
-    value = params.get(key, default)
-    if value is None:
-        if required:
-            raise FaultSpecError(key, "is required")
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 86_400:
-        raise FaultSpecError(key, f"must be a number of seconds from 0 to 86400 (got {value!r})")
-
-
-def validate_fault(fault: Fault, pcpus: int, pcpus_per_host: int, network: str) -> None:
-    """Raise FaultSpecError naming the field when the fault cannot be applied."""
-    if fault.kind not in KINDS:
-        raise FaultSpecError(
-            "kind", f"unknown fault kind {fault.kind!r} (known: {', '.join(KINDS)})"
-        )
-    match = _TARGET.match(fault.target)
-    if match is None:
-        raise FaultSpecError("target", "must be xen, dom0, pcpu-host:K or pcpu:N")
-    hosts = -(-pcpus // pcpus_per_host)
-    if match.group(2) is not None and int(match.group(2)) >= hosts:
-        raise FaultSpecError("target", f"there are {hosts} pCPU hosts (0-{hosts - 1})")
-    if match.group(3) is not None and int(match.group(3)) >= pcpus:
-        raise FaultSpecError("target", f"pCPU {match.group(3)} does not exist (pcpus is {pcpus})")
-    params = dict(fault.params)
-    allowed = {
-        "kill": {"restart_after_s"},
-        "pause": {"duration_s"},
-        "partition": {"duration_s"},
-        "rpc": {"method", "action", "pcpu", "delay", "count", "skip", "duration"},
-    }[fault.kind]
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise FaultSpecError(
-            unknown[0],
-            f"unknown parameter for a {fault.kind} fault (allowed: {', '.join(sorted(allowed))})",
-        )
-    if fault.kind == "kill":
-        _number(params, "restart_after_s", required=False, default=1.0)
-    elif fault.kind in ("pause", "partition"):
-        _number(params, "duration_s", required=True, default=None)
-        if fault.kind == "partition" and network != "netns":
-            raise FaultSpecError("kind", "a partition needs network: netns (run as root)")
-    else:
-        if fault.target == "dom0":
-            raise FaultSpecError("target", "dom0 serves no RPCs; put rpc faults on xen or pCPUs")
-        try:
-            rule_from_dict(params)
-        except ValueError as exc:
-            raise FaultSpecError("method" if "method" in str(exc) else "action", str(exc)) from None
-
-
-@dataclass
-class _Active:
-    """A fault applied whose record is not written yet (it, or its group, is not healed)."""
-
-    number: int  # its index in the scenario's faults
-    fault: Fault
-    process: ManagedProcess  # the target's process (its name is the fault_targets key)
-    start_ns: int
-    effect: str
-    outcome: Outcome = Outcome.APPLIED
-    overlapped_by: set[int] = field(default_factory=set)
-    # Set when its own heal came while other faults still held the target.
-    own_heal_ns: int | None = None
-    # rpc: where the rule is, its id, and the process's start count when it was added.
-    rule: tuple[str, str] | None = None
-    generation: int = 0
-    pid: int | None = None
-
-
-def _numbers(faults: Iterable[int]) -> str:
-    return ", ".join(f"#{n}" for n in faults)
 
 
 class FaultScheduler:
@@ -149,14 +62,19 @@ class FaultScheduler:
         # (index in the scenario, fault), by time; equal times keep the file's order.
         self.faults = sorted(enumerate(faults), key=lambda item: item[1].at_s)
         self.events = events
-        self.records: list[FaultRecord] = []
+        self.ledger = FaultLedger(events)
         self.targets = FaultTargets()
-        self._active: dict[int, _Active] = {}
+        self._active: dict[int, ActiveFault] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # (process name, its start count) -> the kill that ended that instance
         self._killed_by: dict[tuple[str, int], int] = {}
         self._timers: set[asyncio.Task[None]] = set()  # sleeping until a heal is due
         self._working: set[asyncio.Task[None]] = set()  # applies and heals under way
+
+    @property
+    def records(self) -> list[FaultRecord]:
+        """Every fault's record so far, in the order they ended."""
+        return self.ledger.records
 
     def _process(self, target: str) -> ManagedProcess:
         if target.startswith("pcpu-host:"):
@@ -202,7 +120,7 @@ class FaultScheduler:
                 "fault_failed", fault=fault.kind, target=fault.target, number=number, error=str(exc)
             )
             now = time.monotonic_ns()
-            self.records.append(
+            self.ledger.records.append(
                 FaultRecord(
                     fault.kind,
                     fault.target,
@@ -226,7 +144,7 @@ class FaultScheduler:
             start = time.monotonic_ns()
             was = self.targets.state(process.name).describe()
             decision = self.targets.apply(number, fault.kind, process.name)
-            active = _Active(
+            active = ActiveFault(
                 number,
                 fault,
                 process,
@@ -236,8 +154,8 @@ class FaultScheduler:
                 set(decision.overlaps),
             )
             if decision.outcome is Outcome.NO_OP:
-                self._emit_applied(active)
-                self._record(active, start, None)
+                self.ledger.applied(active)
+                self.ledger.record(active, start, None)
                 return
             if decision.act:
                 try:
@@ -248,11 +166,11 @@ class FaultScheduler:
                 if fault.kind == "kill":
                     self._killed_by[(process.name, process.starts)] = number
                     if decision.ended:
-                        active.effect += f" while paused by {_numbers(decision.ended)}"
+                        active.effect += f" while paused by {fault_numbers(decision.ended)}"
                 for ended in decision.ended:
                     self._end_paused(self._active.pop(ended), number, start)
             self._active[number] = active
-            self._emit_applied(active)
+            self.ledger.applied(active)
         if fault.kind == "kill":
             seconds = params.get("restart_after_s", 1.0)  # None: down until the workload ends
         else:
@@ -305,7 +223,7 @@ class FaultScheduler:
         state = self.targets.state(process.name)
         down_since = state.since(Hold.DOWN)
         if down_since is not None:
-            active = _Active(
+            active = ActiveFault(
                 number,
                 fault,
                 process,
@@ -314,8 +232,8 @@ class FaultScheduler:
                 Outcome.NO_OP,
                 set(state.members(Hold.DOWN)),
             )
-            self._emit_applied(active)
-            self._record(active, start, None)
+            self.ledger.applied(active)
+            self.ledger.record(active, start, None)
             return
         generation, pid = process.starts, process.pid
         address = self._address(fault.target)
@@ -325,7 +243,7 @@ class FaultScheduler:
             self.bed.operator_metadata(),
             credentials=self.bed.operator_credentials,
         )
-        active = _Active(
+        active = ActiveFault(
             number,
             fault,
             process,
@@ -336,12 +254,12 @@ class FaultScheduler:
             pid=pid,
         )
         self._active[number] = active
-        self._emit_applied(active)
+        self.ledger.applied(active)
         duration = float(fault.params.get("duration", 0) or 0)  # type: ignore[arg-type]
         if duration > 0:
             self._later(duration, number)
 
-    async def _heal_rule(self, active: _Active) -> None:
+    async def _heal_rule(self, active: ActiveFault) -> None:
         self._active.pop(active.number, None)
         process = active.process
         assert active.rule is not None
@@ -367,13 +285,13 @@ class FaultScheduler:
                 effect = "; healed"
             except Exception as exc:
                 effect, outcome = f"; heal failed: {exc}", Outcome.HEAL_FAILED
-        self._record(active, time.monotonic_ns(), ended_by, outcome, active.effect + effect)
+        self.ledger.record(active, time.monotonic_ns(), ended_by, outcome, active.effect + effect)
 
-    def _end_paused(self, active: _Active, killer: int, now: int) -> None:
+    def _end_paused(self, active: ActiveFault, killer: int, now: int) -> None:
         """A pause whose process a kill took away: nothing will be resumed."""
         active.overlapped_by.add(killer)
         effect = active.effect + f"; ended by kill #{killer}: the paused process was killed"
-        self._record(active, now, killer, active.outcome, effect)
+        self.ledger.record(active, now, killer, active.outcome, effect)
 
     def _later(self, seconds: float, number: int) -> None:
         async def heal_later() -> None:
@@ -422,52 +340,11 @@ class FaultScheduler:
                     suffix, outcome = f"; healed: {detail}", member.outcome
                 else:
                     suffix = (
-                        f"; healed once for overlapping faults {_numbers(group)}, "
+                        f"; healed once for overlapping faults {fault_numbers(group)}, "
                         f"when the last of them (#{number}) ended: {detail}"
                     )
                     outcome = member.outcome
-                self._record(member, end, number, outcome, member.effect + suffix)
-
-    def _emit_applied(self, active: _Active) -> None:
-        self.events.emit(
-            "fault_applied",
-            fault=active.fault.kind,
-            target=active.fault.target,
-            number=active.number,
-            outcome=active.outcome.value,
-            effect=active.effect,
-            params=dict(active.fault.params),
-        )
-
-    def _record(
-        self,
-        active: _Active,
-        end_ns: int,
-        ended_by: int | None,
-        outcome: Outcome | None = None,
-        effect: str | None = None,
-    ) -> None:
-        record = FaultRecord(
-            active.fault.kind,
-            active.fault.target,
-            active.start_ns,
-            end_ns,
-            active.effect if effect is None else effect,
-            dict(active.fault.params),
-            fault=active.number,
-            outcome=(outcome or active.outcome).value,
-            overlapped_by=tuple(sorted(active.overlapped_by)),
-            ended_by=ended_by,
-        )
-        self.records.append(record)
-        self.events.emit(
-            "fault_healed",
-            fault=record.kind,
-            target=record.target,
-            number=record.fault,
-            outcome=record.outcome,
-            effect=record.effect,
-        )
+                self.ledger.record(member, end, number, outcome, member.effect + suffix)
 
     async def abandon(self) -> None:
         """Stop every pending heal and every fault under way without healing anything: the run
@@ -494,7 +371,7 @@ class FaultScheduler:
             await self._heal(active.number)
         for active in list(self._active.values()):  # a group whose holder was lost: say so
             self._active.pop(active.number)
-            self._record(
+            self.ledger.record(
                 active,
                 time.monotonic_ns(),
                 None,

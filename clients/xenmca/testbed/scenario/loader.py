@@ -27,7 +27,7 @@ from xenmca.pcpu.model import (
     paced_seconds,
     paced_too_long,
 )
-from xenmca.testbed.run.fault_schedule import FaultSpecError, validate_fault
+from xenmca.testbed.scenario.fault_spec import FaultSpecError, validate_fault
 from xenmca.testbed.scenario.model import (
     Burst,
     Checks,
