@@ -28,12 +28,12 @@ from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.netns import (
-    LoopbackGateway,
     NetnsUnavailable,
     NetworkLayout,
     existing_namespaces,
     link_local_address,
 )
+from xenmca.testbed.infra.netns_gateway import LoopbackGateway
 from xenmca.testbed.run import up_command
 
 CMC = record_pb2.RECORD_TYPE_CMC

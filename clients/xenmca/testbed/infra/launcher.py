@@ -53,12 +53,8 @@ from xenmca.testbed.infra.launcher_args import (
     xen_policy_args,
 )
 from xenmca.testbed.infra.metrics_ports import assign_ports, metrics_flags, metrics_url
-from xenmca.testbed.infra.netns import (
-    NETNS_RUN_DIR,
-    LoopbackGateway,
-    NetnsUnavailable,
-    NetworkLayout,
-)
+from xenmca.testbed.infra.netns import NETNS_RUN_DIR, NetnsUnavailable, NetworkLayout
+from xenmca.testbed.infra.netns_gateway import LoopbackGateway
 from xenmca.testbed.infra.processes import ManagedProcess, ProcessStartError, free_port_range
 from xenmca.xen.policy import DEFAULT_POLICY
 

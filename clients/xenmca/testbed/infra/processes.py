@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from xenmca.rpc.lifecycle import DIE_WITH_PARENT_ENV
-from xenmca.testbed.infra.netns import _enter_namespace
+from xenmca.testbed.infra.netns_gateway import _enter_namespace
 
 # How long a restart waits for the old instance's ports, and for an exited one to be
 # reaped, before it gives up (ProcessStartError) rather than start a second instance.
