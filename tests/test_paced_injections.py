@@ -33,12 +33,8 @@ from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.run.workload import RECORD_TYPE_VALUES, SEVERITY_VALUES, plan_injections
-from xenmca.testbed.scenario.loader import (
-    SCENARIO_DIR,
-    ScenarioError,
-    load_scenario,
-    parse_scenario_text,
-)
+from xenmca.testbed.scenario.errors import ScenarioError
+from xenmca.testbed.scenario.loader import SCENARIO_DIR, load_scenario, parse_scenario_text
 
 CMC = record_pb2.RECORD_TYPE_CMC
 CPE = record_pb2.RECORD_TYPE_CPE

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import (
-    ScenarioError,
     builtin_names,
     load_builtin,
     load_scenario,

@@ -12,17 +12,14 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from xenmca.testbed.infra.launcher import DOM0_POLICIES
+from xenmca.testbed.scenario.builder import ALLOW_BROKEN_RULES_ENV
+from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import (
-    ALLOW_BROKEN_RULES_ENV,
-    SCHEMA_PATH,
-    ScenarioError,
     builtin_names,
     builtin_path,
     load_builtin,
     load_scenario,
-    parse_pcpu_set,
     parse_scenario_text,
-    schema,
 )
 from xenmca.testbed.scenario.model import (
     Burst,
@@ -36,6 +33,8 @@ from xenmca.testbed.scenario.model import (
     Stream,
     Throttle,
 )
+from xenmca.testbed.scenario.schema_check import SCHEMA_PATH, schema
+from xenmca.testbed.scenario.workload_fields import parse_pcpu_set
 from xenmca.xen.policy import KNOB_NAMES, KNOBS, POLICIES, SAL_MODES
 
 BASE = "name: t\nseed: 1\npcpus: 4\nduration_s: 10\n"

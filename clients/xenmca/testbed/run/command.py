@@ -81,12 +81,8 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
     from xenmca.testbed.report.summary import print_summary
     from xenmca.testbed.run.finish import finish_run
     from xenmca.testbed.run.runner import ScenarioRun
-    from xenmca.testbed.scenario.loader import (
-        ScenarioError,
-        builtin_names,
-        load_builtin,
-        load_scenario,
-    )
+    from xenmca.testbed.scenario.errors import ScenarioError
+    from xenmca.testbed.scenario.loader import builtin_names, load_builtin, load_scenario
     from xenmca.testbed.scenario.overrides import apply_override, override_from_args
     from xenmca.xen.policy import PolicyError
 

@@ -30,8 +30,8 @@ from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.scenario.loader import storm_count
 from xenmca.testbed.scenario.model import RawRecords, Scenario, SeverityMix, Stream
+from xenmca.testbed.scenario.workload_fields import storm_count
 
 log = logging.getLogger(__name__)
 

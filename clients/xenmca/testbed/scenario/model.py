@@ -1,6 +1,6 @@
 """A scenario, as the runner uses it: the typed form of a validated scenario file.
 
-`scenario_loader.load_scenario(path)` builds these from YAML after checking
+`loader.load_scenario(path)` builds these from YAML after checking
 the file against the schema; everything here is already valid.
 """
 
