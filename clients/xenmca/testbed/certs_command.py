@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from xenmca.rpc.tls import (
+from xenmca.ops.pki import (
     DEFAULT_DAYS,
     DEFAULT_IDENTITIES,
     LOOPBACK_HOSTS,
