@@ -491,12 +491,7 @@ async def test_dom0_command_serves_health_when_asked(
     fake = harness.fake()
     port = await harness.serve(fake)
     health = f"127.0.0.1:{unused_tcp_port}"
-    script = (
-        "import sys; from xenmca.cli import OneLineParser; from xenmca.dom0 import command; "
-        "from xenmca.rpc.lifecycle import setup_logging; setup_logging(); "
-        "p = OneLineParser(prog='xenmca dom0'); command.add_arguments(p); "
-        "sys.exit(command.run(p.parse_args(sys.argv[1:])))"
-    )
+    script = "import sys; from xenmca import cli; sys.exit(cli.main(['dom0', *sys.argv[1:]]))"
     base = [sys.executable, "-c", script, "--xen", f"127.0.0.1:{port}", "--no-cpe-poll"]
     bad = await asyncio.create_subprocess_exec(
         *base, "--db", str(harness.db_path), "--health-listen", "nope",

@@ -14,6 +14,7 @@ import pytest
 
 from xenmca import cli
 from xenmca.dom0.log_store import LogStore
+from xenmca.layout import api
 from xenmca.record.v1 import record_pb2
 
 CMC = record_pb2.RECORD_TYPE_CMC
@@ -107,7 +108,6 @@ def test_show_by_key_and_by_log_id(db: Path, capsys) -> None:
 
 
 async def test_show_prints_the_layout_decoding_of_real_sal_bytes(tmp_path: Path, capsys) -> None:
-    api = pytest.importorskip("xenmca.layout.api")
     sal = api.default_record_for_type(2, 42, datetime(2024, 5, 1, tzinfo=UTC), pcpu=3)
     record = api.record_to_proto(sal, pcpu=3, type_number=2)
     path = tmp_path / "real.sqlite"

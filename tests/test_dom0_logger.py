@@ -496,12 +496,7 @@ async def test_dom0_command_runs_until_sigterm(harness: Harness) -> None:
     tokens = harness.tmp_path / "tokens.json"
     tokens.write_text(f'{{"dom0": "{TOKEN}"}}\n')
     events_file = harness.tmp_path / "dom0-events.jsonl"
-    script = (
-        "import sys; from xenmca.cli import OneLineParser; from xenmca.dom0 import command; "
-        "from xenmca.rpc.lifecycle import setup_logging; setup_logging(); "
-        "p = OneLineParser(prog='xenmca dom0'); command.add_arguments(p); "
-        "sys.exit(command.run(p.parse_args(sys.argv[1:])))"
-    )
+    script = "import sys; from xenmca import cli; sys.exit(cli.main(['dom0', *sys.argv[1:]]))"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", script,
         "--xen", f"127.0.0.1:{port}", "--db", str(harness.db_path),

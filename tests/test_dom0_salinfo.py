@@ -23,8 +23,7 @@ from typing import Any, cast
 import pytest
 from flow_harness import CMC, CPE, FAST_RETRY, FlowBed, flow_bed
 
-from xenmca.cli import OneLineParser
-from xenmca.dom0 import command
+from xenmca import cli
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.logger import Dom0Logger
 from xenmca.dom0.policies import make_policy
@@ -356,12 +355,7 @@ async def test_dom0_command_runs_the_salinfo_policy(tmp_path: Path) -> None:
         tokens = tmp_path / "tokens.json"
         tokens.write_text(json.dumps({"dom0": bed.tokens.token_for(DOM0)}))
         db, events_file = tmp_path / "dom0.sqlite", tmp_path / "dom0-events.jsonl"
-        script = (
-            "import sys; from xenmca.cli import OneLineParser; from xenmca.dom0 import command; "
-            "from xenmca.rpc.lifecycle import setup_logging; setup_logging(); "
-            "p = OneLineParser(prog='xenmca dom0'); command.add_arguments(p); "
-            "sys.exit(command.run(p.parse_args(sys.argv[1:])))"
-        )
+        script = "import sys; from xenmca import cli; sys.exit(cli.main(['dom0', *sys.argv[1:]]))"
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-c", script,
             "--xen", bed.xen_address, "--db", str(db), "--token-file", str(tokens),
@@ -390,9 +384,7 @@ async def test_dom0_command_runs_the_salinfo_policy(tmp_path: Path) -> None:
 
 
 def _run_dom0_command(*argv: str) -> int:
-    parser = OneLineParser(prog="xenmca dom0")
-    command.add_arguments(parser)
-    return command.run(parser.parse_args(["--xen", "127.0.0.1:1", "--db", "x.db", *argv]))
+    return cli.main(["dom0", "--xen", "127.0.0.1:1", "--db", "x.db", *argv])
 
 
 @pytest.mark.parametrize(

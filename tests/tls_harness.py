@@ -20,12 +20,13 @@ import grpc
 from flow_harness import FAST_RETRY, EventWatch
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.ops.pki import generate_test_pki
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import TOKEN_FILE_ENV, XEN, TokenBook, call_metadata
 from xenmca.rpc.server import BuiltServer
-from xenmca.rpc.tls import TlsFiles, channel_credentials, generate_test_pki, server_credentials
+from xenmca.rpc.tls import TlsFiles, channel_credentials, server_credentials
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.xen.coordinator import Coordinator, CoordinatorConfig
 from xenmca.xen.service import create_server

@@ -2,8 +2,10 @@
 
 Each command module exposes `add_arguments(parser)` and `run(args) -> int`;
 they are imported only when their command runs, so `xenmca --help` is quick.
-Every command shares the exit statuses of `xenmca.exit_status`; a reader that
-goes away (`xenmca status --json | head`) ends the command quietly.
+Every command shares the exit statuses of `xenmca.exit_status`: a command
+raises `xenmca.rpc.usage.UsageError` for a bad command line or input, printed
+here as one line and exit status 2; a reader that goes away (`xenmca status
+--json | head`) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from xenmca import exit_status
+from xenmca.rpc.usage import UsageError
 
 # (command words, module, one-line help)
 COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
@@ -119,7 +122,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
                 )
             subparsers = groups[key]
         command = subparsers.add_parser(command_words[-1], help=help_text, description=help_text)
-        command.set_defaults(_module=module)
+        command.set_defaults(_module=module, _prog=command.prog)
         if words is None or words[: len(command_words)] == list(command_words):
             importlib.import_module(module).add_arguments(command)
     return parser
@@ -134,6 +137,9 @@ def _run(argv: Sequence[str]) -> int:
         return int(importlib.import_module(args._module).run(args))
     except BrokenPipeError:
         raise  # handled in main
+    except UsageError as exc:
+        print(f"{args._prog}: error: {exc}", file=sys.stderr)
+        return exit_status.USAGE
     except Exception:
         # A bug or an environment nothing foresaw: the traceback, and "could not run"
         # rather than Python's 1, which would read as "a check failed".

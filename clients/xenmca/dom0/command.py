@@ -12,8 +12,8 @@ did: corrected records cleared at once and logged later by a daemon that takes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import sys
 from pathlib import Path
 
 from xenmca.dom0.log_store import LogOpenError, LogStore
@@ -30,13 +30,8 @@ from xenmca.rpc.health_listener import (
     check_health_listen,
 )
 from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
-from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
-from xenmca.rpc.metrics import (
-    MetricsEndpoint,
-    MetricsStartError,
-    add_metrics_arguments,
-    start_metrics_endpoint,
-)
+from xenmca.rpc.lifecycle import StartError, run_component, run_until_signal
+from xenmca.rpc.metrics import add_metrics_arguments, start_metrics_endpoint
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import (
     TlsFileError,
@@ -45,18 +40,11 @@ from xenmca.rpc.tls import (
     channel_credentials,
     load_tls_from_args,
 )
+from xenmca.rpc.usage import UsageError
 
 log = logging.getLogger("xenmca.dom0")
 
 PROG = "xenmca dom0"
-
-
-class UsageError(Exception):
-    """A bad option value or an unusable file; the message is one line."""
-
-
-class StartError(Exception):
-    """Something dom0 serves could not start (the health listener's address); one line."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,22 +134,25 @@ def _token(args: argparse.Namespace) -> str | None:
     return token
 
 
-async def _serve(
+async def _setup(
+    stack: contextlib.AsyncExitStack,
     args: argparse.Namespace,
     polled: dict[int, PollSettings],
     token: str | None,
     policy: Dom0Policy,
     tls: TlsMaterial | None = None,
-) -> int:
+) -> None:
+    """Open dom0's log, event log, metrics, health listener and logger into stack."""
     try:
         store = await LogStore.open(args.db)
     except LogOpenError as exc:
         raise UsageError(str(exc)) from exc
+    stack.push_async_callback(store.close)
     try:
         events = EventLog("dom0", args.events)
     except OSError as exc:
-        await store.close()
         raise UsageError(f"cannot write events to {args.events}: {exc}") from exc
+    stack.callback(events.close)
     logger = Dom0Logger(
         args.xen,
         store,
@@ -172,85 +163,74 @@ async def _serve(
         credentials=channel_credentials(tls) if tls is not None else None,
         policy=policy,
     )
-    metrics: MetricsEndpoint | None = None
-    probes: Dom0Probes | None = None
-    try:
-        if args.metrics_port is not None:
-            from xenmca.dom0.metrics import Dom0Metrics
+    if args.metrics_port is not None:
+        from xenmca.dom0.metrics import Dom0Metrics
 
-            metrics = start_metrics_endpoint(
-                Dom0Metrics(logger).registry, args.metrics_host, args.metrics_port, log
-            )
-        if args.health_listen is not None:
-            try:
-                probes = Dom0Probes(HealthListener(args.health_listen), logger.log_health)
-            except (OSError, RuntimeError) as exc:
-                raise StartError(str(exc)) from exc
-            await probes.start()
-        await logger.start()
-        if probes is not None:
-            await probes.serving()
-            log.info("plaintext health-only listener on %s", probes.address)
-        if tls is not None and tls.identity != DOM0:
-            log.warning(
-                "the TLS certificate's identity is %r, not %r: the coordinator answers "
-                "dom0's SAL calls with -5",
-                tls.identity,
-                DOM0,
-            )
-        polling = ", ".join(
-            f"CPE poll {s.min_interval:g}-{s.max_interval:g}s" for s in polled.values()
+        metrics = start_metrics_endpoint(
+            Dom0Metrics(logger).registry, args.metrics_host, args.metrics_port, log
         )
-        log.info(
-            "dom0 logging to %s from coordinator %s as %r, policy %s%s%s",
-            args.db,
-            args.xen,
-            args.instance,
-            policy.name,
-            f" ({polling})" if polling else " (no polling)",
-            f", mutual TLS as {tls.identity!r}" if tls is not None else "",
+        stack.push_async_callback(metrics.aclose)
+    # Entered before the probes so that they turn NOT_SERVING before the logger stops.
+    stack.push_async_callback(_stop_logger, logger, args.instance)
+    probes: Dom0Probes | None = None
+    if args.health_listen is not None:
+        try:
+            probes = Dom0Probes(HealthListener(args.health_listen), logger.log_health)
+        except (OSError, RuntimeError) as exc:
+            raise StartError(str(exc)) from exc
+        stack.push_async_callback(probes.stop)
+        await probes.start()
+    await logger.start()
+    if probes is not None:
+        await probes.serving()
+        log.info("plaintext health-only listener on %s", probes.address)
+    if tls is not None and tls.identity != DOM0:
+        log.warning(
+            "the TLS certificate's identity is %r, not %r: the coordinator answers "
+            "dom0's SAL calls with -5",
+            tls.identity,
+            DOM0,
         )
-        await wait_for_stop_signal()
-    finally:
-        if probes is not None:
-            await probes.stop()
-        await logger.stop()
-        if metrics is not None:
-            await metrics.aclose()
-        await store.close()
-        events.close()
+    polling = ", ".join(f"CPE poll {s.min_interval:g}-{s.max_interval:g}s" for s in polled.values())
+    log.info(
+        "dom0 logging to %s from coordinator %s as %r, policy %s%s%s",
+        args.db,
+        args.xen,
+        args.instance,
+        policy.name,
+        f" ({polling})" if polling else " (no polling)",
+        f", mutual TLS as {tls.identity!r}" if tls is not None else "",
+    )
+
+
+async def _stop_logger(logger: Dom0Logger, instance: str) -> None:
+    await logger.stop()
     c = logger.counters
     log.info(
         "dom0 %r stopped: %d records logged, %d duplicates dropped, %d polls",
-        args.instance,
+        instance,
         c.records_logged,
         c.duplicates_dropped,
         c.polls,
     )
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        try:
-            split_host_port(args.xen)
-        except ValueError as exc:
-            raise UsageError(f"--xen: {exc}") from exc
-        try:
-            check_health_listen(args.health_listen)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
-        polled = _polled_types(args)
-        policy = _policy(args)
-        token = _token(args)
-        try:
-            tls = load_tls_from_args(args)
-        except TlsFileError as exc:
-            raise UsageError(str(exc)) from exc
-        return run_until_signal(lambda: _serve(args, polled, token, policy, tls))
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    except (MetricsStartError, StartError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 3  # could not start (the README's exit statuses)
+        split_host_port(args.xen)
+    except ValueError as exc:
+        raise UsageError(f"--xen: {exc}") from exc
+    try:
+        check_health_listen(args.health_listen)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    polled = _polled_types(args)
+    policy = _policy(args)
+    token = _token(args)
+    try:
+        tls = load_tls_from_args(args)
+    except TlsFileError as exc:
+        raise UsageError(str(exc)) from exc
+    return run_until_signal(
+        lambda: run_component(PROG, lambda stack: _setup(stack, args, polled, token, policy, tls))
+    )

@@ -20,8 +20,8 @@ from rich.console import Console
 from xenmca.dom0 import log_queries, log_render
 from xenmca.dom0.log_queries import LogUnavailable
 from xenmca.dom0.log_schema import LoggedRecord
+from xenmca.rpc.usage import UsageError
 
-PROG = "xenmca log"
 EXPORT_FORMATS = ("json", "csv", "raw", "sal")
 
 
@@ -156,9 +156,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _export(conn, args)
     except (LogUnavailable, LogCommandError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     except sqlite3.Error as exc:
-        print(f"{PROG}: error: reading {args.db}: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"reading {args.db}: {exc}") from exc
     return 0

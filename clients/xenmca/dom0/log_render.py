@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import csv
-import functools
-import importlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -16,6 +14,7 @@ from rich.table import Table
 
 from xenmca.dom0.log_queries import LogCounts, LogStats
 from xenmca.dom0.log_schema import LoggedRecord
+from xenmca.layout.api import RecordFormatError, decode_record, format_record
 
 TYPE_ORDER = ("MCA", "INIT", "CMC", "CPE")
 SEVERITY_ORDER = ("recoverable", "fatal", "corrected")
@@ -102,34 +101,16 @@ def list_line(record: LoggedRecord) -> str:
     )
 
 
-LayoutPrinter = Callable[[bytes], str]
-
-
-@functools.cache
-def _layout_printer() -> LayoutPrinter | None:
-    """decode_record + format_record from services/xenmca/layout, if that module is there."""
-    try:
-        api = importlib.import_module("xenmca.layout.api")
-    except Exception:  # absent or half-written: `log show` falls back to JSON sections
-        return None
-    decode = getattr(api, "decode_record", None)
-    fmt = getattr(api, "format_record", None)
-    if not callable(decode) or not callable(fmt):
-        return None
-    return lambda raw: str(fmt(decode(raw)))
-
-
 def layout_text(raw: bytes) -> str | None:
-    """The layout module's human print of raw SAL bytes; None if unavailable or undecodable.
+    """The layout module's human print of raw SAL bytes; None if they do not decode.
 
     The only place the dom0 client depends on the layout module.
     """
-    printer = _layout_printer()
-    if printer is None or not raw:
+    if not raw:
         return None
     try:
-        return printer(raw)
-    except Exception:  # fall back to the JSON sections
+        return format_record(decode_record(raw))
+    except RecordFormatError:  # bytes that are no SAL record: `log show` prints JSON sections
         return None
 
 

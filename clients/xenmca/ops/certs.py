@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 
 from xenmca.cli_common import fail
-from xenmca.rpc.tls import (
+from xenmca.ops.pki import (
     DEFAULT_DAYS,
     DEFAULT_IDENTITIES,
     LOOPBACK_HOSTS,

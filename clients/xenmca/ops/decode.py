@@ -24,8 +24,7 @@ from xenmca.ops.record_files import (
     read_records,
     records_in_hex,
 )
-
-PROG = "xenmca decode"
+from xenmca.rpc.usage import UsageError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,8 +138,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         records = _read(args)
     except RecordFileError as exc:
-        print(f"{PROG}: error: {exc}{_dump_hint(args)}", file=sys.stderr)
-        return 2
+        raise UsageError(f"{exc}{_dump_hint(args)}") from exc
     if args.json:
         print(json.dumps([record_dict(found) for found in records], indent=2))
     else:

@@ -19,9 +19,8 @@ Prometheus metrics of every hosted pCPU over HTTP (0: any free port, logged).
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -34,25 +33,25 @@ from xenmca.rpc.health_listener import (
     add_health_listen_argument,
     check_health_listen,
 )
-from xenmca.rpc.identity import TokenFileError, resolve_token_book
-from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
+from xenmca.rpc.identity import TokenBook, resolve_token_book
+from xenmca.rpc.lifecycle import run_component, run_until_signal
 from xenmca.rpc.metrics import (
     MetricsEndpoint,
-    MetricsStartError,
     add_metrics_arguments,
     start_metrics_endpoint,
 )
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import (
-    TlsFileError,
     TlsMaterial,
     add_tls_arguments,
     load_tls_from_args,
     server_credentials,
 )
+from xenmca.rpc.usage import UsageError
 
 log = logging.getLogger("xenmca.pcpu")
 
+PROG = "xenmca serve pcpu"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 50100
 MAX_PCPU = 65535
@@ -147,10 +146,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_metrics_arguments(parser)
 
 
-class UsageError(ValueError):
-    """A combination of arguments that cannot work; exit status 2."""
-
-
 def _plan(args: argparse.Namespace) -> tuple[list[int], str, dict[int, int]]:
     """(pCPUs, host, port of each pCPU; 0 = any free port) from the arguments."""
     if args.pcpu is not None:
@@ -182,23 +177,18 @@ def _port_span(host: PcpuHost) -> str:
     return join_host_port(host.host, 0).removesuffix("0") + format_ranges(ports)
 
 
-def _write_ready_file(path: Path, addresses: dict[int, str]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps({str(k): v for k, v in sorted(addresses.items())}) + "\n")
-    os.replace(temporary, path)
-
-
-async def serve(
+async def _setup(
+    stack: contextlib.AsyncExitStack,
     args: argparse.Namespace,
-    pcpus: list[int],
-    host: str,
-    ports: dict[int, int],
-    tls: TlsMaterial | None = None,
-) -> int:
-    token_book = resolve_token_book(args.token_file)
+    plan: tuple[list[int], str, dict[int, int]],
+    tls: TlsMaterial | None,
+    token_book: TokenBook | None,
+) -> dict[str, str]:
+    """Open the host's event log, metrics, health listener and pCPU servers into stack."""
+    pcpus, host, ports = plan
     events = EventLog("pcpu", args.events) if args.events else None
-    if args.ready_file is not None:
-        args.ready_file.unlink(missing_ok=True)
+    if events is not None:
+        stack.callback(events.close)
     pcpu_host = PcpuHost(
         pcpus,
         host=host,
@@ -210,57 +200,47 @@ async def serve(
         credentials=server_credentials(tls) if tls is not None else None,
         sal_mode=SalMode(args.sal),
     )
+    if args.metrics_port is not None:
+        stack.push_async_callback(_start_metrics(args, pcpu_host).aclose)
     probes: HealthListener | None = None
-    metrics: MetricsEndpoint | None = None
+    if args.health_listen is not None:
+        try:
+            probes = HealthListener(args.health_listen)
+        except (OSError, RuntimeError) as exc:
+            raise HostStartError(str(exc)) from exc
+        stack.push_async_callback(probes.stop, None)
+        await probes.start()
     try:
-        if args.metrics_port is not None:
-            metrics = _start_metrics(args, pcpu_host)
-        if args.health_listen is not None:
-            try:
-                probes = HealthListener(args.health_listen)
-            except (OSError, RuntimeError) as exc:
-                raise HostStartError(str(exc)) from exc
-            await probes.start()
         await pcpu_host.start()
-        if probes is not None:
-            await probes.set_serving(True)
-        span = f"pCPUs {format_ranges(pcpus)} on {_port_span(pcpu_host)}"
-        durability = f"durable in {args.state_dir}" if args.state_dir else "in memory"
-        log.info("serving %s (%s, capacity %d, %s SAL)", span, durability, args.capacity, args.sal)
-        log.info("%s", _security_summary(tls, token_book is not None, probes))
-        if events is not None:
-            events.emit("host_started", pcpus=pcpu_host.addresses)
-        if args.ready_file is not None:
-            _write_ready_file(args.ready_file, pcpu_host.addresses)
-        await wait_for_stop_signal()
-        if probes is not None:
-            await probes.set_serving(False)
-        await pcpu_host.stop()
-        if args.ready_file is not None:
-            args.ready_file.unlink(missing_ok=True)
-        log.info("stopped %s", span)
-        if events is not None:
-            events.emit("host_stopped", pcpus=sorted(pcpus))
-        return 0
-    finally:
-        if probes is not None:
-            await probes.stop(grace=None)
-        if metrics is not None:
-            await metrics.aclose()
-        if events is not None:
-            events.close()
+    except StateDirError as exc:
+        raise UsageError(str(exc)) from exc
+    span = f"pCPUs {format_ranges(pcpus)} on {_port_span(pcpu_host)}"
+    stack.push_async_callback(_stop_host, pcpu_host, span, events)
+    if probes is not None:
+        await probes.set_serving(True)
+        stack.push_async_callback(probes.set_serving, False)
+    durability = f"durable in {args.state_dir}" if args.state_dir else "in memory"
+    log.info("serving %s (%s, capacity %d, %s SAL)", span, durability, args.capacity, args.sal)
+    log.info("%s", _security_summary(tls, token_book is not None, probes))
+    if events is not None:
+        events.emit("host_started", pcpus=pcpu_host.addresses)
+    return {str(k): v for k, v in sorted(pcpu_host.addresses.items())}
+
+
+async def _stop_host(pcpu_host: PcpuHost, span: str, events: EventLog | None) -> None:
+    await pcpu_host.stop()
+    log.info("stopped %s", span)
+    if events is not None:
+        events.emit("host_stopped", pcpus=sorted(pcpu_host.pcpus))
 
 
 def _start_metrics(args: argparse.Namespace, pcpu_host: PcpuHost) -> MetricsEndpoint:
     """The host's Prometheus endpoint (it reads the pCPUs' firmware at scrape time)."""
     from xenmca.pcpu.metrics import PcpuMetrics
 
-    try:
-        return start_metrics_endpoint(
-            PcpuMetrics(pcpu_host).registry, args.metrics_host, args.metrics_port, log
-        )
-    except MetricsStartError as exc:
-        raise HostStartError(str(exc)) from exc
+    return start_metrics_endpoint(
+        PcpuMetrics(pcpu_host).registry, args.metrics_host, args.metrics_port, log
+    )
 
 
 def _security_summary(tls: TlsMaterial | None, tokens: bool, probes: HealthListener | None) -> str:
@@ -278,32 +258,35 @@ def _security_summary(tls: TlsMaterial | None, tokens: bool, probes: HealthListe
 
 
 def run(args: argparse.Namespace) -> int:
+    plan = _plan(args)
     try:
-        pcpus, host, ports = _plan(args)
         check_health_listen(args.health_listen)
         tls = load_tls_from_args(args)
-    except ValueError as exc:  # UsageError, TlsFileError, a bad --health-listen
-        print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        return run_until_signal(lambda: serve(args, pcpus, host, ports, tls))
-    except (TokenFileError, StateDirError, TlsFileError) as exc:
-        print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
-        return 2
-    except HostStartError as exc:
-        print(f"xenmca serve pcpu: error: {exc}", file=sys.stderr)
-        return 3  # could not start (the README's exit statuses)
+        token_book = resolve_token_book(args.token_file)
+    except ValueError as exc:  # TlsFileError, TokenFileError, a bad --health-listen
+        raise UsageError(str(exc)) from exc
+    return run_until_signal(
+        lambda: run_component(
+            PROG,
+            lambda stack: _setup(stack, args, plan, tls, token_book),
+            ready_file=args.ready_file,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run without the top-level `xenmca` parser: python -m xenmca.pcpu.command ..."""
     from xenmca.rpc.lifecycle import setup_logging
 
-    parser = argparse.ArgumentParser(prog="xenmca serve pcpu", description=__doc__)
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    return run(args)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import TokenBook
+from xenmca.rpc.lifecycle import StartError
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server, split_host_port
 
 DEFAULT_GRACE = 1.0
@@ -167,7 +168,7 @@ def create_server(
     return server, server.port
 
 
-class HostStartError(RuntimeError):
+class HostStartError(StartError):
     """A pCPU host that could not start; the message names the pCPU and address."""
 
 

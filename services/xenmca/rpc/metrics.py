@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from xenmca.rpc.lifecycle import StartError
+
 if TYPE_CHECKING:  # prometheus_client is imported when an endpoint starts: `--help` stays quick
     from wsgiref.simple_server import WSGIServer
 
@@ -73,7 +75,7 @@ def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class MetricsStartError(RuntimeError):
+class MetricsStartError(StartError):
     """The metrics endpoint could not listen; the message names the address."""
 
 

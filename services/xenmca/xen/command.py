@@ -11,16 +11,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from pathlib import Path
 
 from xenmca.rpc.flags import add_deprecated_flag, numbered_pcpu_arg
 from xenmca.rpc.health_listener import add_health_listen_argument, check_health_listen
-from xenmca.rpc.metrics import MetricsStartError, add_metrics_arguments
+from xenmca.rpc.metrics import add_metrics_arguments
 from xenmca.rpc.tls import add_tls_arguments, load_tls_from_args
+from xenmca.rpc.usage import UsageError
 from xenmca.xen.throttle_settings import ThrottleSettings
 
 log = logging.getLogger("xenmca.xen")
+
+PROG = "xenmca serve xen"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -149,53 +151,36 @@ def run(args: argparse.Namespace) -> int:
         )
         choices = args.policy_spec.choices()
     except PolicyError as exc:
-        print(f"xenmca serve xen: error: --policy: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(f"--policy: {exc}") from exc
     except (InventoryError, TokenFileError, ThrottleSettingsError, ValueError) as exc:
         # ValueError: TlsFileError, a bad --health-listen
-        print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from exc
     if args.pipelined:
         from xenmca.xen.coordinator import pipeline_conflict
 
         conflict = pipeline_conflict(choices, args.policy_spec.label)
         if conflict is not None:
-            print(f"xenmca serve xen: error: --pipelined: {conflict}", file=sys.stderr)
-            return 2
+            raise UsageError(f"--pipelined: {conflict}")
     if args.broken_rule is not None:
         from xenmca.xen.coordinator import ALLOW_BROKEN_RULES_ENV, BROKEN_RULES
 
         if os.environ.get(ALLOW_BROKEN_RULES_ENV) != "1":
-            print(
-                f"xenmca serve xen: error: --broken-rule is for tests only "
-                f"(set {ALLOW_BROKEN_RULES_ENV}=1)",
-                file=sys.stderr,
-            )
-            return 2
+            raise UsageError(f"--broken-rule is for tests only (set {ALLOW_BROKEN_RULES_ENV}=1)")
         if args.broken_rule not in BROKEN_RULES:
-            print(
-                f"xenmca serve xen: error: unknown --broken-rule {args.broken_rule!r} "
-                f"(known: {', '.join(BROKEN_RULES)})",
-                file=sys.stderr,
+            raise UsageError(
+                f"unknown --broken-rule {args.broken_rule!r} (known: {', '.join(BROKEN_RULES)})"
             )
-            return 2
     if not pcpus:
-        print(
-            "xenmca serve xen: error: no pCPUs: give --pcpu N=HOST:PORT or --inventory",
-            file=sys.stderr,
-        )
-        return 2
+        raise UsageError("no pCPUs: give --pcpu N=HOST:PORT or --inventory")
     if args.vcpu0_pcpu not in pcpus:
-        print(
-            f"xenmca serve xen: error: --vcpu0-pcpu {args.vcpu0_pcpu} is not a listed pCPU",
-            file=sys.stderr,
-        )
-        return 2
-    from xenmca.rpc.lifecycle import run_until_signal
-    from xenmca.xen.runner import serve
+        raise UsageError(f"--vcpu0-pcpu {args.vcpu0_pcpu} is not a listed pCPU")
+    from xenmca.rpc.lifecycle import run_component, run_until_signal
+    from xenmca.xen.runner import setup
 
-    try:
-        return run_until_signal(lambda: serve(args, pcpus, tokens, throttle, tls))
-    except MetricsStartError as exc:
-        print(f"xenmca serve xen: error: {exc}", file=sys.stderr)
-        return 3  # could not start (the README's exit statuses)
+    return run_until_signal(
+        lambda: run_component(
+            PROG,
+            lambda stack: setup(stack, args, pcpus, tokens, throttle, tls),
+            ready_file=args.ready_file,
+        )
+    )

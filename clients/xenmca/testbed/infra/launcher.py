@@ -36,10 +36,11 @@ import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.ops.pki import generate_test_pki
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.rpc.tls import channel_credentials, generate_test_pki
+from xenmca.rpc.tls import channel_credentials
 from xenmca.testbed.infra.launcher_args import (
     DEFAULT_DOM0_POLICY,
     DEFAULT_SAL_MODE,
