@@ -33,6 +33,7 @@ from xenmca.rpc.flags import (
 from xenmca.rpc.identity import TokenBook, TokenFileError, call_metadata, resolve_token_book
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import TlsFileError, add_tls_arguments, channel_credentials, load_tls_from_args
+from xenmca.rpc.usage import UsageError
 
 __all__ = [
     "DeprecatedFlag",
@@ -128,6 +129,13 @@ def metadata_for(
 
 
 def fail(command: str, message: str, status: int = exit_status.USAGE) -> NoReturn:
+    """Stop the command with one line naming the problem.
+
+    A usage problem (status 2) is the one `UsageError`, which `xenmca` prints and
+    maps to 2; any other status (3: the call could not be made) exits here.
+    """
+    if status == exit_status.USAGE:
+        raise UsageError(message)
     print(f"xenmca {command}: error: {message}", file=sys.stderr)
     raise SystemExit(status)
 

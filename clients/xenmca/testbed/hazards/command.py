@@ -14,9 +14,10 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from xenmca import exit_status
+from xenmca.rpc.usage import UsageError
 from xenmca.testbed.hazards.matrix import HAZARDS, VARIANTS, Cell, Hazard, judge
 
 
@@ -68,9 +69,8 @@ def _selected(args: argparse.Namespace) -> tuple[list[Hazard], list[str]]:
     return hazards, variants
 
 
-def _usage(message: str) -> None:
-    print(f"xenmca hazards: error: {message}", file=sys.stderr)
-    raise SystemExit(exit_status.USAGE)
+def _usage(message: str) -> NoReturn:
+    raise UsageError(message)
 
 
 async def run_cell(item: Hazard, variant: str, out_dir: Path) -> Cell:

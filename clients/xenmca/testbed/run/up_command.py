@@ -22,6 +22,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from xenmca.rpc.usage import UsageError
+
 if TYPE_CHECKING:
     from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 
@@ -82,22 +84,18 @@ def run(args: argparse.Namespace) -> int:
     from xenmca.xen.policy import parse_option
 
     if not 1 <= args.pcpus <= 4096:
-        print(f"xenmca up: error: --pcpus must be 1..4096 (got {args.pcpus})", file=sys.stderr)
-        return 2
+        raise UsageError(f"--pcpus must be 1..4096 (got {args.pcpus})")
     if not 0 <= args.vcpu0_pcpu < args.pcpus:
-        print("xenmca up: error: --vcpu0-pcpu must be one of the pCPUs", file=sys.stderr)
-        return 2
+        raise UsageError("--vcpu0-pcpu must be one of the pCPUs")
     problem = _policy_problem(args)
     if problem:
-        print(f"xenmca up: error: {problem}", file=sys.stderr)
-        return 2
+        raise UsageError(f"{problem}")
     network = "loopback"
     pcpus_per_host = 64 if args.pcpus_per_host is None else args.pcpus_per_host
     if args.hosts is not None:
         problem = _hosts_problem(args)
         if problem:
-            print(f"xenmca up: error: {problem}", file=sys.stderr)
-            return 2
+            raise UsageError(f"{problem}")
         network = "netns"
         pcpus_per_host = -(-args.pcpus // args.hosts)
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="xenmca-up-"))
