@@ -20,6 +20,7 @@ from xenmca.rpc.retry import (
     RetryPolicy,
     call_with_retry,
 )
+from xenmca.xen.links import LINK_BACKOFF, PcpuLink
 
 T = TypeVar("T")
 
@@ -117,6 +118,23 @@ def test_a_long_outage_stays_at_the_cap() -> None:
     for _ in range(5000):
         delay = backoff.next_delay()
     assert delay == 2.0
+
+
+async def test_a_links_hold_is_fully_jittered_and_released() -> None:
+    """The coordinator holds a failing pCPU's entries for uniform(0, capped exponential)."""
+    assert BackoffPolicy(initial=0.05, maximum=2.0, multiplier=2.0, jitter="full") == LINK_BACKOFF
+    clock = FakeClock()
+    link = PcpuLink(0, "127.0.0.1:1", token=None, clock=clock, rng=random.Random(5))
+    try:
+        holds = [link.hold() for _ in range(200)]
+        ceilings = [min(2.0, 0.05 * 2**n) for n in range(200)]
+        assert all(0.0 <= h <= c for h, c in zip(holds, ceilings, strict=True))
+        assert min(holds[10:]) < 0.5  # full jitter, not [ceiling / 2, ceiling]
+        assert not link.available() and link.hold_until == clock.now() + holds[-1]
+        link.release()
+        assert link.available() and link.call_backoff.failures == 0
+    finally:
+        await link.close()
 
 
 # -- call_with_retry --------------------------------------------------------------
