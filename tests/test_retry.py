@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
+from xenmca.dom0.log_health import DEFAULT_COMMIT_BACKOFF
+from xenmca.dom0.logger import DEFAULT_ATTACH_BACKOFF
 from xenmca.rpc import retry
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.retry import (
@@ -81,6 +83,15 @@ def test_good_policies_and_the_call_default() -> None:
     assert BackoffPolicy(initial=0.02, maximum=0.5, multiplier=2.0, jitter="full") == CALL_BACKOFF
 
 
+def test_dom0s_backoffs_keep_their_numbers() -> None:
+    """Re-attaching: equal jitter from 0.1 s to 5 s; retrying commits: 1 s to 60 s, unjittered."""
+    assert (
+        BackoffPolicy(initial=0.1, maximum=5.0, multiplier=2.0, jitter=0.5)
+        == DEFAULT_ATTACH_BACKOFF
+    )
+    assert no_jitter(1.0, 60.0) == DEFAULT_COMMIT_BACKOFF
+
+
 # -- delays -----------------------------------------------------------------------
 
 
@@ -110,6 +121,18 @@ def test_no_jitter_is_the_capped_exponential_and_reset_starts_over() -> None:
     assert backoff.failures == 9
     backoff.reset()
     assert backoff.failures == 0 and backoff.next_delay() == 1.0
+
+
+def test_a_jitter_fraction_draws_within_the_top_of_the_delay_and_resets() -> None:
+    """dom0's re-attach backoff: each delay in [d / 2, d]."""
+    backoff = Backoff(BackoffPolicy(initial=0.1, maximum=1.0, jitter=0.5), random.Random(7))
+    delays = [backoff.next_delay() for _ in range(8)]
+    ceilings = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling * 0.5 <= delay <= ceiling
+    assert len(set(delays)) == len(delays)  # jittered
+    backoff.reset()
+    assert backoff.next_delay() <= 0.1
 
 
 def test_a_long_outage_stays_at_the_cap() -> None:
