@@ -21,7 +21,7 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import Event, EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
-from xenmca.rpc.retry import RetryPolicy
+from xenmca.rpc.retry import BackoffPolicy, RetryPolicy
 from xenmca.rpc.server import BuiltServer
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
@@ -33,7 +33,10 @@ DOMU = "domU-1"
 CMC = record_pb2.RECORD_TYPE_CMC
 CPE = record_pb2.RECORD_TYPE_CPE
 FAST_RETRY = RetryPolicy(
-    attempt_timeout=0.5, overall_timeout=2.0, max_attempts=4, initial_backoff=0.01, max_backoff=0.05
+    attempt_timeout=0.5,
+    overall_timeout=2.0,
+    max_attempts=4,
+    backoff=BackoffPolicy(initial=0.01, maximum=0.05, jitter="full"),
 )
 
 

@@ -41,7 +41,7 @@ from xenmca.dom0.log_health import DEFAULT_COMMIT_BACKOFF, LogHealth
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.logger import Dom0Logger
 from xenmca.dom0.metrics import Dom0Metrics
-from xenmca.dom0.pacing import BackoffPolicy, PollSettings
+from xenmca.dom0.pacing import PollSettings
 from xenmca.dom0.probes import LOG_SERVICE, Dom0Probes
 from xenmca.dom0.salinfo import SalinfoPolicy
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
@@ -50,6 +50,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.health_listener import HealthListener
+from xenmca.rpc.retry import Backoff, BackoffPolicy
 
 FULL = "database or disk is full"
 FILLER_PCPU = 99
@@ -536,4 +537,6 @@ async def test_page_limit_fails_commits_as_a_full_disk_and_lifting_it_recovers(
 
 def test_the_default_schedule() -> None:
     assert list(itertools.islice(delays(), 9)) == [1, 2, 4, 8, 16, 32, 60, 60, 60]
-    assert DEFAULT_COMMIT_BACKOFF.jitter == 0  # so the schedule is exactly this
+    assert DEFAULT_COMMIT_BACKOFF.jitter == "none"  # so the schedule is exactly this
+    backoff = Backoff(DEFAULT_COMMIT_BACKOFF)
+    assert [backoff.next_delay() for _ in range(9)] == [1, 2, 4, 8, 16, 32, 60, 60, 60]

@@ -1,8 +1,7 @@
-"""dom0's durable log (LogStore) and its pacing helpers (backoff, CPE poll interval)."""
+"""dom0's durable log (LogStore) and its pacing helper (CPE poll interval)."""
 
 from __future__ import annotations
 
-import random
 import sqlite3
 import threading
 import time
@@ -12,7 +11,7 @@ import pytest
 
 from xenmca.dom0 import log_queries
 from xenmca.dom0.log_store import LogOpenError, LogStore
-from xenmca.dom0.pacing import Backoff, BackoffPolicy, PollSettings, next_poll_interval
+from xenmca.dom0.pacing import PollSettings, next_poll_interval
 from xenmca.record.v1 import record_pb2
 
 CMC = record_pb2.RECORD_TYPE_CMC
@@ -203,14 +202,3 @@ def test_poll_interval_halves_and_doubles_within_bounds() -> None:
     assert PollSettings() == PollSettings(120.0, 900.0)
     with pytest.raises(ValueError):
         PollSettings(min_interval=5.0, max_interval=1.0)
-
-
-def test_backoff_grows_with_jitter_and_resets() -> None:
-    backoff = Backoff(BackoffPolicy(initial=0.1, maximum=1.0, jitter=0.5), random.Random(7))
-    delays = [backoff.next_delay() for _ in range(8)]
-    ceilings = [0.1, 0.2, 0.4, 0.8, 1.0, 1.0, 1.0, 1.0]
-    for delay, ceiling in zip(delays, ceilings, strict=True):
-        assert ceiling * 0.5 <= delay <= ceiling
-    assert len(set(delays)) == len(delays)  # jittered
-    backoff.reset()
-    assert backoff.next_delay() <= 0.1

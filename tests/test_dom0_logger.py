@@ -23,12 +23,13 @@ import pytest
 
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.logger import Dom0Logger
-from xenmca.dom0.pacing import BackoffPolicy, PollSettings
+from xenmca.dom0.pacing import PollSettings
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.events import Event, EventLog, read_events
+from xenmca.rpc.retry import BackoffPolicy
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
 
 CMC = record_pb2.RECORD_TYPE_CMC
@@ -266,7 +267,7 @@ class Harness:
         events.subscribe(self.events.append)
         events.subscribe(lambda _: self.changes.notify())
         kwargs.setdefault("polled_types", {})
-        kwargs.setdefault("backoff", BackoffPolicy(initial=0.01, maximum=0.05))
+        kwargs.setdefault("backoff", BackoffPolicy(initial=0.01, maximum=0.05, jitter=0.5))
         kwargs.setdefault("rng", random.Random(1))
         logger = Dom0Logger(f"127.0.0.1:{port}", self.store, events=events, **kwargs)
         await logger.start()

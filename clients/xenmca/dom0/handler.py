@@ -21,8 +21,9 @@ from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.retry import RetryPolicy, call_with_retry
+from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ class StateInfoHandler:
         events: EventLog,
         counters: Dom0Counters,
         log_health: LogHealth,
+        clock: Clock,
         metadata: tuple[tuple[str, str], ...] = (),
         call_timeout: float = 10.0,
         commit_observer: CommitObserver | None = None,
@@ -110,6 +112,7 @@ class StateInfoHandler:
         self._events = events
         self._counters = counters
         self._log_health = log_health
+        self._clock = clock
         self._metadata = metadata
         self._call_timeout = call_timeout
         self._retry = RetryPolicy(
@@ -162,13 +165,15 @@ class StateInfoHandler:
 
     async def _state_info_size(self, record_type: int) -> int:
         """Trapped SAL_GET_STATE_INFO_SIZE: one record's largest size (0 if refused)."""
-        reply, _ = await call_with_retry(
+        reply, _ = await call_with_retry(  # a read: idempotent
             lambda attempt_timeout: self._stub.GetStateInfoSize(
                 hv_pb2.GetStateInfoSizeRequest(type=record_type),  # type: ignore[arg-type]
                 metadata=self._metadata,
                 timeout=attempt_timeout,
             ),
             self._retry,
+            retryable=RETRYABLE_CODES,
+            clock=self._clock,
         )
         return int(reply.size) if reply.sal_status == SAL_OK else 0
 
@@ -208,6 +213,8 @@ class StateInfoHandler:
                 timeout=attempt_timeout,
             ),
             self._retry,
+            retryable=RETRYABLE_CODES,
+            clock=self._clock,
         )
         if got.sal_status == SAL_NO_INFORMATION:
             return Outcome.NOTHING
@@ -255,6 +262,8 @@ class StateInfoHandler:
                 timeout=attempt_timeout,
             ),
             self._retry,
+            retryable=RETRYABLE_CODES,
+            clock=self._clock,
         )
         self._events.emit(
             "record_cleared",

@@ -26,13 +26,14 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from xenmca.dom0.pacing import Backoff, BackoffPolicy, wait_unless_stopped
+from xenmca.dom0.pacing import wait_unless_stopped
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
+from xenmca.rpc.retry import Backoff, BackoffPolicy
 
 log = logging.getLogger(__name__)
 
-DEFAULT_COMMIT_BACKOFF = BackoffPolicy(initial=1.0, maximum=60.0, multiplier=2.0, jitter=0.0)
+DEFAULT_COMMIT_BACKOFF = BackoffPolicy(initial=1.0, maximum=60.0, multiplier=2.0, jitter="none")
 """Seconds between attempts while the log takes no commits: 1, 2, 4, ... 32, then 60 each.
 
 No jitter: the disk is dom0's own, so there is no herd of clients to spread out,

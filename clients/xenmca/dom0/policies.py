@@ -37,6 +37,7 @@ class XenmcaPolicy:
             events=context.events,
             counters=context.counters,
             log_health=context.log_health,
+            clock=context.clock,
             metadata=context.metadata,
             call_timeout=context.call_timeout,
             commit_observer=context.commit_observer,

@@ -78,7 +78,7 @@ from xenmca.dom0.policy import Dom0Context
 from xenmca.dom0.salinfo_memory import Dropped, KernelMemory, SavedSlot
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.retry import RetryPolicy, call_with_retry
+from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,8 @@ class LinuxSalCalls:
                     timeout=attempt_timeout,
                 ),
                 self._retry,
+                retryable=RETRYABLE_CODES,
+                clock=ctx.clock,
             )
         except grpc.aio.AioRpcError as exc:
             self._call_failed(name, caller, exc)

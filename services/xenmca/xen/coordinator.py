@@ -119,7 +119,9 @@ class Coordinator:
         self.state = CoordinatorState(
             config, self.clock, self.events, self.counters, links, config.vcpu0_pcpu
         )
-        self.sal = SalCaller(self.strategies.retry(config.retry), self.counters, self.events)
+        self.sal = SalCaller(
+            self.strategies.retry(config.retry), self.counters, self.events, self.clock
+        )
         self.firmware: FirmwareAccess = firmware_access(config.sal_mode, self.sal)
         self.pipeline = Pipeline() if config.pipelined else None
         self.enqueuer = Enqueuer(self.strategies.routing, self.strategies.keying, self.queues)

@@ -1,7 +1,7 @@
 """The coordinator's link to one pCPU: a channel, its SalService stub, the interrupt stream.
 
 The stream is kept open for the coordinator's life: when it breaks (the host
-died, the link was cut) it is reopened with exponential backoff and jitter,
+died, the link was cut) it is reopened with exponential backoff and full jitter,
 and every (re)connection is followed by a reconciliation (DescribePcpu) so
 that records created while the stream was down are queued too.
 """
@@ -12,7 +12,6 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import grpc
 
@@ -20,6 +19,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.fault_interceptor import SAL_PATH_METADATA
 from xenmca.rpc.identity import call_metadata
+from xenmca.rpc.retry import Backoff, BackoffPolicy
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 
@@ -34,23 +34,8 @@ vanished silently, so it can be rare: at 10 s, 4 096 links cost the idle coordin
 about 2-3 % of a core in pings (410/s), at 30 s under 1 %."""
 ConnectHandler = Callable[[int], Awaitable[None]]
 
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter, reset after a success."""
-
-    initial: float = 0.05
-    maximum: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        self.failures += 1
-        ceiling = min(self.maximum, self.initial * (2 ** (self.failures - 1)))
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.failures = 0
+LINK_BACKOFF = BackoffPolicy(initial=0.05, maximum=2.0, multiplier=2.0, jitter="full")
+"""Reconnecting a pCPU's stream, and holding its entries after a failed call."""
 
 
 class PcpuLink:
@@ -82,8 +67,8 @@ class PcpuLink:
         self.hold_until = 0.0
         # One generator for both backoffs: a Random is 2.5 KiB, and there is a link per pCPU.
         jitter = rng or random.Random(pcpu)
-        self.call_backoff = Backoff(initial=0.05, maximum=2.0, rng=jitter)
-        self._stream_backoff = Backoff(initial=0.05, maximum=2.0, rng=jitter)
+        self.call_backoff = Backoff(LINK_BACKOFF, jitter)
+        self._stream_backoff = Backoff(LINK_BACKOFF, jitter)
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 

@@ -17,8 +17,9 @@ from typing import TypeVar
 
 import grpc
 
+from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.retry import RetryPolicy, call_with_retry
+from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.xen.counters import Counters
 from xenmca.xen.links import PcpuLink
@@ -48,9 +49,11 @@ class SalCaller:
         policy: RetryPolicy,
         counters: Counters,
         events: EventLog,
+        clock: Clock,
         observer: CallObserver | None = None,
     ) -> None:
         self.policy = policy
+        self.clock = clock
         self.counters = counters
         self.events = events
         self.observer = observer
@@ -68,6 +71,7 @@ class SalCaller:
         self, link: PcpuLink, record_type: int, by_ipi: bool
     ) -> tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome]:
         request = sal_pb2.GetStateInfoRequest(type=record_type)  # type: ignore[arg-type]
+        # GET is idempotent.
         return await self._call(
             link,
             by_ipi,
@@ -84,6 +88,9 @@ class SalCaller:
         request = sal_pb2.ClearStateInfoRequest(type=record_type)  # type: ignore[arg-type]
         if record_id is not None:
             request.record_id = record_id
+        # By record id this CLEAR is idempotent. Without one (fw_emul.c's queue-head
+        # CLEAR) it is not: a retry after a lost reply clears the next current record.
+        # It is retried all the same under ipi=retry: that is the replayed design's hazard.
         return await self._call(
             link,
             by_ipi,
@@ -145,7 +152,11 @@ class SalCaller:
         started = time.perf_counter()
         try:
             reply, attempts = await call_with_retry(
-                counted, self.policy_for(by_ipi), on_retry=on_retry
+                counted,
+                self.policy_for(by_ipi),
+                retryable=RETRYABLE_CODES,
+                clock=self.clock,
+                on_retry=on_retry,
             )
         except grpc.aio.AioRpcError as exc:
             return None, self.finished(name, by_ipi, started, attempts, None, exc.code())

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
+from xenmca.rpc.retry import BackoffPolicy, RetryPolicy, call_with_retry
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.scenario.model import RawRecords, Scenario, SeverityMix, Stream
@@ -274,7 +276,27 @@ class WorkloadSummary:
         }
 
 
+# InjectError is not idempotent (each call creates records): only UNAVAILABLE, where
+# the call most likely never reached the pCPU, is retried; after DEADLINE_EXCEEDED
+# the pCPU may have created the records already.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+
+
+class _IdleWhileSleeping:
+    """The driver's clock, whose sleepers count as idle for WorkloadDriver.wait_idle()."""
+
+    def __init__(self, driver: WorkloadDriver) -> None:
+        self._driver = driver
+
+    def now(self) -> float:
+        return self._driver.clock.now()
+
+    async def sleep(self, seconds: float) -> None:
+        self._driver._set_busy(-1)
+        try:
+            await self._driver.clock.sleep(seconds)
+        finally:
+            self._driver._set_busy(+1)
 
 
 class WorkloadDriver:
@@ -301,6 +323,8 @@ class WorkloadDriver:
     ) -> None:
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if not retry_backoff_s > 0:
+            raise ValueError("retry_backoff_s must be > 0")
         self.plan = sorted(plan)
         self.addresses = dict(addresses)
         self.metadata = tuple(metadata)
@@ -309,6 +333,18 @@ class WorkloadDriver:
         self.attempts = attempts
         self.retry_backoff_s = retry_backoff_s
         self.call_timeout_s = call_timeout_s
+        # Only attempts bound a call (no overall deadline); delays double, unjittered.
+        self._retry = RetryPolicy(
+            attempt_timeout=call_timeout_s,
+            overall_timeout=math.inf,
+            max_attempts=attempts,
+            backoff=BackoffPolicy(
+                initial=retry_backoff_s,
+                maximum=retry_backoff_s * 2 ** max(0, attempts - 2),
+                jitter="none",
+            ),
+        )
+        self._sleeper = _IdleWhileSleeping(self)
         self.channel_factory = channel_factory
         self.summary = WorkloadSummary()
         self._done = 0
@@ -393,7 +429,7 @@ class WorkloadDriver:
     ) -> None:
         wait = start + injection.t_s - self.clock.now()
         if wait > 0:
-            await self._sleep(wait)
+            await self._sleeper.sleep(wait)
         self.summary.max_lag_s = max(
             self.summary.max_lag_s, self.clock.now() - start - injection.t_s
         )
@@ -413,39 +449,39 @@ class WorkloadDriver:
             rate_per_second=injection.rate,
             raw_record=injection.raw,
         )
-        for attempt in range(1, self.attempts + 1):
-            try:
-                reply = await stub.InjectError(
-                    request, timeout=self.call_timeout_s, metadata=self.metadata
-                )
-            except grpc.aio.AioRpcError as exc:
-                code = exc.code()
-                if code in RETRYABLE and attempt < self.attempts:
-                    self.summary.retries += 1
-                    if self.events is not None:
-                        self.events.emit(
-                            "workload_retry",
-                            pcpu=injection.pcpu,
-                            type=injection.type.upper(),
-                            attempt=attempt,
-                            code=code.name,
-                        )
-                    await self._sleep(self.retry_backoff_s * 2 ** (attempt - 1))
-                    continue
-                self._failed(injection, attempt, code.name, exc.details() or "")
-                return
-            except Exception as exc:  # a broken channel must not stop the workload
-                self._failed(injection, attempt, type(exc).__name__, str(exc))
-                return
-            self._injected(injection, attempt, reply)
-            return
+        attempts = 0
 
-    async def _sleep(self, seconds: float) -> None:
-        self._set_busy(-1)
+        async def inject(attempt_timeout: float) -> sal_pb2.InjectErrorResponse:
+            nonlocal attempts
+            attempts += 1
+            return await stub.InjectError(request, timeout=attempt_timeout, metadata=self.metadata)
+
+        def retried(attempt: int, exc: BaseException) -> None:
+            self.summary.retries += 1
+            if self.events is not None and isinstance(exc, grpc.aio.AioRpcError):
+                self.events.emit(
+                    "workload_retry",
+                    pcpu=injection.pcpu,
+                    type=injection.type.upper(),
+                    attempt=attempt,
+                    code=exc.code().name,
+                )
+
         try:
-            await self.clock.sleep(seconds)
-        finally:
-            self._set_busy(+1)
+            reply, attempts = await call_with_retry(
+                inject,
+                self._retry,
+                retryable=RETRYABLE,
+                clock=self._sleeper,
+                on_retry=retried,
+            )
+        except grpc.aio.AioRpcError as exc:
+            self._failed(injection, attempts, exc.code().name, exc.details() or "")
+            return
+        except Exception as exc:  # a broken channel must not stop the workload
+            self._failed(injection, attempts, type(exc).__name__, str(exc))
+            return
+        self._injected(injection, attempts, reply)
 
     def _set_busy(self, delta: int) -> None:
         self._busy += delta
