@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from xenmca.cli import main as cli_main
 from xenmca.pcpu.firmware import Injection
 from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
@@ -243,7 +244,7 @@ def up_args(*argv: str) -> argparse.Namespace:
 def test_up_refuses_a_bad_policy_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], expected: str
 ) -> None:
-    assert up_command.run(up_args("--dir", str(tmp_path / "bed"), *argv)) == 2
+    assert cli_main(["up", "--dir", str(tmp_path / "bed"), *argv]) == 2
     err = capsys.readouterr().err
     assert err == f"xenmca up: error: {expected}\n"
     assert not (tmp_path / "bed").exists()

@@ -7,7 +7,6 @@ namespace a test makes is deleted by the test, also when it fails.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from xenmca.cli import main as cli_main
 from xenmca.dom0.log_queries import iter_records, open_reader
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
@@ -34,7 +34,6 @@ from xenmca.testbed.infra.netns import (
     link_local_address,
 )
 from xenmca.testbed.infra.netns_gateway import LoopbackGateway
-from xenmca.testbed.run import up_command
 
 CMC = record_pb2.RECORD_TYPE_CMC
 HOSTS = ["pcpu-host0", "pcpu-host1", "xen", "dom0"]
@@ -159,24 +158,19 @@ def test_up_with_hosts_refuses_without_root(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    parser = argparse.ArgumentParser()
-    up_command.add_arguments(parser)
-    args = parser.parse_args(["--pcpus", "8", "--hosts", "2", "--dir", str(tmp_path)])
-    assert up_command.run(args) == 2
+    assert cli_main(["up", "--pcpus", "8", "--hosts", "2", "--dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("xenmca up: error: --hosts:") and "root" in err
     assert len(err.splitlines()) == 1
 
 
 def test_up_with_hosts_checks_the_split(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser()
-    up_command.add_arguments(parser)
     for argv, words in (
         (["--pcpus", "9", "--hosts", "4"], "cannot be spread"),
         (["--pcpus", "2", "--hosts", "3"], "--hosts must be 1..2"),
         (["--hosts", "2", "--pcpus-per-host", "4"], "cannot be combined"),
     ):
-        assert up_command.run(parser.parse_args(argv)) == 2
+        assert cli_main(["up", *argv]) == 2
         assert words in capsys.readouterr().err
 
 
