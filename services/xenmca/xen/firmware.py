@@ -20,7 +20,6 @@ it runs on the owning pCPU (Xen would run them all in one IPI handler).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,7 +27,7 @@ from typing import Protocol
 import grpc
 
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy
+from xenmca.rpc.retry import RetryPolicy
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.xen.links import PcpuLink
 from xenmca.xen.model import SAL_OK
@@ -211,27 +210,12 @@ class PlainSal(_Common):
     async def clear_read(
         self, link: PcpuLink, sal_type: int, record_id: int, by_ipi: bool, want_remaining: bool
     ) -> tuple[Cleared | None, CallOutcome]:
-        policy = self.caller.policy_for(by_ipi)
-        started = time.perf_counter()
-        deadline = time.monotonic() + policy.overall_timeout
-        attempts = 0
-        error: grpc.StatusCode | None = None
-        self.caller.count(by_ipi)
-        while attempts < policy.max_attempts and (attempts == 0 or time.monotonic() < deadline):
-            attempts += 1
-            if attempts > 1:
-                self.caller.retried(link, attempts - 1, error)
-            try:
-                cleared = await self._compare_and_clear(
-                    link, sal_type, record_id, by_ipi, want_remaining
-                )
-            except grpc.aio.AioRpcError as exc:
-                error = exc.code()
-                if exc.code() not in RETRYABLE_CODES:
-                    break
-                continue
-            return cleared, self.caller.finished("clear", by_ipi, started, attempts, cleared)
-        return None, self.caller.finished("clear", by_ipi, started, attempts, None, error)
+        # The compare-and-clear is one idempotent unit (a record cleared by an attempt
+        # whose reply was lost is found gone), so it is retried as a whole.
+        async def compare_and_clear(_timeout: float) -> Cleared:
+            return await self._compare_and_clear(link, sal_type, record_id, by_ipi, want_remaining)
+
+        return await self.caller.call(link, by_ipi, compare_and_clear, "clear")
 
     async def _compare_and_clear(
         self, link: PcpuLink, sal_type: int, record_id: int, by_ipi: bool, want_remaining: bool

@@ -72,7 +72,7 @@ class SalCaller:
     ) -> tuple[sal_pb2.GetStateInfoResponse | None, CallOutcome]:
         request = sal_pb2.GetStateInfoRequest(type=record_type)  # type: ignore[arg-type]
         # GET is idempotent.
-        return await self._call(
+        return await self.call(
             link,
             by_ipi,
             lambda timeout: link.stub.GetStateInfo(
@@ -91,7 +91,7 @@ class SalCaller:
         # By record id this CLEAR is idempotent. Without one (fw_emul.c's queue-head
         # CLEAR) it is not: a retry after a lost reply clears the next current record.
         # It is retried all the same under ipi=retry: that is the replayed design's hazard.
-        return await self._call(
+        return await self.call(
             link,
             by_ipi,
             lambda timeout: link.stub.ClearStateInfo(
@@ -133,9 +133,10 @@ class SalCaller:
             self.observer(name, by_ipi, elapsed / 1000, reply is not None)
         return CallOutcome(by_ipi, attempts, elapsed, reply=reply, error=error)
 
-    async def _call(
+    async def call(
         self, link: PcpuLink, by_ipi: bool, call: Callable[[float], Awaitable[T]], name: str
     ) -> tuple[T | None, CallOutcome]:
+        """One logical call: call(attempt_timeout), retried as the path's policy says."""
         self.count(by_ipi)
 
         def on_retry(attempt: int, exc: BaseException) -> None:
