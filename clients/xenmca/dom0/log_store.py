@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +25,7 @@ from xenmca.dom0.log_schema import (
     record_row,
 )
 from xenmca.record.v1 import record_pb2
+from xenmca.rpc.clock import Clock, MonotonicClock
 
 T = TypeVar("T")
 
@@ -48,11 +48,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _commit(conn: sqlite3.Connection, record: record_pb2.ErrorRecord) -> bool:
+def _commit(
+    conn: sqlite3.Connection, record: record_pb2.ErrorRecord, wall_ns: int, mono_ns: int
+) -> bool:
     """One transaction: insert the record, or count it as a duplicate. True when new."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        row = record_row(record, time.time_ns(), time.monotonic_ns())
+        row = record_row(record, wall_ns, mono_ns)
         inserted = conn.execute(INSERT_RECORD, row).rowcount == 1
         if not inserted:
             conn.execute(
@@ -69,15 +71,17 @@ def _commit(conn: sqlite3.Connection, record: record_pb2.ErrorRecord) -> bool:
 class LogStore:
     """The log file and the thread that owns its connection. Use ``await LogStore.open(path)``."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Clock | None = None) -> None:
         self.path = path
+        # Stamps each record's logged time (wall and monotonic).
+        self.clock: Clock = clock or MonotonicClock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dom0-log")
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path | str) -> LogStore:
+    async def open(cls, path: Path | str, clock: Clock | None = None) -> LogStore:
         """Open (creating if needed) the log at path; LogOpenError with one line if impossible."""
-        store = cls(Path(path))
+        store = cls(Path(path), clock)
         try:
             store._conn = await store._run_raw(_connect, store.path)
         except (sqlite3.Error, OSError) as exc:
@@ -100,7 +104,8 @@ class LogStore:
         The commit runs on the worker thread even if the awaiting task is
         cancelled, so a record is either fully logged or not at all.
         """
-        return await self._run(_commit, record)
+        wall_ns = round(self.clock.wall() * 1e9)
+        return await self._run(_commit, record, wall_ns, self.clock.now_ns())
 
     async def counts(self) -> log_queries.LogCounts:
         return await self._run(log_queries.counts)

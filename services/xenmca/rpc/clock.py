@@ -1,4 +1,11 @@
-"""An injectable clock: the real monotonic clock, and a fake one that tests advance by hand."""
+"""An injectable clock: the real one, and a fake one that tests advance by hand.
+
+Everything that reads the time or sleeps takes a `Clock`: the coordinator, dom0,
+the retry module, the event log, dom0's log store, and the testbed's runner,
+workload, fault schedule and sampler. Only measurements of the machine's own
+speed (calibration floors, a call's cost in milliseconds) read
+`time.perf_counter()` directly: they measure real work whatever clock a run uses.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,14 @@ class Clock(Protocol):
         """Seconds on a monotonic scale."""
         ...
 
+    def now_ns(self) -> int:
+        """The same monotonic scale in integer nanoseconds (event and record stamps)."""
+        ...
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch (what a person reads the time of an event as)."""
+        ...
+
     async def sleep(self, seconds: float) -> None:
         """Wait until now() has advanced by seconds."""
         ...
@@ -25,6 +40,12 @@ class MonotonicClock:
     def now(self) -> float:
         return time.monotonic()
 
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def wall(self) -> float:
+        return time.time()
+
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
@@ -32,13 +53,21 @@ class MonotonicClock:
 class FakeClock:
     """Time moves only when a test calls advance(); sleepers wake in deadline order."""
 
-    def __init__(self, start: float = 1000.0) -> None:
+    def __init__(self, start: float = 1000.0, wall_start: float = 1_780_000_000.0) -> None:
         self._now = start
+        self._start = start
+        self._wall_start = wall_start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
 
     def now(self) -> float:
         return self._now
+
+    def now_ns(self) -> int:
+        return round(self._now * 1e9)
+
+    def wall(self) -> float:
+        return self._wall_start + (self._now - self._start)
 
     async def sleep(self, seconds: float) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -1,17 +1,19 @@
 """Structured events: one JSON object per line, with monotonic and wall-clock timestamps.
 
 Every component writes its own event file; CLOCK_MONOTONIC is shared by all
-processes on one machine, so `t_mono_ns` orders events across components.
+processes on one machine, so `t_mono_ns` orders events across components. The
+stamps come from the log's `Clock` (the real one unless a run is on virtual time).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from xenmca.rpc.clock import Clock, MonotonicClock
 
 Event = dict[str, Any]
 
@@ -19,8 +21,11 @@ Event = dict[str, Any]
 class EventLog:
     """Writes events as JSON lines (line-buffered: one write per event) and feeds listeners."""
 
-    def __init__(self, component: str, path: Path | None = None) -> None:
+    def __init__(
+        self, component: str, path: Path | None = None, clock: Clock | None = None
+    ) -> None:
         self.component = component
+        self.clock: Clock = clock or MonotonicClock()
         self._file: IO[str] | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,8 +40,8 @@ class EventLog:
 
     def emit(self, kind: str, **fields: Any) -> Event:
         event: Event = {
-            "t_mono_ns": time.monotonic_ns(),
-            "t_wall": time.time(),
+            "t_mono_ns": self.clock.now_ns(),
+            "t_wall": self.clock.wall(),
             "component": self.component,
             "kind": kind,
             **fields,

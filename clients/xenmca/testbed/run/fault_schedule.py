@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from collections.abc import Coroutine
 from typing import Any
 
+from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
 from xenmca.testbed.infra.fault_client import add_fault, clear_faults
 from xenmca.testbed.infra.launcher import LocalTestbed
@@ -57,8 +57,15 @@ class FaultScheduler:
     applied while a restart is under way waits for the restart to finish.
     """
 
-    def __init__(self, bed: LocalTestbed, faults: tuple[Fault, ...], events: EventLog) -> None:
+    def __init__(
+        self,
+        bed: LocalTestbed,
+        faults: tuple[Fault, ...],
+        events: EventLog,
+        clock: Clock | None = None,
+    ) -> None:
         self.bed = bed
+        self.clock: Clock = clock or MonotonicClock()
         # (index in the scenario, fault), by time; equal times keep the file's order.
         self.faults = sorted(enumerate(faults), key=lambda item: item[1].at_s)
         self.events = events
@@ -103,11 +110,10 @@ class FaultScheduler:
 
     async def run(self, start_monotonic: float) -> None:
         """Apply every fault at start + at_s (cancel to stop early; heal_all still finishes)."""
-        loop = asyncio.get_running_loop()
         for number, fault in self.faults:
-            delay = start_monotonic + fault.at_s - loop.time()
+            delay = start_monotonic + fault.at_s - self.clock.now()
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self.clock.sleep(delay)
             self._spawn(self._apply_or_record(number, fault), self._working)
         if self._working:
             await asyncio.wait(set(self._working))  # wait() does not cancel them if cancelled
@@ -119,7 +125,7 @@ class FaultScheduler:
             self.events.emit(
                 "fault_failed", fault=fault.kind, target=fault.target, number=number, error=str(exc)
             )
-            now = time.monotonic_ns()
+            now = self.clock.now_ns()
             self.ledger.records.append(
                 FaultRecord(
                     fault.kind,
@@ -141,7 +147,7 @@ class FaultScheduler:
             return
         hold = HOLD_OF_KIND[fault.kind]
         async with self._lock(hold, process.name):
-            start = time.monotonic_ns()
+            start = self.clock.now_ns()
             was = self.targets.state(process.name).describe()
             decision = self.targets.apply(number, fault.kind, process.name)
             active = ActiveFault(
@@ -219,7 +225,7 @@ class FaultScheduler:
         return f"link of {process.name} up"
 
     async def _apply_rule(self, number: int, fault: Fault, process: ManagedProcess) -> None:
-        start = time.monotonic_ns()
+        start = self.clock.now_ns()
         state = self.targets.state(process.name)
         down_since = state.since(Hold.DOWN)
         if down_since is not None:
@@ -285,7 +291,7 @@ class FaultScheduler:
                 effect = "; healed"
             except Exception as exc:
                 effect, outcome = f"; heal failed: {exc}", Outcome.HEAL_FAILED
-        self.ledger.record(active, time.monotonic_ns(), ended_by, outcome, active.effect + effect)
+        self.ledger.record(active, self.clock.now_ns(), ended_by, outcome, active.effect + effect)
 
     def _end_paused(self, active: ActiveFault, killer: int, now: int) -> None:
         """A pause whose process a kill took away: nothing will be resumed."""
@@ -295,7 +301,7 @@ class FaultScheduler:
 
     def _later(self, seconds: float, number: int) -> None:
         async def heal_later() -> None:
-            await asyncio.sleep(seconds)
+            await self.clock.sleep(seconds)
             # Its own task, so cancelling the timers (heal_all) never interrupts a heal.
             self._spawn(self._heal(number), self._working)
 
@@ -316,7 +322,7 @@ class FaultScheduler:
                 return  # ended (or deferred) while this waited for the lock
             decision = self.targets.heal(number)
             if not decision.act:
-                active.own_heal_ns = time.monotonic_ns()
+                active.own_heal_ns = self.clock.now_ns()
                 self.events.emit(
                     "fault_heal_merged",
                     fault=kind,
@@ -330,7 +336,7 @@ class FaultScheduler:
                 detail = await self._undo(kind, active.process)
             except Exception as exc:
                 failure = str(exc)
-            end = time.monotonic_ns()
+            end = self.clock.now_ns()
             group = decision.group
             for member in [self._active.pop(m) for m in group if m in self._active]:
                 member.overlapped_by |= set(group) - {member.number}
@@ -373,7 +379,7 @@ class FaultScheduler:
             self._active.pop(active.number)
             self.ledger.record(
                 active,
-                time.monotonic_ns(),
+                self.clock.now_ns(),
                 None,
                 Outcome.HEAL_FAILED,
                 active.effect + "; heal failed: never healed",

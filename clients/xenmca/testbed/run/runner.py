@@ -22,7 +22,6 @@ import functools
 import importlib.metadata
 import platform
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from xenmca.dom0 import log_queries
 from xenmca.dom0.log_queries import (
@@ -42,7 +41,7 @@ from xenmca.dom0.log_queries import (
 )
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
-from xenmca.rpc.clock import MonotonicClock
+from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import cpu_seconds
@@ -51,7 +50,7 @@ from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.phases import after_drain, before_workload
 from xenmca.testbed.run.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.run.warmup import warm_plots
-from xenmca.testbed.run.workload import WorkloadDriver, plan_injections
+from xenmca.testbed.run.workload import PlannedInjection, WorkloadDriver, plan_injections
 from xenmca.testbed.scenario.model import Scenario, Vcpu0Move
 
 
@@ -96,14 +95,13 @@ def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> Testbe
 
 
 async def _move_vcpu0(
-    bed: LocalTestbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog
+    bed: LocalTestbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog, clock: Clock
 ) -> None:
     """SetVcpuPlacement at each move's time (as the operator); a failed move is an event."""
-    loop = asyncio.get_running_loop()
     for move in moves:
-        delay = start + move.at_s - loop.time()
+        delay = start + move.at_s - clock.now()
         if delay > 0:
-            await asyncio.sleep(delay)
+            await clock.sleep(delay)
         try:
             async with bed.channel(bed.xen_address) as channel:
                 reply = await hv_grpc.HypervisorServiceStub(channel).SetVcpuPlacement(
@@ -195,8 +193,12 @@ class ScenarioRun:
         console: Console | None = None,
         show_progress: bool = True,
         tls: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self.tls = tls
+        # The run's time: when the workload's injections, faults and vCPU0 moves are due,
+        # how long the drain waits, and every stamp in the runner's events.
+        self.clock: Clock = clock or MonotonicClock()
         self.scenario = scenario
         self.out_dir = out_dir
         self.console = console or Console(stderr=True)
@@ -205,7 +207,7 @@ class ScenarioRun:
     async def execute(self) -> RunData:
         scenario = self.scenario
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        runner_events = EventLog("runner", self.out_dir / "events-runner.jsonl")
+        runner_events = EventLog("runner", self.out_dir / "events-runner.jsonl", self.clock)
         plan = plan_injections(scenario)
         progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -255,32 +257,33 @@ class ScenarioRun:
     async def _run_on(
         self,
         bed: LocalTestbed,
-        plan: Any,
+        plan: list[PlannedInjection],
         progress: Progress,
-        task: Any,
+        task: TaskID,
         runner_events: EventLog,
         problems: list[str],
         channel_factory: Callable[[str], grpc.aio.Channel],
     ) -> RunData:
         scenario = self.scenario
-        sampler = Sampler(bed)
-        reader = FirmwareReader(bed)
+        clock = self.clock
+        sampler = Sampler(bed, clock=clock)
+        reader = FirmwareReader(bed, clock=clock)
         driver = WorkloadDriver(
             plan,
             bed.pcpu_addresses,
             bed.operator_metadata(),
             runner_events,
-            MonotonicClock(),
+            clock,
             channel_factory=channel_factory,
         )
-        scheduler = FaultScheduler(bed, scenario.faults, runner_events)
-        start_ns = time.monotonic_ns()
+        scheduler = FaultScheduler(bed, scenario.faults, runner_events, clock)
+        start_ns = clock.now_ns()
         cpu_at_start = _cpu_now(bed)
         runner_events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus)
         sampler.start()
-        faults = asyncio.create_task(scheduler.run(asyncio.get_running_loop().time()))
+        faults = asyncio.create_task(scheduler.run(clock.now()))
         moves = asyncio.create_task(
-            _move_vcpu0(bed, scenario.vcpu0_moves, asyncio.get_running_loop().time(), runner_events)
+            _move_vcpu0(bed, scenario.vcpu0_moves, clock.now(), runner_events, clock)
         )
 
         def info() -> str:
@@ -294,16 +297,16 @@ class ScenarioRun:
         workload = asyncio.create_task(driver.run())
         try:
             while not workload.done():
-                elapsed = (time.monotonic_ns() - start_ns) / 1e9
+                elapsed = (clock.now_ns() - start_ns) / 1e9
                 progress.update(task, completed=min(elapsed, scenario.duration_s), info=info())
                 await asyncio.wait({workload}, timeout=0.2)
             summary = workload.result()
-            remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
+            remaining = scenario.duration_s - (clock.now_ns() - start_ns) / 1e9
             while remaining > 0:
                 progress.update(task, completed=scenario.duration_s - remaining, info=info())
-                await asyncio.sleep(min(0.2, remaining))
-                remaining = scenario.duration_s - (time.monotonic_ns() - start_ns) / 1e9
-            workload_end_ns = time.monotonic_ns()
+                await clock.sleep(min(0.2, remaining))
+                remaining = scenario.duration_s - (clock.now_ns() - start_ns) / 1e9
+            workload_end_ns = clock.now_ns()
             cpu_s = _cpu_used(cpu_at_start, _cpu_now(bed))
             faults.cancel()
             moves.cancel()
@@ -350,7 +353,7 @@ class ScenarioRun:
             problems.append(f"firmware: pCPUs {missing} did not answer at the end")
         if summary.failed_calls:
             runner_events.emit("workload_incomplete", **summary.as_dict())
-        end_ns = time.monotonic_ns()
+        end_ns = clock.now_ns()
         runner_events.emit("run_finished", drained=drained)
         return RunData(
             scenario=scenario,
@@ -374,10 +377,9 @@ class ScenarioRun:
 
     async def _settle(self, sampler: Sampler) -> None:
         """Wait (bounded) until no line is polling, as a throttled line needs quiet polls."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.scenario.settle_timeout_s
-        while loop.time() < deadline:
+        deadline = self.clock.now() + self.scenario.settle_timeout_s
+        while self.clock.now() < deadline:
             latest = sampler.latest
             if latest is not None and not any(line.mode == 2 for line in latest.throttle):
                 return
-            await asyncio.sleep(0.1)
+            await self.clock.sleep(0.1)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,6 +23,7 @@ import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2
+from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.infra.launcher import LocalTestbed
@@ -37,22 +37,25 @@ def _type(value: int) -> str:
     return record_pb2.RecordType.Name(value).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
 
 
-def to_sample(state: hv_pb2.DescribeHypervisorResponse) -> Sample:
+def to_sample(state: hv_pb2.DescribeHypervisorResponse, t_mono_ns: int) -> Sample:
     depth = {_type(q.type): q.depth + (1 if q.HasField("in_flight") else 0) for q in state.queues}
     polling = [
         (line.pcpu, _type(line.type))
         for line in state.throttle
         if line.mode == hv_pb2.THROTTLE_MODE_POLLING
     ]
-    return Sample(time.monotonic_ns(), depth, polling)
+    return Sample(t_mono_ns, depth, polling)
 
 
 class Sampler:
     """Samples DescribeHypervisor every `interval` seconds until stopped."""
 
-    def __init__(self, bed: LocalTestbed, interval: float = 0.25) -> None:
+    def __init__(
+        self, bed: LocalTestbed, interval: float = 0.25, clock: Clock | None = None
+    ) -> None:
         self.bed = bed
         self.interval = interval
+        self.clock: Clock = clock or MonotonicClock()
         self.samples: list[Sample] = []
         self.latest: hv_pb2.DescribeHypervisorResponse | None = None
         self._task: asyncio.Task[None] | None = None
@@ -70,10 +73,10 @@ class Sampler:
         while True:
             try:
                 self.latest = await self.bed.describe(within=self.interval * 4)
-                self.samples.append(to_sample(self.latest))
+                self.samples.append(to_sample(self.latest, self.clock.now_ns()))
             except grpc.aio.AioRpcError:
-                self.samples.append(Sample(time.monotonic_ns(), {}, [], reachable=False))
-            await asyncio.sleep(self.interval)
+                self.samples.append(Sample(self.clock.now_ns(), {}, [], reachable=False))
+            await self.clock.sleep(self.interval)
 
 
 class PcpuDirectory(Protocol):
@@ -125,8 +128,11 @@ def _progress(
 class FirmwareReader:
     """DescribePcpu on every pCPU, a bounded number at a time, over kept-open channels."""
 
-    def __init__(self, bed: PcpuDirectory, concurrency: int = 64) -> None:
+    def __init__(
+        self, bed: PcpuDirectory, concurrency: int = 64, clock: Clock | None = None
+    ) -> None:
         self.bed = bed
+        self.clock: Clock = clock or MonotonicClock()
         self._channels = {pcpu: bed.channel(a) for pcpu, a in bed.pcpu_addresses.items()}
         self._limit = asyncio.Semaphore(concurrency)
 
@@ -193,15 +199,14 @@ class FirmwareReader:
         count changing (or a pCPU starting or ceasing to answer); idle_s None
         waits for the timeout alone.
         """
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = self.clock.now()
         deadline = started + within
         last_seen: tuple[object, ...] | None = None
         last_change = started
         while True:
             counts, missing = await self.read()
             in_log = await asyncio.to_thread(logged) if logged is not None else None
-            now = loop.time()
+            now = self.clock.now()
             how = ""
             empty = not missing and all(c.pending == 0 for c in counts)
             if empty and (in_log is None or in_log >= sum(c.cleared for c in counts)):
@@ -216,4 +221,4 @@ class FirmwareReader:
                     how = "timeout"
             if how:
                 return DrainResult(how, counts, missing, now - started, in_log)
-            await asyncio.sleep(max(0.0, min(interval, deadline - now)))
+            await self.clock.sleep(max(0.0, min(interval, deadline - now)))

@@ -291,6 +291,12 @@ class _IdleWhileSleeping:
     def now(self) -> float:
         return self._driver.clock.now()
 
+    def now_ns(self) -> int:
+        return self._driver.clock.now_ns()
+
+    def wall(self) -> float:
+        return self._driver.clock.wall()
+
     async def sleep(self, seconds: float) -> None:
         self._driver._set_busy(-1)
         try:
