@@ -19,6 +19,7 @@ import sqlite3
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from xenmca.pcpu import records
 from xenmca.pcpu.model import StoredRecord
 from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.testbed.bench.rows import Row, figure
 
 ECHO_METHOD = "/xenmca.bench.v1.Floor/Call"
 CMC = record_pb2.RECORD_TYPE_CMC
@@ -222,3 +224,18 @@ async def measure_floors(
         "records_per_s": round(floor_records_per_s(rtt["p50_ms"], commit["p50_ms"]), 1),
         "formula": "1 / (4 x rtt.p50 + commit.p50)",
     }
+
+
+def rows(sections: Mapping[str, Any]) -> list[Row]:
+    """The floors' rows: a bare round trip, a bare durable commit, and 1/(4 RTT + commit)."""
+    floors = sections.get("floors")
+    rtt = figure(floors, "rtt_p50_ms")
+    commit = figure(floors, "commit_p50_ms")
+    floor_rps = figure(floors, "records_per_s")
+    samples = len(figure(floors, "samples") or [])
+    rows = [
+        Row("floors", "floor: bare unary round trip p50", "ms", rtt, note=f"median of {samples}"),
+        Row("floors", "floor: durable SQLite commit p50", "ms", commit, note="WAL, FULL, 1 KiB"),
+        Row("floors", "floor: 1/(4 RTT + commit)", "rec/s", floor_rps),
+    ]
+    return rows

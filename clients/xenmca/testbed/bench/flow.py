@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from xenmca.rpc.events import Event, read_events
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench.floor import percentile
+from xenmca.testbed.bench.rows import Row, at_least, at_most, figure, fmt, ratio
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import cpu_seconds
 
@@ -249,3 +251,111 @@ async def measure_latency(
         "p99_ms": round(percentile(latencies, 0.99), 3) if latencies else None,
         "max_ms": round(latencies[-1], 3) if latencies else None,
     }
+
+
+def throughput_rows(sections: Mapping[str, Any]) -> list[Row]:
+    """The faithful flow's throughput and its CPU per record."""
+    floor_rps = figure(sections.get("floors"), "records_per_s")
+    rows: list[Row] = []
+    faithful = figure(sections.get("throughput"), "records_per_s")
+    share = ratio(faithful, floor_rps)
+    rows.append(
+        Row(
+            "throughput",
+            "faithful flow throughput",
+            "rec/s",
+            faithful,
+            f">= 0.8 x floor ({fmt(floor_rps and 0.8 * floor_rps)})",
+            share,
+            at_least(share, 0.8),
+        )
+    )
+
+    per_process = figure(sections.get("throughput"), "cpu_ms_per_record") or {}
+    cpu_per_record = round(sum(per_process.values()), 3) if per_process else None
+    cores = os.cpu_count() or 1
+    rows.append(
+        Row(
+            "throughput",
+            "faithful flow CPU per record, all processes",
+            "ms",
+            cpu_per_record,
+            "",
+            None,
+            None,
+            (
+                f"{cores} cores: at most {fmt(1000 * cores / cpu_per_record)} rec/s if all "
+                "of it overlapped"
+                if cpu_per_record
+                else ""
+            ),
+        )
+    )
+    return rows
+
+
+def pipelined_rows(sections: Mapping[str, Any]) -> list[Row]:
+    """The pipelined flow's throughput, and its ceiling."""
+    floors = sections.get("floors")
+    floor_rps = figure(floors, "records_per_s")
+    rows: list[Row] = []
+    pipelined = figure(sections.get("pipelined"), "records_per_s")
+    share = ratio(pipelined, floor_rps)
+    rows.append(
+        Row(
+            "pipelined",
+            "pipelined flow throughput",
+            "rec/s",
+            pipelined,
+            f">= 2 x floor ({fmt(floor_rps and 2 * floor_rps)})",
+            share,
+            at_least(share, 2.0),
+        )
+    )
+    ceiling = figure(floors, "pipelined_ceiling_records_per_s") if "pipelined" in sections else None
+    rows.append(
+        Row(
+            "pipelined",
+            "pipelined ceiling: 1/(2 RTT + commit)",
+            "rec/s",
+            ceiling,
+            "",
+            ratio(ceiling, floor_rps),
+            None,
+            "dom0's own GET and CLEAR stay serial with its commit",
+        )
+    )
+    return rows
+
+
+def latency_rows(sections: Mapping[str, Any]) -> list[Row]:
+    """Injection -> durable log latency at half the faithful flow's throughput."""
+    rtt = figure(sections.get("floors"), "rtt_p50_ms")
+    rows: list[Row] = []
+    latency = sections.get("latency")
+    p99 = figure(latency, "p99_ms")
+    share = ratio(p99, rtt, 1)
+    rows.append(
+        Row(
+            "latency",
+            "latency inject->durable p50 at half load",
+            "ms",
+            figure(latency, "p50_ms"),
+            "",
+            ratio(figure(latency, "p50_ms"), rtt, 1),
+            None,
+            f"offered {fmt(figure(latency, 'offered_records_per_s'))} rec/s",
+        )
+    )
+    rows.append(
+        Row(
+            "latency",
+            "latency inject->durable p99 at half load",
+            "ms",
+            p99,
+            f"<= 10 x RTT ({fmt(rtt and 10 * rtt)})",
+            share,
+            at_most(share, 10.0),
+        )
+    )
+    return rows

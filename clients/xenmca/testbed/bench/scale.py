@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench.flow import CMC, wait_cleared
+from xenmca.testbed.bench.rows import Row, at_most, figure, fmt, ratio
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import ManagedProcess, cpu_seconds
 
@@ -213,3 +214,88 @@ async def measure_scale(
         "holds": logged == created == distinct_keys == pcpus and pending == 0 and overflowed == 0,
     }
     return result
+
+
+def rows(sections: Mapping[str, Any]) -> list[Row]:
+    """Thousands of pCPUs: start-up, memory per pCPU, idle CPU, one record from each."""
+    rows: list[Row] = []
+    scale = sections.get("scale")
+    pcpus = figure(scale, "pcpus")
+    startup = figure(scale, "startup_s")
+    rows.append(
+        Row(
+            "scale",
+            f"{fmt(pcpus)} pCPUs: launch -> all serving and attached",
+            "s",
+            startup,
+            "<= 30",
+            ratio(startup, 30.0),
+            at_most(startup, 30.0),
+            f"{fmt(figure(scale, 'hosts'))} host processes",
+        )
+    )
+    host_kib = figure(scale, "memory", "host_rss_kib_per_pcpu")
+    rows.append(
+        Row(
+            "scale",
+            "pCPU hosts' RSS per pCPU",
+            "KiB",
+            host_kib,
+            "<= 100",
+            ratio(host_kib, 100.0),
+            at_most(host_kib, 100.0),
+            f"anon {fmt(figure(scale, 'memory', 'host_anon_kib_per_pcpu'))} KiB",
+        )
+    )
+    rows.append(
+        Row(
+            "scale",
+            "pCPU hosts' RSS per pCPU above a one-pCPU host",
+            "KiB",
+            figure(scale, "memory", "host_rss_kib_per_pcpu_above_baseline"),
+            "",
+            None,
+            None,
+            f"a one-pCPU host: {fmt(figure(scale, 'memory', 'host_baseline_rss_mib'))} MiB",
+        )
+    )
+    rows.append(
+        Row(
+            "scale",
+            "coordinator RSS per pCPU",
+            "KiB",
+            figure(scale, "memory", "coordinator_rss_kib_per_pcpu"),
+            "",
+            None,
+            None,
+            f"anon {fmt(figure(scale, 'memory', 'coordinator_anon_kib_per_pcpu'))} KiB",
+        )
+    )
+    idle = figure(scale, "idle", "coordinator_cpu_percent")
+    rows.append(
+        Row(
+            "scale",
+            "coordinator CPU while idle",
+            "% core",
+            idle,
+            "<= 5",
+            ratio(idle, 5.0),
+            at_most(idle, 5.0),
+            f"hosts {fmt(figure(scale, 'idle', 'hosts_cpu_percent'))} %",
+        )
+    )
+    conservation = figure(scale, "conservation")
+    logged = figure(conservation, "logged")
+    rows.append(
+        Row(
+            "scale",
+            "one record from every pCPU delivered",
+            "records",
+            logged,
+            f"= {fmt(pcpus)}, lost 0, pending 0",
+            ratio(logged, pcpus),
+            figure(conservation, "holds"),
+            f"lost {fmt(figure(conservation, 'lost'))}, in {fmt(figure(scale, 'delivery_s'))} s",
+        )
+    )
+    return rows

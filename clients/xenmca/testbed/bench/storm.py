@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import read_events
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
+from xenmca.testbed.bench.rows import Row, at_most, figure, fmt
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import cpu_seconds
 
@@ -124,3 +126,36 @@ async def measure_storm_isolation(
         "cpu_percent_by_process_without_storm": base[3],
         "cpu_percent_by_process_during_storm": stormy[3],
     }
+
+
+def rows(sections: Mapping[str, Any]) -> list[Row]:
+    """The quiet pCPUs' latency during a storm, and the coordinator's CPU."""
+    rows: list[Row] = []
+    storm = sections.get("storm")
+    storm_ratio = figure(storm, "p99_ratio")
+    storm_ratio = round(storm_ratio, 2) if storm_ratio is not None else None
+    rows.append(
+        Row(
+            "storm",
+            "quiet pCPUs' dom0 GET p99, storm / no storm",
+            "x",
+            storm_ratio,
+            "<= 1.5",
+            storm_ratio,
+            at_most(storm_ratio, 1.5),
+            f"{fmt(figure(storm, 'storm_rate'))}/s storm on one pCPU",
+        )
+    )
+    rows.append(
+        Row(
+            "storm",
+            "coordinator CPU during the storm",
+            "%",
+            figure(storm, "coordinator_cpu_percent_during_storm"),
+            "",
+            None,
+            None,
+            f"{fmt(figure(storm, 'coordinator_cpu_percent_without_storm'))} % without",
+        )
+    )
+    return rows
