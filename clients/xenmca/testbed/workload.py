@@ -186,45 +186,6 @@ def planned_records(plan: Iterable[PlannedInjection]) -> dict[str, int]:
     return dict(counts)
 
 
-def storm_rule_trips(
-    plan: Iterable[PlannedInjection],
-    *,
-    history_length: int = 5,
-    window: float = 1.0,
-    margin: float = 0.0,
-    include_storms: bool = False,
-) -> dict[tuple[int, str], int]:
-    """Lines (pcpu, type) where the plan's arrivals alone make history_length within window.
-
-    Counts, per line, the arrivals that complete history_length arrivals within
-    window + margin (a margin allows for delivery jitter). Storms (paced
-    injections) are left out unless include_storms. Useful to check that steady
-    streams meant to stay in interrupt mode do not trip the storm rule by chance.
-    """
-    times: dict[tuple[int, str], list[float]] = defaultdict(list)
-    for injection in plan:
-        if injection.rate > 0 and not include_storms:
-            continue
-        if injection.rate > 0:
-            step = 1.0 / injection.rate
-            times[(injection.pcpu, injection.type)].extend(
-                injection.t_s + i * step for i in range(injection.count)
-            )
-        else:
-            times[(injection.pcpu, injection.type)].extend([injection.t_s] * injection.count)
-    trips: dict[tuple[int, str], int] = {}
-    for line, stamps in times.items():
-        stamps.sort()
-        hits = sum(
-            1
-            for i in range(history_length - 1, len(stamps))
-            if stamps[i] - stamps[i - history_length + 1] < window + margin
-        )
-        if hits:
-            trips[line] = hits
-    return trips
-
-
 # -- the driver --------------------------------------------------------------------------
 
 
