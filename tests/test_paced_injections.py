@@ -38,7 +38,8 @@ from xenmca.testbed.scenario_loader import (
     load_scenario,
     parse_scenario_text,
 )
-from xenmca.testbed.workload import RECORD_TYPE_VALUES, SEVERITY_VALUES, plan_injections
+from xenmca.testbed.workload import SEVERITY_VALUES, plan_injections
+from xenmca.vocab import TYPES_BY_NAME
 
 CMC = record_pb2.RECORD_TYPE_CMC
 CPE = record_pb2.RECORD_TYPE_CPE
@@ -212,7 +213,7 @@ def test_every_shipped_storm_passes_the_pcpus_limits(path: Path) -> None:
     for planned in plan_injections(load_scenario(path)):
         validation.injection(
             sal.InjectErrorRequest(
-                type=RECORD_TYPE_VALUES[planned.type],  # type: ignore[arg-type]
+                type=TYPES_BY_NAME[planned.type],  # type: ignore[arg-type]
                 severity=SEVERITY_VALUES[planned.severity],  # type: ignore[arg-type]
                 count=planned.count,
                 rate_per_second=planned.rate,

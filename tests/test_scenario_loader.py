@@ -13,7 +13,6 @@ from jsonschema import Draft202012Validator
 
 from xenmca.testbed.launcher import DOM0_POLICIES
 from xenmca.testbed.scenario_loader import (
-    ALLOW_BROKEN_RULES_ENV,
     SCHEMA_PATH,
     ScenarioError,
     builtin_names,
@@ -36,6 +35,7 @@ from xenmca.testbed.scenario_model import (
     Stream,
     Throttle,
 )
+from xenmca.vocab import ALLOW_BROKEN_RULES_ENV
 from xenmca.xen.policy import KNOB_NAMES, KNOBS, POLICIES, SAL_MODES
 
 BASE = "name: t\nseed: 1\npcpus: 4\nduration_s: 10\n"

@@ -20,12 +20,12 @@ from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.testbed.scenario_loader import builtin_names, load_builtin, parse_scenario_text
 from xenmca.testbed.workload import (
-    RECORD_TYPE_VALUES,
     PlannedInjection,
     WorkloadDriver,
     plan_injections,
     planned_records,
 )
+from xenmca.vocab import TYPES_BY_NAME
 
 SCENARIO = """
 name: w
@@ -223,7 +223,7 @@ class Bed:
 
     def created(self, pcpu: int, record_type: str) -> int:
         store = self.host.servers[pcpu].firmware.store
-        return store.state(RECORD_TYPE_VALUES[record_type]).counters.created
+        return store.state(TYPES_BY_NAME[record_type]).counters.created
 
     async def paced_done(self) -> None:
         await asyncio.gather(*(s.firmware.wait_paced() for s in self.host.servers.values()))
@@ -333,7 +333,7 @@ workload:
     for injection in plan:
         expected[(injection.pcpu, injection.type)] += injection.count
     for pcpu in range(4):
-        for record_type in RECORD_TYPE_VALUES:
+        for record_type in TYPES_BY_NAME:
             assert bed.created(pcpu, record_type) == expected[(pcpu, record_type)]
     assert summary.sent_calls == len(plan) and summary.failed_calls == 0
     assert summary.accepted_records == planned_records(plan)["total"]

@@ -42,10 +42,10 @@ from xenmca.testbed.scenario_model import (
     Throttle,
     Vcpu0Move,
 )
+from xenmca.vocab import ALLOW_BROKEN_RULES_ENV
 
 SCHEMA_PATH = Path(__file__).with_name("scenario_schema.json")
 SCENARIO_DIR = Path(__file__).with_name("scenarios")
-ALLOW_BROKEN_RULES_ENV = "XENMCA_ALLOW_BROKEN_RULES"
 
 MAX_RECORDS_PER_ENTRY = 10_000_000
 """Most records one stream or storm may ask for (all its pCPUs together)."""

@@ -32,15 +32,10 @@ from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.scenario_loader import storm_count
 from xenmca.testbed.scenario_model import RawRecords, Scenario, SeverityMix, Stream
+from xenmca.vocab import TYPES_BY_NAME
 
 log = logging.getLogger(__name__)
 
-RECORD_TYPE_VALUES: dict[str, int] = {
-    "mca": record_pb2.RECORD_TYPE_MCA,
-    "init": record_pb2.RECORD_TYPE_INIT,
-    "cmc": record_pb2.RECORD_TYPE_CMC,
-    "cpe": record_pb2.RECORD_TYPE_CPE,
-}
 SEVERITY_VALUES: dict[str, int] = {
     "recoverable": record_pb2.SEVERITY_RECOVERABLE,
     "fatal": record_pb2.SEVERITY_FATAL,
@@ -368,7 +363,7 @@ class WorkloadDriver:
 
     async def _send(self, stub: sal_grpc.SalServiceStub, injection: PlannedInjection) -> None:
         request = sal_pb2.InjectErrorRequest(
-            type=RECORD_TYPE_VALUES[injection.type],  # type: ignore[arg-type]
+            type=TYPES_BY_NAME[injection.type],  # type: ignore[arg-type]
             severity=SEVERITY_VALUES[injection.severity],  # type: ignore[arg-type]
             count=injection.count,
             rate_per_second=injection.rate,

@@ -163,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"xenmca serve xen: error: --pipelined: {conflict}", file=sys.stderr)
             return 2
     if args.broken_rule is not None:
-        from xenmca.xen.coordinator import ALLOW_BROKEN_RULES_ENV, BROKEN_RULES
+        from xenmca.vocab import ALLOW_BROKEN_RULES_ENV
+        from xenmca.xen.coordinator import BROKEN_RULES
 
         if os.environ.get(ALLOW_BROKEN_RULES_ENV) != "1":
             print(
