@@ -26,8 +26,7 @@ from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench_floor import percentile
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.processes import cpu_seconds
-
-CMC = 3  # RECORD_TYPE_CMC
+from xenmca.vocab import RecordType
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ async def inject(
         await asyncio.sleep(after)
     async with open_channel(bed.pcpu_addresses[pcpu]) as channel:
         await sal_grpc.SalServiceStub(channel).InjectError(
-            sal_pb2.InjectErrorRequest(type=CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
+            sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
             metadata=bed.operator_metadata(),
             timeout=30,
             wait_for_ready=True,

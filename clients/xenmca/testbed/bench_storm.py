@@ -20,8 +20,7 @@ from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.processes import cpu_seconds
-
-CMC = 3
+from xenmca.vocab import RecordType
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -34,7 +33,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
 async def _inject(address: str, metadata: Any, count: int, rate: float) -> None:
     async with open_channel(address) as channel:
         await sal_grpc.SalServiceStub(channel).InjectError(
-            sal_pb2.InjectErrorRequest(type=CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
+            sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
             metadata=metadata,
             timeout=10,
         )
