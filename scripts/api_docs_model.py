@@ -134,9 +134,11 @@ class Package:
 
 
 def _clean_comment(text: str) -> str:
-    """A protoc leading comment without the space after '//' and the blank edges."""
+    """A protoc leading comment without the space after '//', buf's lint directives
+    (``// buf:lint:ignore RULE``) and the blank edges."""
     lines = [line[1:] if line.startswith(" ") else line for line in text.split("\n")]
-    return "\n".join(line.rstrip() for line in lines).strip("\n")
+    prose = [line.rstrip() for line in lines if not line.startswith("buf:lint:")]
+    return "\n".join(prose).strip("\n")
 
 
 def _comments(fd: descriptor_pb2.FileDescriptorProto) -> dict[tuple[int, ...], str]:

@@ -151,6 +151,14 @@ def test_readme_carries_the_proto_comments() -> None:
     assert "| `RECORD_TYPE_CMC` | 3 | SAL_INFO_TYPE_CMC (2)" in types
 
 
+def test_readme_leaves_out_buf_lint_directives() -> None:
+    """SAL_STATUS_SUCCESS's comment starts with `buf:lint:ignore`, which is for buf only."""
+    text = README.read_text(encoding="utf-8")
+    statuses = _section(text, "#### `xenmca.record.v1.SalStatus`")
+    assert "| `SAL_STATUS_SUCCESS` | 0 | SAL's own zero: the call completed" in statuses
+    assert "buf:lint" not in text
+
+
 # ---------------------------------------------------------------------------
 # the generator on protos made here
 

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from storm_trips import storm_trips
 
 from xenmca.testbed.compare.workloads import STORM_RULES, scenario_for, workloads
-from xenmca.testbed.run.workload import plan_injections, storm_rule_trips
+from xenmca.testbed.run.workload import plan_injections
 
 
 def test_every_workload_loads_under_every_rule_and_the_trickle_never_trips_ia64() -> None:
@@ -19,7 +20,7 @@ def test_every_workload_loads_under_every_rule_and_the_trickle_never_trips_ia64(
             scenario = scenario_for(workload, rule)
             assert scenario.throttle.settings == {"policy": rule}
     trickle = next(w for w in workloads() if w.name == "trickle")
-    assert storm_rule_trips(plan_injections(scenario_for(trickle, "ia64")), margin=0.3) == {}
+    assert storm_trips(plan_injections(scenario_for(trickle, "ia64")), margin=0.3) == {}
 
 
 def test_bad_rule_is_refused() -> None:

@@ -117,9 +117,9 @@ async def test_sqlite_runs_on_one_dedicated_thread(store: LogStore, monkeypatch)
 
     original = log_store._commit
 
-    def spy(conn, record):
+    def spy(conn, record, *stamps):
         seen.add(threading.current_thread().name)
-        return original(conn, record)
+        return original(conn, record, *stamps)
 
     monkeypatch.setattr(log_store, "_commit", spy)
     for i in range(5):
@@ -202,3 +202,23 @@ def test_poll_interval_halves_and_doubles_within_bounds() -> None:
     assert PollSettings() == PollSettings(120.0, 900.0)
     with pytest.raises(ValueError):
         PollSettings(min_interval=5.0, max_interval=1.0)
+
+
+async def test_records_are_stamped_by_the_store_clock(tmp_path) -> None:
+    from xenmca.dom0.log_queries import iter_records, open_reader
+    from xenmca.rpc.clock import FakeClock
+
+    clock = FakeClock(start=50.0, wall_start=1_800_000_000.0)
+    store = await LogStore.open(tmp_path / "log.sqlite", clock)
+    try:
+        await clock.advance(2.5)
+        assert await store.commit(make_record(0, 1)) is True
+    finally:
+        await store.close()
+    reader = open_reader(tmp_path / "log.sqlite")
+    try:
+        (row,) = list(iter_records(reader))
+    finally:
+        reader.close()
+    assert row.logged_monotonic_ns == 52_500_000_000
+    assert row.logged_wall_ns == 1_800_000_002_500_000_000

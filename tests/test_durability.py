@@ -22,9 +22,9 @@ from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import ManagedProcess
+from xenmca.vocab import RecordType
 
 pytestmark = pytest.mark.slow
-CMC = 3
 
 
 def integrity(path: Path) -> str:
@@ -80,7 +80,9 @@ async def test_pcpu_store_survives_repeated_kills_during_paced_writes(tmp_path: 
             assert created_now >= last_created  # counters are durable too
             async with open_channel(addresses[0]) as channel:
                 await sal_grpc.SalServiceStub(channel).InjectError(
-                    sal_pb2.InjectErrorRequest(type=CMC, count=50_000, rate_per_second=20_000),
+                    sal_pb2.InjectErrorRequest(
+                        type=RecordType.CMC, count=50_000, rate_per_second=20_000
+                    ),
                     metadata=operator,
                     timeout=5,
                 )
@@ -90,14 +92,16 @@ async def test_pcpu_store_survives_repeated_kills_during_paced_writes(tmp_path: 
         await host.start()
         addresses = {int(k): v for k, v in (await host.wait_ready()).items()}
         final = await describe(addresses[0], tokens)
-        cmc = next(t for t in final.types if t.type == CMC)
+        cmc = next(t for t in final.types if t.type == RecordType.CMC)
         assert cmc.created > last_created
         assert cmc.created == cmc.pending + cmc.cleared + cmc.overflowed
         # Every pending record reads back whole, ids unique and increasing.
         xen = call_metadata(tokens.token_for(XEN))
         async with open_channel(addresses[0]) as channel:
             stub = sal_grpc.SalServiceStub(channel)
-            got = await stub.GetStateInfo(sal_pb2.GetStateInfoRequest(type=CMC), metadata=xen)
+            got = await stub.GetStateInfo(
+                sal_pb2.GetStateInfoRequest(type=RecordType.CMC), metadata=xen
+            )
             assert got.sal_status == 0
             assert decode_record(got.record.raw).record_id == got.record.record_id
         assert final.next_record_id > cmc.newest_record_id >= cmc.oldest_record_id > 0
@@ -115,7 +119,7 @@ async def test_dom0_log_survives_repeated_kills_while_committing(tmp_path: Path)
         for address in bed.pcpu_addresses.values():
             async with open_channel(address) as channel:
                 await sal_grpc.SalServiceStub(channel).InjectError(
-                    sal_pb2.InjectErrorRequest(type=CMC, count=60, rate_per_second=40),
+                    sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=60, rate_per_second=40),
                     metadata=bed.operator_metadata(),
                     timeout=5,
                 )

@@ -32,9 +32,10 @@ from xenmca.rpc.events import Event, EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.run.workload import RECORD_TYPE_VALUES, SEVERITY_VALUES, plan_injections
+from xenmca.testbed.run.workload import SEVERITY_VALUES, plan_injections
 from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import SCENARIO_DIR, load_scenario, parse_scenario_text
+from xenmca.vocab import TYPES_BY_NAME
 
 CMC = record_pb2.RECORD_TYPE_CMC
 CPE = record_pb2.RECORD_TYPE_CPE
@@ -208,7 +209,7 @@ def test_every_shipped_storm_passes_the_pcpus_limits(path: Path) -> None:
     for planned in plan_injections(load_scenario(path)):
         validation.injection(
             sal.InjectErrorRequest(
-                type=RECORD_TYPE_VALUES[planned.type],  # type: ignore[arg-type]
+                type=TYPES_BY_NAME[planned.type],  # type: ignore[arg-type]
                 severity=SEVERITY_VALUES[planned.severity],  # type: ignore[arg-type]
                 count=planned.count,
                 rate_per_second=planned.rate,

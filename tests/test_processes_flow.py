@@ -13,9 +13,9 @@ from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.vocab import RecordType
 
 pytestmark = pytest.mark.slow
-CMC = 3
 
 
 async def describe_all(bed: LocalTestbed) -> list[sal_pb2.DescribePcpuResponse]:
@@ -39,7 +39,7 @@ async def test_thousand_records_from_sixteen_pcpus_none_lost_or_duplicated(tmp_p
             count = total // pcpus + (1 if pcpu < total % pcpus else 0)
             async with open_channel(address) as channel:
                 reply = await sal_grpc.SalServiceStub(channel).InjectError(
-                    sal_pb2.InjectErrorRequest(type=CMC, count=count),
+                    sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=count),
                     metadata=bed.operator_metadata(),
                     timeout=10,
                 )

@@ -12,7 +12,6 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from xenmca.testbed.infra.launcher import DOM0_POLICIES
-from xenmca.testbed.scenario.builder import ALLOW_BROKEN_RULES_ENV
 from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import (
     builtin_names,
@@ -35,6 +34,7 @@ from xenmca.testbed.scenario.model import (
 )
 from xenmca.testbed.scenario.schema_check import SCHEMA_PATH, schema
 from xenmca.testbed.scenario.workload_fields import parse_pcpu_set
+from xenmca.vocab import ALLOW_BROKEN_RULES_ENV
 from xenmca.xen.policy import KNOB_NAMES, KNOBS, POLICIES, SAL_MODES
 
 BASE = "name: t\nseed: 1\npcpus: 4\nduration_s: 10\n"

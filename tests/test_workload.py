@@ -12,20 +12,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 from flow_harness import EventWatch
+from storm_trips import storm_trips
 
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.testbed.run.workload import (
-    RECORD_TYPE_VALUES,
     PlannedInjection,
     WorkloadDriver,
     plan_injections,
     planned_records,
-    storm_rule_trips,
 )
 from xenmca.testbed.scenario.loader import builtin_names, load_builtin, parse_scenario_text
+from xenmca.vocab import TYPES_BY_NAME
 
 SCENARIO = """
 name: w
@@ -132,8 +132,8 @@ def test_bursts_are_the_same_for_every_seed_and_leave_the_streams_alone() -> Non
 def test_a_burst_of_five_trips_the_storm_rule_of_its_line() -> None:
     """A burst is created at once: its records are arrivals at the same instant."""
     burst = [PlannedInjection(1.0, 0, "cmc", "corrected", 5)]
-    assert storm_rule_trips(burst) == {(0, "cmc"): 1}
-    assert storm_rule_trips([PlannedInjection(1.0, 0, "cmc", "corrected", 4)]) == {}
+    assert storm_trips(burst) == {(0, "cmc"): 1}
+    assert storm_trips([PlannedInjection(1.0, 0, "cmc", "corrected", 4)]) == {}
 
 
 def test_poisson_arrivals_have_the_stream_rate_and_exponential_gaps() -> None:
@@ -168,14 +168,17 @@ def test_planned_records_per_type() -> None:
     assert planned_records(plan) == {"cmc": 101, "cpe": 1, "total": 102}
 
 
-def test_storm_rule_trips_counts_five_within_a_second() -> None:
+def test_storm_trips_count_five_within_a_second() -> None:
     burst = [PlannedInjection(0.2 * k, 0, "cmc", "corrected") for k in range(5)]  # 0.0 .. 0.8
     spread = [PlannedInjection(0.3 * k, 1, "cmc", "corrected") for k in range(5)]  # 0.0 .. 1.2
-    assert storm_rule_trips(burst + spread) == {(0, "cmc"): 1}
-    assert storm_rule_trips(burst + spread, margin=0.3) == {(0, "cmc"): 1, (1, "cmc"): 1}
+    assert storm_trips(burst + spread) == {(0, "cmc"): 1}
+    assert storm_trips(burst + spread, margin=0.3) == {(0, "cmc"): 1, (1, "cmc"): 1}
+    edge = [PlannedInjection(0.25 * k, 3, "cmc", "corrected") for k in range(5)]  # 0.0 .. 1.0
+    assert storm_trips(edge) == {(3, "cmc"): 1}  # a window is inclusive: 1.0 s apart is within
     storm = [PlannedInjection(0.0, 2, "cpe", "corrected", 10, 100.0)]
-    assert storm_rule_trips(storm) == {}
-    assert storm_rule_trips(storm, include_storms=True) == {(2, "cpe"): 6}
+    assert storm_trips(storm) == {}
+    # The rule counts afresh after each storm: records 5 and 10 trip it.
+    assert storm_trips(storm, include_storms=True) == {(2, "cpe"): 2}
 
 
 @pytest.mark.parametrize("name", builtin_names())
@@ -185,7 +188,7 @@ def test_builtin_steady_streams_never_trip_the_storm_rule_by_chance(name: str) -
     Bursts are placed by hand (the hazard scenarios trip the rule with them on purpose)."""
     built = load_builtin(name)
     plan = [i for i in plan_injections(built) if not i.source.startswith("bursts")]
-    assert storm_rule_trips(plan, margin=0.3) == {}
+    assert storm_trips(plan, margin=0.3) == {}
     storming = {(p, s.type) for s in built.storms for p in s.pcpus}
     for transition in built.checks.expect_transitions:
         assert (transition.pcpu, transition.type) in storming
@@ -220,7 +223,7 @@ class Bed:
 
     def created(self, pcpu: int, record_type: str) -> int:
         store = self.host.servers[pcpu].firmware.store
-        return store.state(RECORD_TYPE_VALUES[record_type]).counters.created
+        return store.state(TYPES_BY_NAME[record_type]).counters.created
 
     async def paced_done(self) -> None:
         await asyncio.gather(*(s.firmware.wait_paced() for s in self.host.servers.values()))
@@ -330,7 +333,7 @@ workload:
     for injection in plan:
         expected[(injection.pcpu, injection.type)] += injection.count
     for pcpu in range(4):
-        for record_type in RECORD_TYPE_VALUES:
+        for record_type in TYPES_BY_NAME:
             assert bed.created(pcpu, record_type) == expected[(pcpu, record_type)]
     assert summary.sent_calls == len(plan) and summary.failed_calls == 0
     assert summary.accepted_records == planned_records(plan)["total"]

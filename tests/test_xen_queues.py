@@ -3,8 +3,8 @@
 import pytest
 
 from xenmca.record.v1 import record_pb2
+from xenmca.vocab import RECORD_TYPES
 from xenmca.xen.entries import Enqueuer, McaOnCmc, OwnQueue, PerInterrupt, PerSlot, PerType
-from xenmca.xen.model import RECORD_TYPES
 from xenmca.xen.queues import State, TypeQueue
 
 CMC = record_pb2.RECORD_TYPE_CMC

@@ -21,7 +21,6 @@ from typing import Any, NoReturn
 import grpc
 
 from xenmca import exit_status
-from xenmca.record.v1 import record_pb2
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.flags import (
     DeprecatedFlag,
@@ -34,6 +33,7 @@ from xenmca.rpc.identity import TokenBook, TokenFileError, call_metadata, resolv
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import TlsFileError, add_tls_arguments, channel_credentials, load_tls_from_args
 from xenmca.rpc.usage import UsageError
+from xenmca.vocab import TYPES_BY_NAME
 
 __all__ = [
     "DeprecatedFlag",
@@ -59,7 +59,6 @@ REFUSED_CODES = frozenset(
 Any other code (UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...) means the command could
 not run: exit 3."""
 
-TYPE_NAMES = {"mca": 1, "init": 2, "cmc": 3, "cpe": 4}
 SEVERITY_NAMES = {"recoverable": 1, "fatal": 2, "corrected": 3}
 
 
@@ -73,10 +72,10 @@ def address_arg(text: str) -> str:
 
 def record_type_arg(text: str) -> int:
     try:
-        return TYPE_NAMES[text.lower()]
+        return TYPES_BY_NAME[text.lower()]
     except KeyError:
         raise argparse.ArgumentTypeError(
-            f"unknown record type {text!r} (choose from {', '.join(TYPE_NAMES)})"
+            f"unknown record type {text!r} (choose from {', '.join(TYPES_BY_NAME)})"
         ) from None
 
 
@@ -248,7 +247,3 @@ def cells_progress(show: bool) -> Any:
         console=Console(stderr=True),
         disable=not show,
     )
-
-
-def type_label(value: int) -> str:
-    return record_pb2.RecordType.Name(value).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 
 from xenmca.dom0.log_store import LogOpenError, LogStore
-from xenmca.dom0.logger import CPE, Dom0Logger
+from xenmca.dom0.logger import Dom0Logger
 from xenmca.dom0.pacing import LINUX_CPE_POLL_MAX, LINUX_CPE_POLL_MIN, PollSettings
 from xenmca.dom0.policies import DEFAULT_POLICY, POLICY_NAMES, make_policy
 from xenmca.dom0.policy import Dom0Policy
@@ -41,6 +41,7 @@ from xenmca.rpc.tls import (
     load_tls_from_args,
 )
 from xenmca.rpc.usage import UsageError
+from xenmca.vocab import RecordType
 
 log = logging.getLogger("xenmca.dom0")
 
@@ -101,7 +102,7 @@ def _polled_types(args: argparse.Namespace) -> dict[int, PollSettings]:
     if args.no_cpe_poll:
         return {}
     try:
-        return {CPE: PollSettings(args.cpe_poll_min, args.cpe_poll_max)}
+        return {RecordType.CPE: PollSettings(args.cpe_poll_min, args.cpe_poll_max)}
     except ValueError as exc:
         raise UsageError(f"--cpe-poll-min/--cpe-poll-max: {exc}") from exc
 

@@ -17,20 +17,15 @@ from dataclasses import asdict, dataclass
 import grpc
 
 from xenmca.dom0.log_health import LogHealth
-from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
+from xenmca.vocab import SalStatus, type_name
 
 log = logging.getLogger(__name__)
-
-SAL_OK = 0
-SAL_CALL_ERROR = -3
-"""The coordinator could not reach the owning pCPU; it keeps the entry and injects again."""
-SAL_NO_INFORMATION = -5
 
 CommitObserver = Callable[[float], None]
 """Told the time of each durable commit to the log, in seconds (new records and duplicates)."""
@@ -175,7 +170,7 @@ class StateInfoHandler:
             retryable=RETRYABLE_CODES,
             clock=self._clock,
         )
-        return int(reply.size) if reply.sal_status == SAL_OK else 0
+        return int(reply.size) if reply.sal_status == SalStatus.SUCCESS else 0
 
     async def _fits(self, record_type: int, record_size: int, ids: dict[str, object]) -> None:
         """Size the buffer before the first GET; a record larger than it asks the size again,
@@ -216,13 +211,13 @@ class StateInfoHandler:
             retryable=RETRYABLE_CODES,
             clock=self._clock,
         )
-        if got.sal_status == SAL_NO_INFORMATION:
+        if got.sal_status == SalStatus.NO_INFORMATION:
             return Outcome.NOTHING
-        if got.sal_status == SAL_CALL_ERROR:
+        if got.sal_status == SalStatus.CALL_ERROR:
             self._counters.unreachable += 1
             log.debug("%s GET: the record's pCPU is unreachable; the coordinator keeps it", name)
             return Outcome.UNREACHABLE
-        if got.sal_status != SAL_OK:
+        if got.sal_status != SalStatus.SUCCESS:
             log.warning("%s GET: unexpected SAL status %d", name, got.sal_status)
             return Outcome.NOTHING
         record = got.record
@@ -272,9 +267,9 @@ class StateInfoHandler:
             by_ipi=cleared.by_ipi,
             already_cleared=cleared.already_cleared,
         )
-        if cleared.sal_status == SAL_OK:
+        if cleared.sal_status == SalStatus.SUCCESS:
             return Outcome.LOGGED if is_new else Outcome.DUPLICATE
-        if cleared.sal_status == SAL_CALL_ERROR:
+        if cleared.sal_status == SalStatus.CALL_ERROR:
             self._counters.unreachable += 1
             log.debug("%s CLEAR %s: pCPU unreachable; it will be delivered again", name, ids)
         else:

@@ -17,6 +17,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from xenmca.record.v1 import record_pb2
+from xenmca.vocab import type_name
 
 SCHEMA_VERSION = 1
 DUPLICATES_DROPPED = "duplicates_dropped"
@@ -68,14 +69,6 @@ def u64_to_sql(value: int) -> int:
 
 def u64_from_sql(value: int) -> int:
     return value + _U64 if value < 0 else value
-
-
-def type_name(record_type: int) -> str:
-    """CMC, CPE, MCA, INIT (the coordinator's spelling), or the number when unknown."""
-    try:
-        return record_pb2.RecordType.Name(record_type).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
-    except ValueError:
-        return str(record_type)
 
 
 def severity_name(severity: int) -> str:

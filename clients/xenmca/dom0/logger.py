@@ -29,24 +29,22 @@ import grpc
 
 from xenmca.dom0.handler import CommitObserver, Dom0Counters, DrainResult, Outcome
 from xenmca.dom0.log_health import DEFAULT_COMMIT_BACKOFF, LogHealth
-from xenmca.dom0.log_schema import type_name
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.pacing import PollSettings, next_poll_interval, wait_unless_stopped
 from xenmca.dom0.policies import DEFAULT_POLICY, make_policy
 from xenmca.dom0.policy import Dom0Context, Dom0Policy
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
-from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import call_metadata
 from xenmca.rpc.retry import Backoff, BackoffPolicy
+from xenmca.vocab import RecordType, type_name
 
 log = logging.getLogger(__name__)
 
-CPE = record_pb2.RECORD_TYPE_CPE
-DEFAULT_POLLED: Mapping[int, PollSettings] = {CPE: PollSettings()}
+DEFAULT_POLLED: Mapping[int, PollSettings] = {RecordType.CPE: PollSettings()}
 
 DEFAULT_ATTACH_BACKOFF = BackoffPolicy(initial=0.1, maximum=5.0, multiplier=2.0, jitter=0.5)
 """Re-attaching: each delay drawn from [d / 2, d], so many dom0s (or one dom0 and a

@@ -65,20 +65,14 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from xenmca.dom0.handler import (
-    SAL_CALL_ERROR,
-    SAL_NO_INFORMATION,
-    SAL_OK,
-    DrainResult,
-    Outcome,
-)
-from xenmca.dom0.log_schema import type_name
+from xenmca.dom0.handler import DrainResult, Outcome
 from xenmca.dom0.pacing import wait_unless_stopped
 from xenmca.dom0.policy import Dom0Context
 from xenmca.dom0.salinfo_memory import Dropped, KernelMemory, SavedSlot
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
+from xenmca.vocab import SalStatus, type_name
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +132,12 @@ class LinuxSalCalls:
         except grpc.aio.AioRpcError as exc:
             self._call_failed(name, caller, exc)
             return None, Outcome.FAILED
-        if got.sal_status == SAL_NO_INFORMATION:
+        if got.sal_status == SalStatus.NO_INFORMATION:
             return None, Outcome.NOTHING
-        if got.sal_status == SAL_CALL_ERROR:
+        if got.sal_status == SalStatus.CALL_ERROR:
             ctx.counters.unreachable += 1
             return None, Outcome.UNREACHABLE
-        if got.sal_status != SAL_OK:
+        if got.sal_status != SalStatus.SUCCESS:
             log.warning("%s GET: unexpected SAL status %d", name, got.sal_status)
             return None, Outcome.NOTHING
         get_ms = (time.perf_counter() - started) * 1000
@@ -180,7 +174,7 @@ class LinuxSalCalls:
             cleared_record_id=cleared.cleared_record_id,
             caller=caller,
         )
-        if cleared.sal_status == SAL_CALL_ERROR:
+        if cleared.sal_status == SalStatus.CALL_ERROR:
             ctx.counters.unreachable += 1
         return int(cleared.sal_status)
 

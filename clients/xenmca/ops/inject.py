@@ -32,8 +32,8 @@ from xenmca.cli_common import (
     record_type_arg,
     rpc_exit_status,
     severity_arg,
-    type_label,
 )
+from xenmca.vocab import type_name
 
 if TYPE_CHECKING:
     from xenmca.ops.record_files import RecordInFile
@@ -279,7 +279,7 @@ def injection_dict(injection: Any) -> dict[str, Any]:
     """One PacedInjection as plain JSON values (started_at in ISO 8601, UTC)."""
     return {
         "injection_id": injection.injection_id,
-        "type": type_label(injection.type),
+        "type": type_name(injection.type),
         "severity": _severity_label(injection.severity),
         "count": injection.count,
         "created": injection.created,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from xenmca.cli_common import type_label
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.vocab import type_name
 
 _ENTRY = {1: "queued", 2: "injected", 3: "read"}
 _MODE = {1: "interrupt", 2: "polling"}
@@ -20,7 +20,7 @@ def print_hypervisor(state: hv_pb2.DescribeHypervisorResponse) -> None:
     console.print(
         f"pCPUs: {len(state.pcpus)} ({connected} connected)   vCPU0 on pCPU {state.vcpu0_pcpu}"
         f"   dom0: {'attached' if state.dom0_attached else 'not attached'}"
-        f"   injected: {', '.join(type_label(t) for t in state.injected_types)}"
+        f"   injected: {', '.join(type_name(t) for t in state.injected_types)}"
     )
     if state.HasField("policy"):
         console.print(
@@ -39,7 +39,7 @@ def print_hypervisor(state: hv_pb2.DescribeHypervisorResponse) -> None:
             flight = f"pCPU {entry.pcpu} {_ENTRY.get(entry.state, '?')}"
             if entry.record_id:
                 flight += f" record {entry.record_id}"
-        queues.add_row(type_label(queue.type), str(queue.depth), flight)
+        queues.add_row(type_name(queue.type), str(queue.depth), flight)
     console.print(queues)
     counters = Table(title="counters")
     counters.add_column("counter")
@@ -56,7 +56,7 @@ def print_hypervisor(state: hv_pb2.DescribeHypervisorResponse) -> None:
         interval = line.poll_interval.ToTimedelta().total_seconds()
         lines.add_row(
             str(line.pcpu),
-            type_label(line.type),
+            type_name(line.type),
             _MODE.get(line.mode, "?"),
             f"{interval:g}s" if interval else "-",
             str(line.transitions),
@@ -85,7 +85,7 @@ def print_pcpu(state: sal_pb2.DescribePcpuResponse) -> None:
         table.add_column(column)
     for t in state.types:
         table.add_row(
-            type_label(t.type),
+            type_name(t.type),
             str(t.pending),
             str(t.capacity),
             "yes" if t.masked else "no",

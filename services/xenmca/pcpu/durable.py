@@ -18,8 +18,9 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from xenmca.pcpu.model import RECORD_TYPES, LoadedState, StoredRecord, TypeCounters
+from xenmca.pcpu.model import LoadedState, StoredRecord, TypeCounters
 from xenmca.pcpu.store import StoreChange
+from xenmca.vocab import RECORD_TYPES
 
 DATABASE_NAME = "firmware.sqlite"
 SCHEMA_VERSION = 1

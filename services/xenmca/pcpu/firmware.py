@@ -31,18 +31,17 @@ import grpc
 from xenmca.pcpu import records
 from xenmca.pcpu.interrupts import InterruptLine
 from xenmca.pcpu.model import (
-    RECORD_TYPES,
     ClearOutcome,
     InjectOutcome,
     PacedInjectionState,
     SalMode,
     TypeState,
-    type_name,
 )
 from xenmca.pcpu.store import RecordStore
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.errors import RequestError
 from xenmca.rpc.events import EventLog
+from xenmca.vocab import RECORD_TYPES, type_name
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from xenmca.pcpu.firmware import PcpuFirmware
-from xenmca.pcpu.model import RECORD_TYPES, type_name
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.metrics import LoopReader
+from xenmca.vocab import RECORD_TYPES, type_name
 
 LABELS = ("pcpu", "type")
 READ_CHUNK = 256

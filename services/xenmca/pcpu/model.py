@@ -1,7 +1,8 @@
-"""The firmware's vocabulary: record types, SAL numbers, limits, and the plain records it keeps.
+"""The firmware's model: SAL numbers, limits, and the plain records it keeps.
 
-Record types and severities are the proto enum values (``record_pb2.RECORD_TYPE_CMC``
-...); SAL numbers are enum value - 1 (record.proto documents the mapping).
+Record types and severities are the proto enum values (xenmca.vocab.RecordType,
+``record_pb2.SEVERITY_CORRECTED`` ...); SAL numbers are enum value - 1 (record.proto
+documents the mapping).
 """
 
 from __future__ import annotations
@@ -10,24 +11,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from xenmca.record.v1 import record_pb2
-
-RECORD_TYPES: tuple[int, ...] = (
-    record_pb2.RECORD_TYPE_MCA,
-    record_pb2.RECORD_TYPE_INIT,
-    record_pb2.RECORD_TYPE_CMC,
-    record_pb2.RECORD_TYPE_CPE,
-)
-"""The four SAL record types, in SAL order (MCA, INIT, CMC, CPE)."""
+from xenmca.vocab import RECORD_TYPES
 
 SEVERITIES: tuple[int, ...] = (
     record_pb2.SEVERITY_RECOVERABLE,
     record_pb2.SEVERITY_FATAL,
     record_pb2.SEVERITY_CORRECTED,
 )
-
-SAL_OK = 0
-SAL_INVALID_ARGUMENT = -2
-SAL_NO_INFORMATION = -5
 
 DEFAULT_CAPACITY = 256
 """Pending records per pCPU and type before new ones are counted as overflow."""
@@ -75,11 +65,6 @@ def paced_too_long(count: int, rate_per_second: float) -> bool:
     rounding of rate * seconds and count / rate.
     """
     return paced_seconds(count, rate_per_second) > MAX_INJECTION_SECONDS * (1 + 1e-9)
-
-
-def type_name(record_type: int) -> str:
-    """The short name of a record type: "CMC" for RECORD_TYPE_CMC, and so on."""
-    return record_pb2.RecordType.Name(record_type).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
 
 
 def sal_type(record_type: int) -> int:

@@ -23,12 +23,13 @@ from xenmca.pcpu import records, validation
 from xenmca.pcpu.auth import authorize, refuse_extension_to_xen
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.interrupts import SubscriptionLagged
-from xenmca.pcpu.model import SAL_NO_INFORMATION, SAL_OK, PacedInjectionState, SalMode
+from xenmca.pcpu.model import PacedInjectionState, SalMode
 from xenmca.rpc.errors import RequestError, abort
 from xenmca.rpc.identity import TokenBook
 from xenmca.rpc.stream_writer import write_stream
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
+from xenmca.vocab import SalStatus
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,9 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
         record_type = validation.record_type(request.type)
         stored = self.firmware.store.current(record_type)
         if stored is None:
-            return sal_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+            return sal_pb2.GetStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         return sal_pb2.GetStateInfoResponse(
-            sal_status=SAL_OK, record=records.error_record(self.firmware.pcpu, stored)
+            sal_status=SalStatus.SUCCESS, record=records.error_record(self.firmware.pcpu, stored)
         )
 
     @_refusals
@@ -96,7 +97,7 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
     ) -> sal_pb2.GetStateInfoSizeResponse:
         record_type = validation.record_type(request.type)
         return sal_pb2.GetStateInfoSizeResponse(
-            sal_status=SAL_OK, size=self.firmware.max_record_size(record_type)
+            sal_status=SalStatus.SUCCESS, size=self.firmware.max_record_size(record_type)
         )
 
     @_refusals

@@ -25,18 +25,15 @@ from typing import Protocol, TypeVar
 
 from xenmca.pcpu.model import (
     DEFAULT_CAPACITY,
-    RECORD_TYPES,
-    SAL_NO_INFORMATION,
-    SAL_OK,
     ClearOutcome,
     InjectOutcome,
     LoadedState,
     StoredRecord,
     TypeCounters,
     TypeState,
-    type_name,
 )
 from xenmca.rpc.errors import invalid_argument
+from xenmca.vocab import RECORD_TYPES, SalStatus, type_name
 
 T = TypeVar("T")
 
@@ -197,17 +194,17 @@ class RecordStore:
             pending = self._pending[record_type]
             if record_id is None:
                 if not pending:
-                    return None, ClearOutcome(SAL_NO_INFORMATION, 0, False, 0)
+                    return None, ClearOutcome(SalStatus.NO_INFORMATION, 0, False, 0)
                 target = next(iter(pending))
             elif record_id in pending:
                 target = record_id
             else:
                 self._check_known(record_type, record_id)
-                return None, ClearOutcome(SAL_OK, record_id, True, len(pending))
+                return None, ClearOutcome(SalStatus.SUCCESS, record_id, True, len(pending))
             counters = self._counters[record_type].copy()
             counters.cleared += 1
             change = StoreChange(self.pcpu, record_type, self._next_id, counters, deleted=[target])
-            return change, ClearOutcome(SAL_OK, target, False, len(pending) - 1)
+            return change, ClearOutcome(SalStatus.SUCCESS, target, False, len(pending) - 1)
 
         return await self._mutate(plan)
 

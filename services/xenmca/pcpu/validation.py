@@ -17,7 +17,6 @@ from xenmca.pcpu.model import (
     MAX_INJECTION_SECONDS,
     MAX_PENDING_IDS_LIMIT,
     MIN_INJECT_RATE,
-    RECORD_TYPES,
     SEVERITIES,
     paced_seconds,
     paced_too_long,
@@ -25,6 +24,7 @@ from xenmca.pcpu.model import (
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.errors import invalid_argument
 from xenmca.sal.v1 import sal_service_pb2
+from xenmca.vocab import RECORD_TYPES
 
 
 def record_type(value: int) -> int:

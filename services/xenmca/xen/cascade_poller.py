@@ -20,7 +20,7 @@ import logging
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.xen.model import type_name
+from xenmca.vocab import type_name
 from xenmca.xen.poll_count import PollMemory
 from xenmca.xen.throttle import LinePolicy, Mode, Transition
 from xenmca.xen.throttle_scope import MODES, ScopeContext, emit_transition, set_mask, stop_tasks

@@ -162,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
         if conflict is not None:
             raise UsageError(f"--pipelined: {conflict}")
     if args.broken_rule is not None:
-        from xenmca.xen.coordinator import ALLOW_BROKEN_RULES_ENV, BROKEN_RULES
+        from xenmca.vocab import ALLOW_BROKEN_RULES_ENV
+        from xenmca.xen.coordinator import BROKEN_RULES
 
         if os.environ.get(ALLOW_BROKEN_RULES_ENV) != "1":
             raise UsageError(f"--broken-rule is for tests only (set {ALLOW_BROKEN_RULES_ENV}=1)")

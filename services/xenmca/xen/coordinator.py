@@ -24,6 +24,7 @@ import grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
+from xenmca.vocab import RECORD_TYPES, RecordType, type_name
 from xenmca.xen.cascade_poller import CascadePoller
 from xenmca.xen.counters import Counters
 from xenmca.xen.delivery import Delivery, TrackedDelivery, VirqBitDelivery
@@ -32,20 +33,7 @@ from xenmca.xen.entries import Enqueuer
 from xenmca.xen.firmware import FirmwareAccess, firmware_access
 from xenmca.xen.line_poller import LinePoller
 from xenmca.xen.links import PcpuLink
-from xenmca.xen.model import (
-    ALLOW_BROKEN_RULES_ENV as ALLOW_BROKEN_RULES_ENV,
-)
-from xenmca.xen.model import (
-    BROKEN_RULES,
-    CMC,
-    CPE,
-    RECORD_TYPES,
-    CoordinatorConfig,
-    type_name,
-)
-from xenmca.xen.model import (
-    SAL_NO_INFORMATION as SAL_NO_INFORMATION,
-)
+from xenmca.xen.model import BROKEN_RULES, CoordinatorConfig
 from xenmca.xen.pipeline import Pipeline
 from xenmca.xen.queues import Entry, TypeQueue
 from xenmca.xen.sal_calls import SalCaller
@@ -55,7 +43,7 @@ from xenmca.xen.throttle import Mode, StormRule
 from xenmca.xen.throttle_scope import ScopeContext, ThrottleScope
 from xenmca.xen.trapped import TrappedCalls
 
-__all__ = ["BROKEN_RULES", "SAL_NO_INFORMATION", "Coordinator", "CoordinatorConfig", "type_name"]
+__all__ = ["BROKEN_RULES", "Coordinator", "CoordinatorConfig"]
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +132,7 @@ class Coordinator:
             firmware=self.firmware,
             poll_count=self.strategies.poll_count,
             enqueue_found=self.enqueue_found,
-            cpe_type=CPE,
+            cpe_type=RecordType.CPE,
             call_timeout=config.retry.attempt_timeout,
         )
         self.poller: ThrottleScope = (
@@ -208,7 +196,7 @@ class Coordinator:
         self.events.emit(
             "interrupt_received", pcpu=pcpu, type=type_name(record_type), record_id=record_id
         )
-        if record_type in (CMC, CPE):
+        if record_type in (RecordType.CMC, RecordType.CPE):
             self.poller.on_interrupt(pcpu, record_type)
         enqueued = self.enqueuer.enqueue(pcpu, record_type)
         if enqueued.entry is not None:
@@ -241,11 +229,11 @@ class Coordinator:
             self.max_record_size[view.record_type] = max(
                 self.max_record_size.get(view.record_type, 0), view.max_record_size
             )
-            if view.record_type in (CMC, CPE):
+            if view.record_type in (RecordType.CMC, RecordType.CPE):
                 await self._align_mask(link, view.record_type, view.masked)
             if view.head_id:
                 self.enqueue_found(pcpu, view.record_type, "reconcile")
-        for record_type in (CMC, CPE):
+        for record_type in (RecordType.CMC, RecordType.CPE):
             self.poller.on_connected(pcpu, record_type)
         self.delivery.wake()
 
@@ -313,7 +301,7 @@ class Coordinator:
 
     def throttle_lines(self) -> list[hv_pb2.ThrottleLine]:
         """Mode and interval of every pCPU's CMC and CPE line."""
-        return self.poller.describe(list(self.links), (CMC, CPE))
+        return self.poller.describe(list(self.links), (RecordType.CMC, RecordType.CPE))
 
     def set_vcpu_placement(self, pcpu: int) -> int:
         if pcpu not in self.links:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.xen.model import RECORD_TYPES, type_name
+from xenmca.vocab import RECORD_TYPES, type_name
 from xenmca.xen.queues import Entry, State
 from xenmca.xen.state import CoordinatorState
 

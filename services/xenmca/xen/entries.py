@@ -18,11 +18,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
-from xenmca.record.v1 import record_pb2
+from xenmca.vocab import RecordType
 from xenmca.xen.queues import Entry, TypeQueue
-
-MCA: int = record_pb2.RECORD_TYPE_MCA
-CMC: int = record_pb2.RECORD_TYPE_CMC
 
 
 class Routing(Protocol):
@@ -46,7 +43,7 @@ class McaOnCmc:
     name = "mca-on-cmc"
 
     def queue_for(self, record_type: int) -> int:
-        return CMC if record_type == MCA else record_type
+        return RecordType.CMC if record_type == RecordType.MCA else record_type
 
 
 class Keying(Protocol):

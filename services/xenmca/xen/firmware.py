@@ -29,8 +29,8 @@ import grpc
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.retry import RetryPolicy
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.vocab import SalStatus
 from xenmca.xen.links import PcpuLink
-from xenmca.xen.model import SAL_OK
 from xenmca.xen.sal_calls import CallOutcome, SalCaller
 
 EXTENDED = "extended"
@@ -118,7 +118,7 @@ class _Common:
         reply, outcome = await self.caller.clear(link, sal_type, None, by_ipi)
         if reply is None:
             return None, outcome
-        if reply.sal_status != SAL_OK:
+        if reply.sal_status != SalStatus.SUCCESS:
             return Cleared(0, nothing=True, remaining=0), outcome
         remaining = await self._remaining_after_clear(link, sal_type, by_ipi, reply, want_remaining)
         # Plain SAL does not say which record it cleared (cleared_record_id is 0).
@@ -221,7 +221,7 @@ class PlainSal(_Common):
         self, link: PcpuLink, sal_type: int, record_id: int, by_ipi: bool, want_remaining: bool
     ) -> Cleared:
         current = await self._get_once(link, sal_type, by_ipi)
-        head = current.record.record_id if current.sal_status == SAL_OK else 0
+        head = current.record.record_id if current.sal_status == SalStatus.SUCCESS else 0
         if head != record_id:
             # Ids grow, and only the coordinator clears: a newer record (or none) at the
             # head means this one was cleared already, by an attempt whose reply was lost.
@@ -253,7 +253,7 @@ class PlainSal(_Common):
         if not wanted:
             return None
         after = await self._get_once(link, sal_type, by_ipi)
-        return 1 if after.sal_status == SAL_OK else 0
+        return 1 if after.sal_status == SalStatus.SUCCESS else 0
 
     async def _get_once(
         self, link: PcpuLink, sal_type: int, by_ipi: bool
@@ -282,7 +282,7 @@ class PlainSal(_Common):
                 timeout=call_timeout,
                 metadata=link.metadata,
             )
-            head = reply.record.record_id if reply.sal_status == SAL_OK else 0
+            head = reply.record.record_id if reply.sal_status == SalStatus.SUCCESS else 0
             views.append(TypeView(record_type, head, max_record_size=self._sizes[record_type]))
         return views
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.vocab import type_name
 from xenmca.xen.firmware import TypeView
-from xenmca.xen.model import type_name
 from xenmca.xen.poll_count import PollMemory
 from xenmca.xen.throttle import LinePolicy, Mode, Transition
 from xenmca.xen.throttle_scope import MODES, ScopeContext, emit_transition, set_mask, stop_tasks

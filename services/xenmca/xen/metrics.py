@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from xenmca.rpc.metrics import LATENCY_BUCKETS, LoopReader
+from xenmca.vocab import type_name
 from xenmca.xen.coordinator import Coordinator
-from xenmca.xen.model import type_name
 from xenmca.xen.throttle import Mode
 
 CALLS = ("get", "clear")

@@ -1,4 +1,4 @@
-"""The coordinator's vocabulary: SAL status codes, record types, its settings, broken rules."""
+"""The coordinator's settings and its test-only broken rules (the vocabulary is xenmca.vocab)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,10 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from xenmca.record.v1 import record_pb2
 from xenmca.rpc.retry import RetryPolicy
+from xenmca.vocab import RecordType
 from xenmca.xen.policy import PolicySpec
 from xenmca.xen.throttle_settings import ThrottleSettings
-
-SAL_OK = 0
-SAL_CALL_ERROR = -3
-SAL_NO_INFORMATION = -5
-
-MCA: int = record_pb2.RECORD_TYPE_MCA
-INIT: int = record_pb2.RECORD_TYPE_INIT
-CMC: int = record_pb2.RECORD_TYPE_CMC
-CPE: int = record_pb2.RECORD_TYPE_CPE
-RECORD_TYPES: tuple[int, ...] = (MCA, INIT, CMC, CPE)
-
-
-def type_name(record_type: int) -> str:
-    return record_pb2.RecordType.Name(record_type).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
 
 
 @dataclass
@@ -34,7 +20,7 @@ class CoordinatorConfig:
     pcpus: Mapping[int, str]
     vcpu0_pcpu: int = 0
     # Types delivered by virtual interrupt; dom0 polls the others (CPE, as the thread settled).
-    injected_types: frozenset[int] = frozenset({MCA, INIT, CMC})
+    injected_types: frozenset[int] = frozenset({RecordType.MCA, RecordType.INIT, RecordType.CMC})
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     xen_token: str | None = None
     # Mutual TLS to the pCPUs (xenmca.rpc.tls.channel_credentials): the "xen" certificate.
@@ -59,4 +45,3 @@ BROKEN_RULES = {
     # Xen decides local or IPI from vCPU0's first placement, whatever SetVcpuPlacement said.
     "stale-placement": "make SAL calls local or by IPI as if vCPU0 never moved",
 }
-ALLOW_BROKEN_RULES_ENV = "XENMCA_ALLOW_BROKEN_RULES"

@@ -19,7 +19,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from xenmca.xen.model import SAL_CALL_ERROR, SAL_NO_INFORMATION, type_name
+from xenmca.vocab import SalStatus, type_name
 from xenmca.xen.queues import Entry, State
 from xenmca.xen.state import CoordinatorState
 
@@ -135,7 +135,7 @@ class Placement(Protocol):
     needs_remaining: bool
     """Whether the placement needs to know if the pCPU has more records (an extra GET on
     plain SAL)."""
-    failure_status: int
+    failure_status: SalStatus
     """The SAL status dom0 gets when this placement follows a failed call."""
 
     def place(
@@ -156,7 +156,7 @@ class TailIfMore:
 
     name = "tail-if-more"
     needs_remaining = True
-    failure_status = SAL_NO_INFORMATION
+    failure_status = SalStatus.NO_INFORMATION
 
     def place(
         self, state: CoordinatorState, queue_type: int, entry: Entry, remaining: int | None
@@ -177,7 +177,7 @@ class Head:
 
     name = "head"
     needs_remaining = False
-    failure_status = SAL_NO_INFORMATION
+    failure_status = SalStatus.NO_INFORMATION
 
     def place(
         self, state: CoordinatorState, queue_type: int, entry: Entry, remaining: int | None
@@ -192,7 +192,7 @@ class Free:
 
     name = "free"
     needs_remaining = False
-    failure_status = SAL_NO_INFORMATION
+    failure_status = SalStatus.NO_INFORMATION
 
     def place(
         self, state: CoordinatorState, queue_type: int, entry: Entry, remaining: int | None
@@ -207,7 +207,7 @@ class KeepAndHold:
 
     name = "keep"
     needs_remaining = False
-    failure_status = SAL_CALL_ERROR
+    failure_status = SalStatus.CALL_ERROR
 
     def place(
         self, state: CoordinatorState, queue_type: int, entry: Entry, remaining: int | None

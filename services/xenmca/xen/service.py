@@ -22,7 +22,8 @@ from xenmca.rpc.identity import (
 )
 from xenmca.rpc.server import BuiltServer, ServiceBinding, build_server
 from xenmca.rpc.stream_writer import write_stream
-from xenmca.xen.coordinator import SAL_NO_INFORMATION, Coordinator, type_name
+from xenmca.vocab import SalStatus, type_name
+from xenmca.xen.coordinator import Coordinator
 from xenmca.xen.describe import describe
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         await self._identity(context, "GetStateInfo")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfo", request.type):
-            return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+            return hv_pb2.GetStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         # Shielded: once dom0's call is trapped it completes even if dom0 goes away,
         # so the entry's state and the pCPU's firmware never disagree.
         return await asyncio.shield(self.coordinator.get_state_info(request.type))
@@ -134,9 +135,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         await self._identity(context, "GetStateInfoSize")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfoSize", request.type):
-            return hv_pb2.GetStateInfoSizeResponse(sal_status=SAL_NO_INFORMATION)
+            return hv_pb2.GetStateInfoSizeResponse(sal_status=SalStatus.NO_INFORMATION)
         return hv_pb2.GetStateInfoSizeResponse(
-            sal_status=0, size=self.coordinator.get_state_info_size(request.type)
+            sal_status=SalStatus.SUCCESS, size=self.coordinator.get_state_info_size(request.type)
         )
 
     async def ClearStateInfo(
@@ -146,7 +147,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         await self._identity(context, "ClearStateInfo")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "ClearStateInfo", request.type):
-            return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+            return hv_pb2.ClearStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         record_id = request.record_id if request.HasField("record_id") else None
         pcpu = request.pcpu if request.HasField("pcpu") else None
         return await asyncio.shield(

@@ -15,10 +15,11 @@ from typing import Any
 
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
+from xenmca.vocab import RECORD_TYPES
 from xenmca.xen.counters import Counters
 from xenmca.xen.dom0_session import Dom0Session
 from xenmca.xen.links import PcpuLink
-from xenmca.xen.model import RECORD_TYPES, CoordinatorConfig
+from xenmca.xen.model import CoordinatorConfig
 from xenmca.xen.queues import TypeQueue
 
 

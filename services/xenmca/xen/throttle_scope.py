@@ -20,8 +20,8 @@ from typing import Protocol
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.vocab import type_name
 from xenmca.xen.firmware import FirmwareAccess
-from xenmca.xen.model import type_name
 from xenmca.xen.poll_count import PollCount
 from xenmca.xen.state import CoordinatorState
 from xenmca.xen.throttle import Mode, StormRule, Transition

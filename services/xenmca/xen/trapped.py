@@ -14,18 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.vocab import RecordType, SalStatus, type_name
 from xenmca.xen.delivery import Delivery
 from xenmca.xen.firmware import Cleared, FirmwareAccess, corrected_copy
-from xenmca.xen.model import SAL_NO_INFORMATION, SAL_OK, type_name
 from xenmca.xen.outcomes import ClearTarget, Placement
 from xenmca.xen.pipeline import GetResult, Pipeline
 from xenmca.xen.queues import Entry, State
 from xenmca.xen.sal_calls import CallOutcome
 from xenmca.xen.state import CoordinatorState
-
-MCA: int = record_pb2.RECORD_TYPE_MCA
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ class TrappedCalls:
                 if entry is not None:
                     entry.state = State.INJECTED
             if entry is None:
-                return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+                return hv_pb2.GetStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
             by_ipi = state.by_ipi(entry.pcpu)
             reply, outcome, ahead = await self._read(entry, queue_type, by_ipi)
             name = type_name(queue_type)
@@ -79,12 +76,14 @@ class TrappedCalls:
                 status = self._fail(self.rules.get_failure, queue_type, entry)
                 return hv_pb2.GetStateInfoResponse(sal_status=status, by_ipi=by_ipi)
             state.links[entry.pcpu].release()
-            if reply.sal_status != SAL_OK:
+            if reply.sal_status != SalStatus.SUCCESS:
                 # Firmware has nothing left for this entry (already drained): free it.
                 queue.remove(entry)
                 state.events.emit("entry_freed", pcpu=entry.pcpu, type=name, why="empty")
                 asyncio.get_running_loop().call_soon(self.delivery.after_release, queue_type)
-                return hv_pb2.GetStateInfoResponse(sal_status=SAL_NO_INFORMATION, by_ipi=by_ipi)
+                return hv_pb2.GetStateInfoResponse(
+                    sal_status=SalStatus.NO_INFORMATION, by_ipi=by_ipi
+                )
             entry.state = State.READ
             entry.touched = state.clock.now()
             entry.record_id = reply.record.record_id
@@ -94,7 +93,7 @@ class TrappedCalls:
             )
             self._read_ahead_next(queue_type, entry.pcpu)
             record = reply.record
-            if entry.sal_type != queue_type and entry.sal_type == MCA:
+            if entry.sal_type != queue_type and entry.sal_type == RecordType.MCA:
                 record = corrected_copy(reply)
             if state.config.broken_rule == "clear-on-get":
                 await self.firmware.clear_read(
@@ -107,7 +106,9 @@ class TrappedCalls:
                     type=name,
                     record_id=entry.record_id,
                 )
-            return hv_pb2.GetStateInfoResponse(sal_status=SAL_OK, record=record, by_ipi=by_ipi)
+            return hv_pb2.GetStateInfoResponse(
+                sal_status=SalStatus.SUCCESS, record=record, by_ipi=by_ipi
+            )
         # (the lock is released here; a tracked type's next entry waits for CLEAR)
 
     # -- step 4-5: trapped CLEAR ------------------------------------------------
@@ -121,10 +122,10 @@ class TrappedCalls:
         async with state.locks[queue_type]:
             choice = target.choose(state, queue_type, record_id, pcpu)
             if choice is None:
-                return hv_pb2.ClearStateInfoResponse(sal_status=SAL_NO_INFORMATION)
+                return hv_pb2.ClearStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
             if choice.entry is None:  # cleared before: this CLEAR repeats one whose reply was lost
                 return hv_pb2.ClearStateInfoResponse(
-                    sal_status=SAL_OK,
+                    sal_status=SalStatus.SUCCESS,
                     cleared_record_id=choice.record_id or 0,
                     pcpu=choice.pcpu or 0,
                     by_ipi=state.by_ipi(choice.pcpu or 0),
@@ -137,7 +138,7 @@ class TrappedCalls:
                 cleared_id = choice.record_id
                 self._clear_in_background(queue_type, entry, choice.record_id, by_ipi)
                 target.cleared(queue_type, entry.pcpu, cleared_id)
-                status = SAL_OK
+                status = SalStatus.SUCCESS
             else:
                 want = self.rules.after_clear.needs_remaining
                 if choice.record_id is not None:
@@ -158,7 +159,7 @@ class TrappedCalls:
             sal_status=status, cleared_record_id=cleared_id, pcpu=entry.pcpu, by_ipi=by_ipi
         )
 
-    def _after_clear(self, queue_type: int, entry: Entry, cleared: Cleared | None) -> int:
+    def _after_clear(self, queue_type: int, entry: Entry, cleared: Cleared | None) -> SalStatus:
         """Place the entry after its clear landed (or failed); the SAL status dom0 gets."""
         if cleared is None:
             return self._fail(self.rules.clear_failure, queue_type, entry)
@@ -166,9 +167,9 @@ class TrappedCalls:
         if not cleared.nothing:
             self.state.counters.records_cleared += 1
         self.rules.after_clear.place(self.state, queue_type, entry, cleared.remaining)
-        return SAL_OK
+        return SalStatus.SUCCESS
 
-    def _fail(self, placement: Placement, queue_type: int, entry: Entry) -> int:
+    def _fail(self, placement: Placement, queue_type: int, entry: Entry) -> SalStatus:
         """A call failed after all its attempts: place the entry; the SAL status for dom0."""
         if placement.place(self.state, queue_type, entry, None) == "held":
             link = self.state.links[entry.pcpu]

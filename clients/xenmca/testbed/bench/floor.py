@@ -31,9 +31,9 @@ from xenmca.pcpu.model import StoredRecord
 from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.testbed.bench.rows import Row, figure
+from xenmca.vocab import RecordType
 
 ECHO_METHOD = "/xenmca.bench.v1.Floor/Call"
-CMC = record_pb2.RECORD_TYPE_CMC
 
 # The child: a generic-handler aio server that answers every call with reply_size bytes.
 _SERVER_SCRIPT = """
@@ -100,10 +100,10 @@ def sample_reply() -> bytes:
     """
     pcpu, record_id, severity = 5, 1234, record_pb2.SEVERITY_CORRECTED
     wall_ns = 1_795_000_000_123_456_789
-    raw = records.raw_factory(pcpu, CMC, severity, None)(record_id, wall_ns)
+    raw = records.raw_factory(pcpu, RecordType.CMC, severity, None)(record_id, wall_ns)
     stored = StoredRecord(
         record_id=record_id,
-        record_type=CMC,
+        record_type=RecordType.CMC,
         severity=severity,
         created_wall_ns=wall_ns,
         created_monotonic_ns=86_400_123_456_789,
@@ -115,7 +115,7 @@ def sample_reply() -> bytes:
 
 def sample_request() -> bytes:
     """A ClearStateInfoRequest by record id: the flow's requests are about this size."""
-    request = sal_pb2.ClearStateInfoRequest(type=CMC, record_id=1234)  # type: ignore[arg-type]
+    request = sal_pb2.ClearStateInfoRequest(type=RecordType.CMC, record_id=1234)  # type: ignore[arg-type]
     return request.SerializeToString()
 
 

@@ -28,8 +28,7 @@ from xenmca.testbed.bench.floor import percentile
 from xenmca.testbed.bench.rows import Row, at_least, at_most, figure, fmt, ratio
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import cpu_seconds
-
-CMC = 3  # RECORD_TYPE_CMC
+from xenmca.vocab import RecordType
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ async def inject(
         await asyncio.sleep(after)
     async with open_channel(bed.pcpu_addresses[pcpu]) as channel:
         await sal_grpc.SalServiceStub(channel).InjectError(
-            sal_pb2.InjectErrorRequest(type=CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
+            sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
             metadata=bed.operator_metadata(),
             timeout=30,
             wait_for_ready=True,

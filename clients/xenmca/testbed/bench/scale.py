@@ -22,10 +22,11 @@ from xenmca.dom0.log_queries import open_reader
 from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.bench.flow import CMC, wait_cleared
+from xenmca.testbed.bench.flow import wait_cleared
 from xenmca.testbed.bench.rows import Row, at_most, figure, fmt, ratio
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import ManagedProcess, cpu_seconds
+from xenmca.vocab import RecordType
 
 T = TypeVar("T")
 CONCURRENT_CALLS = 64
@@ -67,7 +68,7 @@ async def bounded(
 async def _inject_one(bed: LocalTestbed, pcpu: int) -> int:
     async with open_channel(bed.pcpu_addresses[pcpu]) as channel:
         reply = await sal_grpc.SalServiceStub(channel).InjectError(
-            sal_pb2.InjectErrorRequest(type=CMC, count=1),  # type: ignore[arg-type]
+            sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=1),  # type: ignore[arg-type]
             metadata=bed.operator_metadata(),
             timeout=30,
             wait_for_ready=True,

@@ -22,8 +22,7 @@ from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench.rows import Row, at_most, figure, fmt
 from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
 from xenmca.testbed.infra.processes import cpu_seconds
-
-CMC = 3
+from xenmca.vocab import RecordType
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -36,7 +35,7 @@ def percentile(values: list[float], fraction: float) -> float | None:
 async def _inject(address: str, metadata: Any, count: int, rate: float) -> None:
     async with open_channel(address) as channel:
         await sal_grpc.SalServiceStub(channel).InjectError(
-            sal_pb2.InjectErrorRequest(type=CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
+            sal_pb2.InjectErrorRequest(type=RecordType.CMC, count=count, rate_per_second=rate),  # type: ignore[arg-type]
             metadata=metadata,
             timeout=10,
         )

@@ -3,9 +3,10 @@ committed after the clear (from the pCPUs' record_cleared events)."""
 
 from __future__ import annotations
 
-from xenmca.testbed.check.events import of_kind, t_ns, type_name
+from xenmca.testbed.check.events import of_kind, t_ns
 from xenmca.testbed.check.result import RecordRef
 from xenmca.testbed.run.data import RunData
+from xenmca.vocab import type_name
 
 
 def cleared_before_logged(data: RunData) -> list[RecordRef]:

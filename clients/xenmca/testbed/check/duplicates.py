@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from xenmca.testbed.check.events import of_kind, type_name
+from xenmca.testbed.check.events import of_kind
 from xenmca.testbed.check.result import RecordRef
 from xenmca.testbed.run.data import RunData
+from xenmca.vocab import type_name
 
 
 def duplicated(data: RunData) -> list[tuple[RecordRef, int]]:

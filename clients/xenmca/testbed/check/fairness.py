@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 from xenmca.testbed.check.created import index_created
 from xenmca.testbed.check.disturbances import Disturbances, disturbances
 from xenmca.testbed.check.dominance import count_dominated
-from xenmca.testbed.check.events import Line, line_of, of_kind, t_ns, type_name
+from xenmca.testbed.check.events import Line, line_of, of_kind, t_ns
 from xenmca.testbed.check.line_modes import LineModes, line_modes
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
 from xenmca.testbed.run.data import RunData
+from xenmca.vocab import type_name
 
 FAIRNESS = "fairness"
 

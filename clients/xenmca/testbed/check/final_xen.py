@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from xenmca.testbed.check.events import type_name
+from xenmca.vocab import type_name
 
 # Types delivered by a virtual interrupt when final_xen does not list them: CPE reaches
 # dom0 by polling only (DESIGN section 1).

@@ -14,9 +14,10 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from xenmca.testbed.check.events import of_kind, t_ns, type_name
+from xenmca.testbed.check.events import of_kind, t_ns
 from xenmca.testbed.check.result import CheckResult, RecordRef
 from xenmca.testbed.run.data import RunData
+from xenmca.vocab import type_name
 
 LOCAL_CALLS = "local_calls"
 _CALLS = ("get_local", "get_ipi", "clear_local", "clear_ipi")

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xenmca.testbed.check.created import CreatedIndex, index_created
-from xenmca.testbed.check.events import Line, type_name
+from xenmca.testbed.check.events import Line
 from xenmca.testbed.check.result import RecordRef
 from xenmca.testbed.run.data import FirmwareCounts, RunData
+from xenmca.vocab import type_name
 
 NEVER_LOGGED = "created, never logged, not pending"
 NEVER_CREATED = "logged, never created"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xenmca.testbed.check.events import type_name
 from xenmca.testbed.check.result import RecordRef
 from xenmca.testbed.run.data import LoggedRecord
+from xenmca.vocab import type_name
 
 
 def slower_than(log: Sequence[LoggedRecord], bound_ms: float) -> list[RecordRef]:

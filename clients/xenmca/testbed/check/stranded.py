@@ -7,10 +7,10 @@ the coordinator's state after the drain (final_xen).
 
 from __future__ import annotations
 
-from xenmca.testbed.check.events import type_name
 from xenmca.testbed.check.final_xen import diagnose
 from xenmca.testbed.check.result import CheckResult, RecordRef, Status
 from xenmca.testbed.run.data import RunData
+from xenmca.vocab import type_name
 
 STRANDED = "stranded"
 

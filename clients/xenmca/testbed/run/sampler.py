@@ -22,25 +22,23 @@ from typing import Protocol
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.record.v1 import record_pb2
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.run.data import FirmwareCounts, Sample
+from xenmca.vocab import type_name
 
 FINAL_PENDING_IDS = 1000
 """Pending record ids per pCPU and type that the final firmware read asks for."""
 
 
-def _type(value: int) -> str:
-    return record_pb2.RecordType.Name(value).removeprefix("RECORD_TYPE_")  # type: ignore[arg-type]
-
-
 def to_sample(state: hv_pb2.DescribeHypervisorResponse, t_mono_ns: int) -> Sample:
-    depth = {_type(q.type): q.depth + (1 if q.HasField("in_flight") else 0) for q in state.queues}
+    depth = {
+        type_name(q.type): q.depth + (1 if q.HasField("in_flight") else 0) for q in state.queues
+    }
     polling = [
-        (line.pcpu, _type(line.type))
+        (line.pcpu, type_name(line.type))
         for line in state.throttle
         if line.mode == hv_pb2.THROTTLE_MODE_POLLING
     ]
@@ -172,7 +170,7 @@ class FirmwareReader:
                 counts.append(
                     FirmwareCounts(
                         pcpu,
-                        _type(t.type),
+                        type_name(t.type),
                         t.created,
                         t.pending,
                         t.cleared,

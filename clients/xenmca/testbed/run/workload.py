@@ -34,15 +34,10 @@ from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.scenario.model import RawRecords, Scenario, SeverityMix, Stream
 from xenmca.testbed.scenario.workload_fields import storm_count
+from xenmca.vocab import TYPES_BY_NAME
 
 log = logging.getLogger(__name__)
 
-RECORD_TYPE_VALUES: dict[str, int] = {
-    "mca": record_pb2.RECORD_TYPE_MCA,
-    "init": record_pb2.RECORD_TYPE_INIT,
-    "cmc": record_pb2.RECORD_TYPE_CMC,
-    "cpe": record_pb2.RECORD_TYPE_CPE,
-}
 SEVERITY_VALUES: dict[str, int] = {
     "recoverable": record_pb2.SEVERITY_RECOVERABLE,
     "fatal": record_pb2.SEVERITY_FATAL,
@@ -186,45 +181,6 @@ def planned_records(plan: Iterable[PlannedInjection]) -> dict[str, int]:
         counts[injection.type] += injection.count
         counts["total"] += injection.count
     return dict(counts)
-
-
-def storm_rule_trips(
-    plan: Iterable[PlannedInjection],
-    *,
-    history_length: int = 5,
-    window: float = 1.0,
-    margin: float = 0.0,
-    include_storms: bool = False,
-) -> dict[tuple[int, str], int]:
-    """Lines (pcpu, type) where the plan's arrivals alone make history_length within window.
-
-    Counts, per line, the arrivals that complete history_length arrivals within
-    window + margin (a margin allows for delivery jitter). Storms (paced
-    injections) are left out unless include_storms. Useful to check that steady
-    streams meant to stay in interrupt mode do not trip the storm rule by chance.
-    """
-    times: dict[tuple[int, str], list[float]] = defaultdict(list)
-    for injection in plan:
-        if injection.rate > 0 and not include_storms:
-            continue
-        if injection.rate > 0:
-            step = 1.0 / injection.rate
-            times[(injection.pcpu, injection.type)].extend(
-                injection.t_s + i * step for i in range(injection.count)
-            )
-        else:
-            times[(injection.pcpu, injection.type)].extend([injection.t_s] * injection.count)
-    trips: dict[tuple[int, str], int] = {}
-    for line, stamps in times.items():
-        stamps.sort()
-        hits = sum(
-            1
-            for i in range(history_length - 1, len(stamps))
-            if stamps[i] - stamps[i - history_length + 1] < window + margin
-        )
-        if hits:
-            trips[line] = hits
-    return trips
 
 
 # -- the driver --------------------------------------------------------------------------
@@ -449,7 +405,7 @@ class WorkloadDriver:
 
     async def _send(self, stub: sal_grpc.SalServiceStub, injection: PlannedInjection) -> None:
         request = sal_pb2.InjectErrorRequest(
-            type=RECORD_TYPE_VALUES[injection.type],  # type: ignore[arg-type]
+            type=TYPES_BY_NAME[injection.type],  # type: ignore[arg-type]
             severity=SEVERITY_VALUES[injection.severity],  # type: ignore[arg-type]
             count=injection.count,
             rate_per_second=injection.rate,

@@ -21,13 +21,11 @@ from xenmca.testbed.scenario.model import (
     Vcpu0Move,
 )
 from xenmca.testbed.scenario.workload_fields import WorkloadFields
+from xenmca.vocab import ALLOW_BROKEN_RULES_ENV
 
 DEFAULT_DRAIN_IDLE_S = 10.0
 """drain_idle_s when absent, unless twice the longest polling interval is longer."""
 FAULT_KEYS = ("at_s", "kind", "target")
-
-ALLOW_BROKEN_RULES_ENV = "XENMCA_ALLOW_BROKEN_RULES"
-"""Set to 1 to accept `broken_rule` (test-only coordinator rules that break an invariant)."""
 
 
 class ScenarioBuilder:

@@ -24,6 +24,13 @@ class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SEVERITY_RECOVERABLE: _ClassVar[Severity]
     SEVERITY_FATAL: _ClassVar[Severity]
     SEVERITY_CORRECTED: _ClassVar[Severity]
+
+class SalStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SAL_STATUS_SUCCESS: _ClassVar[SalStatus]
+    SAL_STATUS_INVALID_ARGUMENT: _ClassVar[SalStatus]
+    SAL_STATUS_CALL_ERROR: _ClassVar[SalStatus]
+    SAL_STATUS_NO_INFORMATION: _ClassVar[SalStatus]
 RECORD_TYPE_UNSPECIFIED: RecordType
 RECORD_TYPE_MCA: RecordType
 RECORD_TYPE_INIT: RecordType
@@ -33,6 +40,10 @@ SEVERITY_UNSPECIFIED: Severity
 SEVERITY_RECOVERABLE: Severity
 SEVERITY_FATAL: Severity
 SEVERITY_CORRECTED: Severity
+SAL_STATUS_SUCCESS: SalStatus
+SAL_STATUS_INVALID_ARGUMENT: SalStatus
+SAL_STATUS_CALL_ERROR: SalStatus
+SAL_STATUS_NO_INFORMATION: SalStatus
 
 class ErrorRecord(_message.Message):
     __slots__ = ("pcpu", "record_id", "type", "severity", "created_at", "sections", "raw", "overflow", "created_monotonic_ns")
