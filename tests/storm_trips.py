@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from xenmca.testbed.run.workload import PlannedInjection
+from xenmca.testbed.run.workload_plan import PlannedInjection
 from xenmca.xen.throttle import StormHistory
 from xenmca.xen.throttle_settings import ThrottleSettings
 

@@ -11,7 +11,7 @@ import pytest
 from storm_trips import storm_trips
 
 from xenmca.testbed.compare.workloads import STORM_RULES, scenario_for, workloads
-from xenmca.testbed.run.workload import plan_injections
+from xenmca.testbed.run.workload_plan import plan_injections
 
 
 def test_every_workload_loads_under_every_rule_and_the_trickle_never_trips_ia64() -> None:

@@ -32,7 +32,7 @@ from xenmca.rpc.events import Event, EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.run.workload import SEVERITY_VALUES, plan_injections
+from xenmca.testbed.run.workload_plan import SEVERITY_VALUES, plan_injections
 from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import SCENARIO_DIR, load_scenario, parse_scenario_text
 from xenmca.vocab import TYPES_BY_NAME

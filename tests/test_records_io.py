@@ -29,7 +29,7 @@ from xenmca.layout.api import (
 from xenmca.ops import dumps
 from xenmca.ops.record_files import RecordFileError, read_records, records_in_hex
 from xenmca.ops.replay import plan_replay
-from xenmca.testbed.run.workload import plan_injections
+from xenmca.testbed.run.workload_plan import plan_injections
 from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import load_scenario, parse_scenario
 

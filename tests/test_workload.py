@@ -18,12 +18,8 @@ from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.testbed.run.workload import (
-    PlannedInjection,
-    WorkloadDriver,
-    plan_injections,
-    planned_records,
-)
+from xenmca.testbed.run.workload import WorkloadDriver
+from xenmca.testbed.run.workload_plan import PlannedInjection, plan_injections, planned_records
 from xenmca.testbed.scenario.loader import builtin_names, load_builtin, parse_scenario_text
 from xenmca.vocab import TYPES_BY_NAME
 

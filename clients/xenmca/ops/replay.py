@@ -32,7 +32,8 @@ from xenmca.rpc.flags import PcpuAddress, add_deprecated_flag, pcpu_address_arg
 
 if TYPE_CHECKING:
     from xenmca.ops.dumps import DumpRecord
-    from xenmca.testbed.run.workload import PlannedInjection, WorkloadSummary
+    from xenmca.testbed.run.workload import WorkloadSummary
+    from xenmca.testbed.run.workload_plan import PlannedInjection
 
 PROG = "replay"
 ORDER_STEP_S = 1e-6
@@ -171,7 +172,7 @@ def plan_replay(
     records: Sequence[DumpRecord], speed: float = 1.0, max_gap_s: float | None = None
 ) -> list[PlannedInjection]:
     """One injection per record (in replay order) at its time from the first, scaled."""
-    from xenmca.testbed.run.workload import PlannedInjection
+    from xenmca.testbed.run.workload_plan import PlannedInjection
 
     plan: list[PlannedInjection] = []
     last_at: dict[int, float] = {}

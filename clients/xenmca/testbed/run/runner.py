@@ -50,7 +50,8 @@ from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.phases import after_drain, before_workload
 from xenmca.testbed.run.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.run.warmup import warm_plots
-from xenmca.testbed.run.workload import PlannedInjection, WorkloadDriver, plan_injections
+from xenmca.testbed.run.workload import WorkloadDriver
+from xenmca.testbed.run.workload_plan import PlannedInjection, plan_injections
 from xenmca.testbed.scenario.model import Scenario, Vcpu0Move
 
 
