@@ -18,6 +18,7 @@ import grpc
 
 from xenmca.dom0.log_health import LogHealth
 from xenmca.dom0.log_store import LogStore
+from xenmca.dom0.trapped_calls import get_state_info, get_state_info_size
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import Clock
@@ -160,15 +161,8 @@ class StateInfoHandler:
 
     async def _state_info_size(self, record_type: int) -> int:
         """Trapped SAL_GET_STATE_INFO_SIZE: one record's largest size (0 if refused)."""
-        reply, _ = await call_with_retry(  # a read: idempotent
-            lambda attempt_timeout: self._stub.GetStateInfoSize(
-                hv_pb2.GetStateInfoSizeRequest(type=record_type),  # type: ignore[arg-type]
-                metadata=self._metadata,
-                timeout=attempt_timeout,
-            ),
-            self._retry,
-            retryable=RETRYABLE_CODES,
-            clock=self._clock,
+        reply = await get_state_info_size(
+            self._stub, record_type, self._metadata, self._retry, self._clock
         )
         return int(reply.size) if reply.sal_status == SalStatus.SUCCESS else 0
 
@@ -201,15 +195,8 @@ class StateInfoHandler:
         get_started = time.perf_counter()
         # GET is idempotent and CLEAR names the record, so both are retried when the
         # call (or its reply) is lost on the way: a lost reply must not strand the entry.
-        got, _ = await call_with_retry(
-            lambda attempt_timeout: self._stub.GetStateInfo(
-                hv_pb2.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
-                metadata=self._metadata,
-                timeout=attempt_timeout,
-            ),
-            self._retry,
-            retryable=RETRYABLE_CODES,
-            clock=self._clock,
+        got = await get_state_info(
+            self._stub, record_type, self._metadata, self._retry, self._clock
         )
         if got.sal_status == SalStatus.NO_INFORMATION:
             return Outcome.NOTHING

@@ -11,9 +11,10 @@ import grpc
 
 from xenmca.dom0.handler import Outcome
 from xenmca.dom0.policy import Dom0Context
+from xenmca.dom0.trapped_calls import get_state_info
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
+from xenmca.rpc.retry import RetryPolicy
 from xenmca.vocab import SalStatus, type_name
 
 log = logging.getLogger(__name__)
@@ -42,16 +43,7 @@ class LinuxSalCalls:
         ctx.counters.gets += 1
         started = time.perf_counter()
         try:
-            got, _ = await call_with_retry(  # GET is idempotent: safe to retry
-                lambda attempt_timeout: ctx.stub.GetStateInfo(
-                    hv_pb2.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
-                    metadata=ctx.metadata,
-                    timeout=attempt_timeout,
-                ),
-                self._retry,
-                retryable=RETRYABLE_CODES,
-                clock=ctx.clock,
-            )
+            got = await get_state_info(ctx.stub, record_type, ctx.metadata, self._retry, ctx.clock)
         except grpc.aio.AioRpcError as exc:
             self._call_failed(name, caller, exc)
             return None, Outcome.FAILED
