@@ -23,6 +23,7 @@ from xenmca.dom0.policies import DEFAULT_POLICY, POLICY_NAMES, make_policy
 from xenmca.dom0.policy import Dom0Policy
 from xenmca.dom0.probes import Dom0Probes
 from xenmca.dom0.salinfo import DEFAULT_DECODE_DELAY, LINUX_SALINFO, check_decode_delay
+from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.health_listener import (
     HealthListener,
@@ -30,7 +31,7 @@ from xenmca.rpc.health_listener import (
     check_health_listen,
 )
 from xenmca.rpc.identity import DOM0, TokenFileError, resolve_token_book
-from xenmca.rpc.lifecycle import StartError, run_component, run_until_signal
+from xenmca.rpc.lifecycle import Setup, StartError, run_component, run_until_signal
 from xenmca.rpc.metrics import add_metrics_arguments, start_metrics_endpoint
 from xenmca.rpc.server import split_host_port
 from xenmca.rpc.tls import (
@@ -142,15 +143,16 @@ async def _setup(
     token: str | None,
     policy: Dom0Policy,
     tls: TlsMaterial | None = None,
+    clock: Clock | None = None,
 ) -> None:
     """Open dom0's log, event log, metrics, health listener and logger into stack."""
     try:
-        store = await LogStore.open(args.db)
+        store = await LogStore.open(args.db, clock)
     except LogOpenError as exc:
         raise UsageError(str(exc)) from exc
     stack.push_async_callback(store.close)
     try:
-        events = EventLog("dom0", args.events)
+        events = EventLog("dom0", args.events, clock)
     except OSError as exc:
         raise UsageError(f"cannot write events to {args.events}: {exc}") from exc
     stack.callback(events.close)
@@ -160,6 +162,7 @@ async def _setup(
         token=token,
         instance=args.instance,
         events=events,
+        clock=clock,
         polled_types=polled,
         credentials=channel_credentials(tls) if tls is not None else None,
         policy=policy,
@@ -216,7 +219,11 @@ async def _stop_logger(logger: Dom0Logger, instance: str) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def setup_from_args(args: argparse.Namespace, clock: Clock | None = None) -> Setup:
+    """dom0's part of run_component for these arguments (UsageError when they are bad).
+
+    clock: what the logger, its log and its events read the time from (default: the machine's).
+    """
     try:
         split_host_port(args.xen)
     except ValueError as exc:
@@ -232,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         tls = load_tls_from_args(args)
     except TlsFileError as exc:
         raise UsageError(str(exc)) from exc
-    return run_until_signal(
-        lambda: run_component(PROG, lambda stack: _setup(stack, args, polled, token, policy, tls))
-    )
+    return lambda stack: _setup(stack, args, polled, token, policy, tls, clock)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup = setup_from_args(args)
+    return run_until_signal(lambda: run_component(PROG, setup))

@@ -27,6 +27,7 @@ from pathlib import Path
 from xenmca.pcpu.durable import StateDirError
 from xenmca.pcpu.model import MAX_CAPACITY, SalMode
 from xenmca.pcpu.server import DEFAULT_CAPACITY, HostStartError, PcpuHost, join_host_port
+from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.health_listener import (
     HealthListener,
@@ -34,7 +35,7 @@ from xenmca.rpc.health_listener import (
     check_health_listen,
 )
 from xenmca.rpc.identity import TokenBook, resolve_token_book
-from xenmca.rpc.lifecycle import run_component, run_until_signal
+from xenmca.rpc.lifecycle import Setup, run_component, run_until_signal
 from xenmca.rpc.metrics import (
     MetricsEndpoint,
     add_metrics_arguments,
@@ -183,10 +184,11 @@ async def _setup(
     plan: tuple[list[int], str, dict[int, int]],
     tls: TlsMaterial | None,
     token_book: TokenBook | None,
+    clock: Clock | None = None,
 ) -> dict[str, str]:
     """Open the host's event log, metrics, health listener and pCPU servers into stack."""
     pcpus, host, ports = plan
-    events = EventLog("pcpu", args.events) if args.events else None
+    events = EventLog("pcpu", args.events, clock) if args.events else None
     if events is not None:
         stack.callback(events.close)
     pcpu_host = PcpuHost(
@@ -197,6 +199,7 @@ async def _setup(
         state_dir=args.state_dir,
         token_book=token_book,
         events=events,
+        clock=clock,
         credentials=server_credentials(tls) if tls is not None else None,
         sal_mode=SalMode(args.sal),
     )
@@ -257,7 +260,11 @@ def _security_summary(tls: TlsMaterial | None, tokens: bool, probes: HealthListe
     return "security: " + "; ".join(parts)
 
 
-def run(args: argparse.Namespace) -> int:
+def setup_from_args(args: argparse.Namespace, clock: Clock | None = None) -> Setup:
+    """The host's part of run_component for these arguments (UsageError when they are bad).
+
+    clock: what the host's firmware and events read the time from (default: the machine's).
+    """
     plan = _plan(args)
     try:
         check_health_listen(args.health_listen)
@@ -265,13 +272,12 @@ def run(args: argparse.Namespace) -> int:
         token_book = resolve_token_book(args.token_file)
     except ValueError as exc:  # TlsFileError, TokenFileError, a bad --health-listen
         raise UsageError(str(exc)) from exc
-    return run_until_signal(
-        lambda: run_component(
-            PROG,
-            lambda stack: _setup(stack, args, plan, tls, token_book),
-            ready_file=args.ready_file,
-        )
-    )
+    return lambda stack: _setup(stack, args, plan, tls, token_book, clock)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup = setup_from_args(args)
+    return run_until_signal(lambda: run_component(PROG, setup, ready_file=args.ready_file))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,7 +23,6 @@ import functools
 import itertools
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import grpc
@@ -192,7 +191,7 @@ class PcpuFirmware:
                 f"pCPU {self.pcpu} already runs {len(self._paced)} paced injections "
                 f"(at most {MAX_PACED_INJECTIONS}); cancel one (CancelInjection) or wait",
             )
-        run = _PacedRun(next(self._injection_ids), injection, time.time_ns())
+        run = _PacedRun(next(self._injection_ids), injection, self._wall_ns())
         self._emit(
             "injection_started",
             injection_id=run.injection_id,
@@ -304,11 +303,16 @@ class PcpuFirmware:
             make_raw = records.raw_factory(
                 self.pcpu, injection.record_type, injection.severity, injection.sections
             )
+        wall_ns = self._wall_ns()
         outcome = await self.store.create(
-            injection.record_type, injection.severity, count, make_raw
+            injection.record_type,
+            injection.severity,
+            count,
+            make_raw,
+            (wall_ns, self.clock.now_ns()),
         )
         if outcome.interrupt_ids:
-            self.line.raise_interrupts(injection.record_type, outcome.interrupt_ids, time.time_ns())
+            self.line.raise_interrupts(injection.record_type, outcome.interrupt_ids, wall_ns)
         name = type_name(injection.record_type)
         given = {"raw_record": True} if injection.raw is not None else {}
         self._emit(
@@ -345,6 +349,9 @@ class PcpuFirmware:
         self.stop_inputs()
         await self.wait_paced()
         await self.store.drain()
+
+    def _wall_ns(self) -> int:
+        return round(self.clock.wall() * 1e9)
 
     def _emit(self, kind: str, **fields: object) -> None:
         if self.events is not None:

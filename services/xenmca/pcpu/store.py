@@ -141,15 +141,23 @@ class RecordStore:
         )
 
     async def create(
-        self, record_type: int, severity: int, count: int, make_raw: RawFactory
+        self,
+        record_type: int,
+        severity: int,
+        count: int,
+        make_raw: RawFactory,
+        stamps: tuple[int, int] | None = None,
     ) -> InjectOutcome:
-        """Create count records of the type: store what fits, count the rest as overflow."""
+        """Create count records of the type: store what fits, count the rest as overflow.
+
+        stamps: (wall ns, monotonic ns) of their creation, from the firmware's clock
+        (default: the machine's)."""
 
         def plan() -> tuple[StoreChange, InjectOutcome]:
             pending = self._pending[record_type]
             stored = min(count, max(0, self.capacity - len(pending)))
             overflowed = count - stored
-            wall_ns, mono_ns = time.time_ns(), time.monotonic_ns()
+            wall_ns, mono_ns = stamps or (time.time_ns(), time.monotonic_ns())
             first = self._next_id
             records = [
                 StoredRecord(rid, record_type, severity, wall_ns, mono_ns, make_raw(rid, wall_ns))

@@ -13,8 +13,10 @@ import logging
 import os
 from pathlib import Path
 
+from xenmca.rpc.clock import Clock
 from xenmca.rpc.flags import add_deprecated_flag, numbered_pcpu_arg
 from xenmca.rpc.health_listener import add_health_listen_argument, check_health_listen
+from xenmca.rpc.lifecycle import Setup
 from xenmca.rpc.metrics import add_metrics_arguments
 from xenmca.rpc.tls import add_tls_arguments, load_tls_from_args
 from xenmca.rpc.usage import UsageError
@@ -126,7 +128,11 @@ def throttle_from_args(args: argparse.Namespace) -> ThrottleSettings:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def setup_from_args(args: argparse.Namespace, clock: Clock | None = None) -> Setup:
+    """The coordinator's part of run_component for these arguments (UsageError when bad).
+
+    clock: what the coordinator and its events read the time from (default: the machine's).
+    """
     from xenmca.rpc.identity import TokenFileError, resolve_token_book
     from xenmca.xen.inventory import (
         InventoryError,
@@ -175,13 +181,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no pCPUs: give --pcpu N=HOST:PORT or --inventory")
     if args.vcpu0_pcpu not in pcpus:
         raise UsageError(f"--vcpu0-pcpu {args.vcpu0_pcpu} is not a listed pCPU")
-    from xenmca.rpc.lifecycle import run_component, run_until_signal
     from xenmca.xen.runner import setup
 
-    return run_until_signal(
-        lambda: run_component(
-            PROG,
-            lambda stack: setup(stack, args, pcpus, tokens, throttle, tls),
-            ready_file=args.ready_file,
-        )
-    )
+    return lambda stack: setup(stack, args, pcpus, tokens, throttle, tls, clock)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xenmca.rpc.lifecycle import run_component, run_until_signal
+
+    setup = setup_from_args(args)
+    return run_until_signal(lambda: run_component(PROG, setup, ready_file=args.ready_file))

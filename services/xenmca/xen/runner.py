@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from xenmca.record.v1 import record_pb2
+from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.health_listener import HealthListener
 from xenmca.rpc.identity import XEN, TokenBook
@@ -32,6 +33,7 @@ async def setup(
     tokens: TokenBook | None,
     throttle: ThrottleSettings,
     tls: TlsMaterial | None = None,
+    clock: Clock | None = None,
 ) -> dict[str, str]:
     """Open the coordinator's event log, metrics, health listener and server into stack."""
     config = CoordinatorConfig(
@@ -47,9 +49,9 @@ async def setup(
     )
     if args.inject_cpe:
         config.injected_types = config.injected_types | {record_pb2.RECORD_TYPE_CPE}
-    events = EventLog("xen", args.events)
+    events = EventLog("xen", args.events, clock)
     stack.callback(events.close)
-    coordinator = Coordinator(config, events=events)
+    coordinator = Coordinator(config, events=events, clock=clock)
     if getattr(args, "metrics_port", None) is not None:
         from xenmca.xen.metrics import XenMetrics
 
