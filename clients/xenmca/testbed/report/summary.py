@@ -152,6 +152,11 @@ def print_summary(
         f"scenario [bold]{escape(str(name))}[/]: {_verdict(results.get('valid'))}"
         f"{escape(policy_label(results.get('policy')))}"
     )
+    if results.get("clock") == "virtual":
+        console.print(
+            "[dim]virtual time: every component in this process on one clock that jumps "
+            "while the run is idle; times are virtual seconds, latency is not judged[/]"
+        )
     console.print(records_table(results))
     console.print(measures_table(results))
     console.print(checks_table(results))

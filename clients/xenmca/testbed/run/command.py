@@ -37,6 +37,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, with_scenario: bool = Tru
         action="store_true",
         help="mutual TLS between every pair of components, with certificates made for the run",
     )
+    parser.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="every component in this process on a virtual clock that jumps while the run is "
+        "idle: minutes of polling in seconds (no kill, pause or partition faults, no TLS; "
+        "latency is not judged)",
+    )
     from xenmca.testbed.scenario.overrides import add_override_arguments
 
     add_override_arguments(parser)
@@ -103,11 +110,23 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         return status.USAGE
     out = args.out or default_out_dir(scenario.name)
     console = Console(stderr=True)
-    run = ScenarioRun(
-        scenario, out, console=console, show_progress=not args.no_progress, tls=args.tls
-    )
+    if args.virtual_time:
+        from xenmca.testbed.run.in_process import NotInProcess, check_in_process, run_in_process
+
+        try:
+            if args.tls:
+                raise NotInProcess("--tls needs real processes: run without --virtual-time")
+            check_in_process(scenario)
+        except NotInProcess as exc:
+            print(f"xenmca {command}: error: --virtual-time: {exc}", file=sys.stderr)
+            return status.USAGE
+        execute = run_in_process(scenario, out)
+    else:
+        execute = ScenarioRun(
+            scenario, out, console=console, show_progress=not args.no_progress, tls=args.tls
+        ).execute()
     try:
-        data = asyncio.run(run.execute())
+        data = asyncio.run(execute)
     except ProcessStartError as exc:
         print(f"xenmca {command}: error: testbed did not start: {exc}", file=sys.stderr)
         return status.NOT_RUN

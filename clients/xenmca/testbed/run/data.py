@@ -98,6 +98,9 @@ class RunData:
     final_xen: dict[str, Any] | None = None
     # CPU seconds each component used during the workload (None: it was restarted meanwhile).
     cpu_s: dict[str, float | None] = field(default_factory=dict)
+    # "real": separate processes on the machine's clock; "virtual": one process on a
+    # VirtualClock (times are virtual seconds; latency is not judged).
+    clock: str = "real"
 
     def seconds(self, t_ns: int) -> float:
         return (t_ns - self.start_ns) / 1e9

@@ -133,6 +133,7 @@ def build_results(data: RunData, checks: list[CheckResult]) -> dict[str, Any]:
     latency = latency_stats(data.log)
     return {
         "valid": overall_valid(checks),
+        "clock": data.clock,
         "records": acc.as_dict(),
         "latency_ms": {k: _round(v) for k, v in latency.items()},
         **throughput(data, acc.logged),

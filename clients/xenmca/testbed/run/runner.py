@@ -95,7 +95,7 @@ def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> Testbe
     return spec
 
 
-async def _move_vcpu0(
+async def move_vcpu0(
     bed: LocalTestbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog, clock: Clock
 ) -> None:
     """SetVcpuPlacement at each move's time (as the operator); a failed move is an event."""
@@ -139,7 +139,7 @@ def _cpu_used(
     return used
 
 
-def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
+def read_log(path: Path) -> tuple[list[LoggedRecord], int]:
     if not path.exists():
         return [], 0
     with contextlib.closing(open_reader(path)) as conn:
@@ -157,7 +157,7 @@ def _read_log(path: Path) -> tuple[list[LoggedRecord], int]:
         return rows, duplicates_dropped(conn)
 
 
-def _logged_count(path: Path) -> int | None:
+def logged_count(path: Path) -> int | None:
     """Records in dom0's log now; None when it cannot be read (yet)."""
     try:
         with contextlib.closing(open_reader(path)) as conn:
@@ -166,7 +166,7 @@ def _logged_count(path: Path) -> int | None:
         return None
 
 
-def _read_all_events(out_dir: Path) -> list[dict[str, Any]]:
+def read_all_events(out_dir: Path) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for path in sorted(out_dir.glob("events-*.jsonl")):
         events.extend(read_events(path))
@@ -174,7 +174,7 @@ def _read_all_events(out_dir: Path) -> list[dict[str, Any]]:
     return events
 
 
-async def _describe_xen(bed: LocalTestbed) -> dict[str, Any] | None:
+async def describe_xen(bed: LocalTestbed) -> dict[str, Any] | None:
     """The coordinator's DescribeHypervisor now, as a dict of proto field names; None if silent."""
     try:
         state = await bed.describe(within=5.0)
@@ -244,10 +244,10 @@ class ScenarioRun:
         finally:
             plots.cancel()  # a no-op once awaited (before the workload); it never raises
             runner_events.close()
-        log, redelivered = _read_log(bed.db_path)
+        log, redelivered = read_log(bed.db_path)
         data.log = log
         data.redelivered = redelivered
-        data.events = _read_all_events(self.out_dir)
+        data.events = read_all_events(self.out_dir)
         with contextlib.suppress(FileNotFoundError):
             bed.token_file.unlink()  # per-run secrets do not outlive the run
         return data
@@ -284,7 +284,7 @@ class ScenarioRun:
         sampler.start()
         faults = asyncio.create_task(scheduler.run(clock.now()))
         moves = asyncio.create_task(
-            _move_vcpu0(bed, scenario.vcpu0_moves, clock.now(), runner_events, clock)
+            move_vcpu0(bed, scenario.vcpu0_moves, clock.now(), runner_events, clock)
         )
 
         def info() -> str:
@@ -320,7 +320,7 @@ class ScenarioRun:
                 reader.drain(
                     scenario.drain_timeout_s,
                     scenario.drain_idle_s,
-                    logged=functools.partial(_logged_count, bed.db_path),
+                    logged=functools.partial(logged_count, bed.db_path),
                 )
             )
             while not drain.done():
@@ -340,7 +340,7 @@ class ScenarioRun:
             # Let throttled lines come back to interrupt mode (a poll must find nothing).
             await self._settle(sampler)
             firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
-            final_xen = await _describe_xen(bed)
+            final_xen = await describe_xen(bed)
             await after_drain(bed, self.out_dir, runner_events)
             progress.update(task, description=f"{scenario.name}: done", info=info())
         finally:
