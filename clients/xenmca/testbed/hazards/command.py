@@ -43,6 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"which runs of each hazard (default {','.join(VARIANTS)})",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="run each cell in this process on virtual time where it can (seconds, not "
+        "minutes); a cell with kill, pause or partition faults still runs as real processes",
+    )
 
 
 def _selected(args: argparse.Namespace) -> tuple[list[Hazard], list[str]]:
@@ -73,10 +79,12 @@ def _usage(message: str) -> NoReturn:
     raise UsageError(message)
 
 
-async def run_cell(item: Hazard, variant: str, out_dir: Path) -> Cell:
-    """Run one hazard under one variant into out_dir and judge it."""
+async def run_cell(item: Hazard, variant: str, out_dir: Path, virtual: bool = False) -> Cell:
+    """Run one hazard under one variant into out_dir and judge it (virtual: on virtual time
+    in this process when the scenario allows, see xenmca.testbed.run.in_process)."""
     from rich.console import Console
 
+    from xenmca.testbed.run import in_process
     from xenmca.testbed.run.finish import finish_run
     from xenmca.testbed.run.runner import ScenarioRun
     from xenmca.testbed.scenario.loader import load_builtin
@@ -88,8 +96,11 @@ async def run_cell(item: Hazard, variant: str, out_dir: Path) -> Cell:
         label += f" + dom0 {scenario.policy.dom0}"
     label += f" ({scenario.sal} SAL)"
     started = time.monotonic()
-    run = ScenarioRun(scenario, out_dir, console=Console(stderr=True), show_progress=False)
-    data = await run.execute()
+    if virtual and in_process.fits(scenario):
+        data = await in_process.run_in_process(scenario, out_dir)
+    else:
+        run = ScenarioRun(scenario, out_dir, console=Console(stderr=True), show_progress=False)
+        data = await run.execute()
     results = finish_run(data)
     outcome, failing, first = judge(item, variant, results)
     detail = ""
@@ -110,11 +121,16 @@ async def run_cell(item: Hazard, variant: str, out_dir: Path) -> Cell:
         seconds=time.monotonic() - started,
         results_dir=str(out_dir),
         detail=detail,
+        clock=data.clock,
     )
 
 
 async def run_matrix(
-    hazards: list[Hazard], variants: list[str], out: Path, show_progress: bool = True
+    hazards: list[Hazard],
+    variants: list[str],
+    out: Path,
+    show_progress: bool = True,
+    virtual: bool = False,
 ) -> list[Cell]:
     from xenmca.cli_common import cells_progress
     from xenmca.testbed.infra.processes import ProcessStartError
@@ -129,7 +145,7 @@ async def run_matrix(
                 cell_dir = out / item.name / variant
                 started = time.monotonic()
                 try:
-                    cell = await run_cell(item, variant, cell_dir)
+                    cell = await run_cell(item, variant, cell_dir, virtual)
                 except ProcessStartError as exc:
                     cell = Cell(
                         hazard=item.name,
@@ -177,9 +193,11 @@ def print_matrix(cells: list[Cell], seconds: float) -> None:
     from rich.table import Table
 
     variants = list(dict.fromkeys(c.variant for c in cells))
+    virtual = sum(c.clock == "virtual" for c in cells)
+    on = f"; {virtual} on virtual time" if virtual else ""
     table = Table(
         title=f"hazards: {sum(c.expected for c in cells)} of {len(cells)} as expected "
-        f"({seconds:.0f} s)",
+        f"({seconds:.0f} s{on})",
         title_justify="left",
     )
     table.add_column("hazard")
@@ -218,7 +236,9 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        cells = asyncio.run(run_matrix(hazards, variants, out, not args.no_progress))
+        cells = asyncio.run(
+            run_matrix(hazards, variants, out, not args.no_progress, args.virtual_time)
+        )
     except KeyboardInterrupt:
         print("xenmca hazards: interrupted; testbed stopped", file=sys.stderr)
         return exit_status.INTERRUPTED

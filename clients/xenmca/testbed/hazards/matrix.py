@@ -181,6 +181,8 @@ class Cell:
     seconds: float
     results_dir: str
     detail: str = ""
+    clock: str = "real"
+    """"virtual" when the cell ran in one process on virtual time."""
 
     @property
     def expected(self) -> bool:
@@ -199,6 +201,7 @@ class Cell:
             "seconds": round(self.seconds, 2),
             "results_dir": self.results_dir,
             "detail": self.detail,
+            "clock": self.clock,
         }
 
 

@@ -83,6 +83,15 @@ def check_in_process(scenario: Scenario) -> None:
         raise NotInProcess(f"{scenario.name}: network {scenario.network} needs real processes")
 
 
+def fits(scenario: Scenario) -> bool:
+    """Whether the scenario can run in one process (check_in_process finds nothing)."""
+    try:
+        check_in_process(scenario)
+    except NotInProcess:
+        return False
+    return True
+
+
 @dataclasses.dataclass
 class InProcessComponent:
     """What the fault schedule asks of a component's process, for one that is not a process."""
