@@ -117,7 +117,8 @@ class AgentServiceServicer:
         """Stops the child: SIGTERM (and SIGCONT when it is paused, so that it sees
         the SIGTERM), then SIGKILL if it has not ended within the grace period.
         Returns once the process is gone; the child is then STOPPED.
-        FAILED_PRECONDITION (CHILD_NOT_RUNNING) when it is stopped or exited.
+        FAILED_PRECONDITION (CHILD_NOT_RUNNING) when it is stopped or exited;
+        INVALID_ARGUMENT (INVALID_GRACE) when grace is negative or above 300 s.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,7 +139,8 @@ class AgentServiceServicer:
         waits until that process is gone, then starts it again with the same
         command line and state directory. A stopped or exited child is simply
         started. FAILED_PRECONDITION (CHILD_START_FAILED) when the new process
-        cannot be started (the old one is gone then).
+        cannot be started (the old one is gone then); INVALID_ARGUMENT
+        (INVALID_GRACE) as for StopChild, before anything is done.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -188,8 +190,12 @@ class AgentServiceServicer:
     def WatchEvents(self, request, context):
         """The child's events: each JSON line its events file gets, from the start
         of the file or from now. Follows the file across the child's restarts
-        (one file, appended to by each run) and waits for it to appear. Ends only
-        when the caller cancels or the agent stops. FAILED_PRECONDITION
+        (one file, appended to by each run) and waits for it to appear; a file
+        replaced or truncated is read again from its start. The response headers
+        are sent once the stream's start is fixed: a caller that awaits them gets
+        every line completed after that (from now, a line half-written at that
+        moment is skipped). Ends only when the caller cancels or the agent
+        stops. FAILED_PRECONDITION
         (NO_CHILD_EVENTS) when the agent knows no events file for the child.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
