@@ -26,6 +26,11 @@ COMMANDS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("serve", "pcpu"), "xenmca.pcpu.command", "host simulated pCPU firmware (SalService)"),
     (("serve", "xen"), "xenmca.xen.command", "run the Xen coordinator (HypervisorService)"),
     (("dom0",), "xenmca.dom0.command", "run dom0's error logger against a coordinator"),
+    (
+        ("agent",),
+        "xenmca.agent.command",
+        "supervise this host's component and serve AgentService (operator only)",
+    ),
     (("demo",), "xenmca.testbed.run.demo_command", "run the built-in demo scenario and check it"),
     (("run",), "xenmca.testbed.run.command", "run a scenario file and check it"),
     (
