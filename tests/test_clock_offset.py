@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import random
+import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xenmca.testbed.infra.clock_offset import Sample, best_offset, estimate_offset
+from xenmca.rpc.channels import open_channel
+from xenmca.testbed.infra.clock_offset import Sample, agent_offset, best_offset, estimate_offset
 
 
 def test_a_symmetric_round_trip_gives_the_exact_offset() -> None:
@@ -75,3 +82,35 @@ async def test_estimate_keeps_the_fastest_of_its_round_trips() -> None:
 def test_no_samples_is_an_error() -> None:
     with pytest.raises(ValueError, match="no clock samples"):
         best_offset([])
+
+
+SKEW_S = 300
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root")
+async def test_a_host_in_a_time_namespace_is_measured_minutes_ahead(tmp_path: Path) -> None:
+    # The agent (and its child) in a Linux time namespace whose CLOCK_MONOTONIC is
+    # SKEW_S ahead of ours: the estimate finds the skew within its stated uncertainty.
+    ready = tmp_path / "ready.json"
+    agent = await asyncio.create_subprocess_exec(
+        *("unshare", "--time", "--monotonic", str(SKEW_S), "--boottime", str(SKEW_S)),
+        *(sys.executable, "-m", "xenmca.cli", "agent", "--listen", "127.0.0.1:0"),
+        *("--ready-file", str(ready), "--no-start", "--", "serve", "pcpu", "--pcpus", "0"),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            while not ready.exists():
+                if agent.returncode is not None:
+                    raise AssertionError(await agent.stderr.read())  # type: ignore[union-attr]
+                await asyncio.sleep(0.05)
+        address = json.loads(ready.read_text())["address"]
+        async with open_channel(address) as channel:
+            estimate = await agent_offset(channel, samples=8)
+        skew_ns = SKEW_S * 1_000_000_000
+        assert abs(estimate.offset_ns - skew_ns) <= estimate.uncertainty_ns
+        assert estimate.uncertainty_ns < 50_000_000  # a loopback round trip, not seconds
+    finally:
+        agent.terminate()
+        await agent.wait()

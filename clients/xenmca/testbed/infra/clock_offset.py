@@ -21,6 +21,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import grpc
+
+from xenmca.agent.v1 import agent_service_pb2 as agent_pb2
+from xenmca.agent.v1 import agent_service_pb2_grpc as agent_grpc
+
 RemoteStamps = tuple[int, int]
 """(t1, t2): when the host received the request and when it sent the reply, in ns."""
 
@@ -88,3 +93,21 @@ async def estimate_offset(
         t3 = local_ns()
         taken.append(Sample(t0, t1, t2, t3))
     return best_offset(taken)
+
+
+async def agent_offset(
+    channel: grpc.aio.Channel,
+    metadata: tuple[tuple[str, str], ...] = (),
+    samples: int = DEFAULT_SAMPLES,
+    call_timeout_s: float = 5.0,
+) -> ClockOffset:
+    """The CLOCK_MONOTONIC offset of the host whose `xenmca agent` is at the channel's end."""
+    stub = agent_grpc.AgentServiceStub(channel)
+
+    async def read_remote() -> RemoteStamps:
+        reply = await stub.ReadClock(
+            agent_pb2.ReadClockRequest(), metadata=metadata, timeout=call_timeout_s
+        )
+        return reply.received_monotonic_ns, reply.sent_monotonic_ns
+
+    return await estimate_offset(read_remote, samples)
