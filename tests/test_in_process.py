@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 from pathlib import Path
 
 import pytest
@@ -74,11 +75,14 @@ async def test_the_kernels_poll_intervals_run_in_seconds_on_virtual_time(tmp_pat
 
     cmc_gaps = _poll_gaps(data.events, 1, "CMC")
     assert cmc_gaps, "the storm's line was never polled"
-    assert all(abs(gap - 60.0) < 0.5 for gap in cmc_gaps), cmc_gaps
+    # Each poll is due 60 s after the last one ended; a poll whose calls were in flight
+    # while the clock jumped ends late by one jump (at most one look, 1.5 s here).
+    assert abs(statistics.median(cmc_gaps) - 60.0) < 0.5, cmc_gaps
+    assert all(59.5 < gap < 62.0 for gap in cmc_gaps), cmc_gaps
 
     cpe_gaps = [gap for pcpu in range(4) for gap in _poll_gaps(data.events, pcpu, "CPE")]
     assert cpe_gaps
-    assert all(119.5 <= gap <= 900.5 for gap in cpe_gaps), cpe_gaps
+    assert all(119.5 <= gap <= 902.0 for gap in cpe_gaps), cpe_gaps
     assert max(cpe_gaps) > 120.5, "an empty CPE poll never doubled the interval"
 
 

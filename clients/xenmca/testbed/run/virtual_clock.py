@@ -4,18 +4,21 @@ Every component of an in-process run (pCPU firmware, coordinator, dom0, the
 workload, the drain) reads the time from one `VirtualClock` and sleeps on it.
 Nothing sleeps in real time, so a scenario whose timings are minutes (the
 kernel's 60 s CMC polls, CPE polls of 120-900 s) runs in as long as its records
-take to handle. The clock moves only when the run is idle: no unary call that
-the run's own channels made is in flight, and nothing read the clock, slept on
-it or emitted an event for a quiet window of real time. It then jumps to the
-earliest sleeper's deadline and wakes every sleeper due by then, in deadline
-order, as `FakeClock.advance` does.
+take to handle. The clock moves only when the run is idle: no unary call of the
+runner's own channels (the workload's InjectError, the drain's reads) is in
+flight, and nothing read the clock, slept on it or emitted an event for a quiet
+window of real time. It then jumps to the earliest sleeper's deadline and wakes
+every sleeper due by then, in deadline order, as `FakeClock.advance` does. The
+components' own calls are not counted: a handler may itself sleep on the clock
+(an rpc fault's delay), and holding the clock still for its caller would stop
+the very time it waits for.
 
 What this gives up, said plainly: work is free in virtual time (a record's GET,
 commit and CLEAR take no virtual time unless the run was idle while one was in
 flight), so latencies are not measures of any machine, and a call that stays in
-flight longer than the quiet window without any other activity (rare: an fsync
-of a busy disk) lets virtual time pass meanwhile. The record invariants do not
-depend on timing and are checked as in a real run.
+flight longer than the quiet window without any other activity (rare: dom0's
+fsync on a busy disk, or a message on a stream) lets virtual time pass meanwhile.
+The record invariants do not depend on timing and are checked as in a real run.
 """
 
 from __future__ import annotations
