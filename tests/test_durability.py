@@ -20,8 +20,9 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.identity import OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.processes import ManagedProcess
+from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.vocab import RecordType
 
 pytestmark = pytest.mark.slow

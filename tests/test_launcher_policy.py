@@ -22,15 +22,15 @@ from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.testbed.infra.launcher import (
+from xenmca.testbed.infra.launcher import LocalTestbed
+from xenmca.testbed.infra.launcher_args import (
     DOM0_POLICIES,
-    LocalTestbed,
-    TestbedSpec,
     check_policies,
     dom0_policy_args,
     pcpu_policy_args,
     xen_policy_args,
 )
+from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.testbed.run import runner, up_command
 from xenmca.testbed.run.sampler import FirmwareReader
 from xenmca.testbed.scenario.loader import parse_scenario_text

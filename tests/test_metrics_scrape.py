@@ -10,7 +10,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from xenmca.rpc.metrics import start_metrics_endpoint
-from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.metrics_ports import TARGETS_FILE, write_targets
 from xenmca.testbed.infra.metrics_scrape import (
     ENDPOINTS_EVENT,
@@ -19,6 +19,7 @@ from xenmca.testbed.infra.metrics_scrape import (
     scrape_to_files,
     summarize,
 )
+from xenmca.testbed.infra.spec import TestbedSpec
 
 log = logging.getLogger("test_metrics_scrape")
 START_NS = 5_000_000_000

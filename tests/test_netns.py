@@ -26,7 +26,7 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.netns import (
     NetnsUnavailable,
     NetworkLayout,
@@ -34,6 +34,7 @@ from xenmca.testbed.infra.netns import (
     link_local_address,
 )
 from xenmca.testbed.infra.netns_gateway import LoopbackGateway
+from xenmca.testbed.infra.spec import TestbedSpec
 
 CMC = record_pb2.RECORD_TYPE_CMC
 HOSTS = ["pcpu-host0", "pcpu-host1", "xen", "dom0"]

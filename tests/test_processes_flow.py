@@ -12,7 +12,8 @@ from xenmca.dom0.log_queries import open_reader, stats
 from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed
+from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.vocab import RecordType
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from xenmca.testbed.infra.launcher import DOM0_POLICIES
+from xenmca.testbed.infra.launcher_args import DOM0_POLICIES
 from xenmca.testbed.scenario.errors import ScenarioError
 from xenmca.testbed.scenario.loader import (
     builtin_names,

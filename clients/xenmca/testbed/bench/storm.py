@@ -20,8 +20,9 @@ from xenmca.rpc.events import read_events
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.bench.rows import Row, at_most, figure, fmt
-from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.processes import cpu_seconds
+from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.vocab import RecordType
 
 

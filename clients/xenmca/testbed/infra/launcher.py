@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
@@ -41,6 +40,7 @@ from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import channel_credentials
+from xenmca.testbed.infra.agents import agent_argv, target_inventory, write_target
 from xenmca.testbed.infra.launcher_args import (
     DEFAULT_DOM0_POLICY,
     DEFAULT_SAL_MODE,
@@ -57,7 +57,7 @@ from xenmca.testbed.infra.metrics_ports import assign_ports, metrics_flags, metr
 from xenmca.testbed.infra.netns import NETNS_RUN_DIR, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.infra.netns_gateway import LoopbackGateway
 from xenmca.testbed.infra.processes import ManagedProcess, ProcessStartError, free_port_range
-from xenmca.xen.policy import DEFAULT_POLICY
+from xenmca.testbed.infra.spec import TestbedSpec
 
 __all__ = [
     "DEFAULT_DOM0_POLICY",
@@ -77,42 +77,6 @@ HOST = "127.0.0.1"
 NETWORKS = ("loopback", "netns")
 XEN_HOST = "xen"
 DOM0_HOST = "dom0"
-
-
-@dataclass
-class TestbedSpec:
-    """What to start."""
-
-    __test__ = False  # not a pytest test class
-
-    workdir: Path
-    pcpus: int = 8
-    pcpus_per_host: int = 64
-    vcpu0_pcpu: int = 0
-    capacity: int = 256
-    durable_pcpus: bool = True
-    throttle_preset: str = "fast"
-    throttle_overrides: dict[str, float | int | bool | str] = field(default_factory=dict)
-    cpe_poll_min: float = 0.05
-    cpe_poll_max: float = 0.5
-    extra_xen_args: list[str] = field(default_factory=list)
-    extra_env: dict[str, str] = field(default_factory=dict)
-    start_dom0: bool = True
-    # "loopback": every component on 127.0.0.1; "netns": each in its own network
-    # namespace (root only; NetnsUnavailable otherwise, never a silent fallback).
-    network: str = "loopback"
-    # Mutual TLS between every pair of components, with certificates made for this run.
-    tls: bool = False
-    # The coordinator's policy (xenmca.xen.policy.POLICIES) and knob overrides on top of it.
-    xen_policy: str = DEFAULT_POLICY
-    xen_policy_options: dict[str, str] = field(default_factory=dict)
-    dom0_policy: str = DEFAULT_DOM0_POLICY
-    # The pCPUs' firmware: "extended" (xenmca's SAL) or "plain" (real SAL only).
-    sal_mode: str = DEFAULT_SAL_MODE
-    # linux-salinfo's modelled user-space time per record, in seconds; None: dom0's default.
-    salinfo_decode_delay: float | None = None
-    # Every process serves Prometheus metrics on a port of its own (free at start).
-    metrics: bool = False
 
 
 class LocalTestbed:
@@ -148,6 +112,10 @@ class LocalTestbed:
         # Each process's metrics port (where it listens) and the launcher's URL for it.
         self.metrics_ports: dict[str, int] = {}
         self.metrics_urls: dict[str, str] = {}
+        # With spec.agents: each process's agent port, and its address from here.
+        self.agent_ports: dict[str, int] = {}
+        self.agent_addresses: dict[str, str] = {}
+        self.target_file: Path | None = None
 
     # -- layout -------------------------------------------------------------------
 
@@ -188,8 +156,11 @@ class LocalTestbed:
             self.network = NetworkLayout([*hosts, XEN_HOST, DOM0_HOST])
         if spec.tls:
             self._make_certificates(hosts)
-        base = free_port_range(spec.pcpus + 1 + len(self._metered(hosts)))
-        self.metrics_ports = assign_ports(self._metered(hosts), base + spec.pcpus + 1)
+        metered, supervised = self._metered(hosts), self._supervised(hosts)
+        base = free_port_range(spec.pcpus + 1 + len(metered) + len(supervised))
+        self.metrics_ports = assign_ports(metered, base + spec.pcpus + 1)
+        self.agent_ports = assign_ports(supervised, base + spec.pcpus + 1 + len(metered))
+        self.agent_addresses = {n: f"{self._address(n)}:{p}" for n, p in self.agent_ports.items()}
         self.xen_listen_address = f"{self._address(XEN_HOST)}:{base + spec.pcpus}"
         self.xen_address = self.xen_listen_address
         for index, (first, last) in enumerate(ranges):
@@ -217,6 +188,10 @@ class LocalTestbed:
         """The processes that serve metrics, in port order (none unless the spec asks)."""
         return [*pcpu_hosts, XEN_HOST, DOM0_HOST] if self.spec.metrics else []
 
+    def _supervised(self, pcpu_hosts: list[str]) -> list[str]:
+        """The processes run under an agent, in port order (none unless the spec asks)."""
+        return [*pcpu_hosts, XEN_HOST, DOM0_HOST] if self.spec.agents else []
+
     def _process(
         self, name: str, argv: list[str], identity: str, ports: tuple[int, ...], *, ready: bool
     ) -> ManagedProcess:
@@ -226,9 +201,14 @@ class LocalTestbed:
         if metrics_port is not None:
             argv = [*argv, *metrics_flags(host, metrics_port)]
             ports = (*ports, metrics_port)  # a restart waits for this port to be free too
+        argv = [*argv, *self._tls_flags.get(identity, [])]
+        agent_port = self.agent_ports.get(name)
+        if agent_port is not None:
+            argv = agent_argv(name, f"{host}:{agent_port}", self.workdir, argv)
+            ports = (*ports, agent_port)
         return ManagedProcess(
             name,
-            [*argv, *self._tls_flags.get(identity, [])],
+            argv,
             self.workdir / "logs" / f"{name}.log",
             ready_file=self.workdir / f"ready-{name}.json" if ready else None,
             exec_prefix=self._exec_prefix(name),
@@ -277,6 +257,15 @@ class LocalTestbed:
         if self.spec.start_dom0:
             await self.dom0.start()
             await self.wait_dom0_attached()
+        if self.agent_addresses:
+            hosts = [
+                (h.name, first, last)
+                for h, (first, last) in zip(self.pcpu_hosts, self._host_ranges(), strict=True)
+            ]
+            inventory = target_inventory(
+                self.xen_address, self.pcpu_addresses, self.agent_addresses, hosts, self.token_file
+            )
+            self.target_file = write_target(self.workdir, inventory)
 
     async def _open_network(self, network: NetworkLayout) -> None:
         """Create the namespaces and the launcher's loopback gateway into them."""
@@ -299,6 +288,8 @@ class LocalTestbed:
         for offset, (name, port) in enumerate(self.metrics_ports.items()):
             local = await gateway.open(name, port, base + self.spec.pcpus + 1 + offset)
             self.metrics_urls[name] = metrics_url(local)
+        for name, port in self.agent_ports.items():
+            self.agent_addresses[name] = await gateway.open(name, port)
 
     async def stop(self) -> None:
         """Stop dom0 first (so it does not log errors about the others), then the rest.

@@ -17,7 +17,7 @@ from xenmca.dom0.salinfo import LINUX_SALINFO
 from xenmca.xen.policy import DEFAULT_POLICY, SAL_MODES, PolicyError, PolicySpec
 
 if TYPE_CHECKING:
-    from xenmca.testbed.infra.launcher import TestbedSpec
+    from xenmca.testbed.infra.spec import TestbedSpec
 
 DOM0_POLICIES = dom0_policies.POLICY_NAMES
 DEFAULT_DOM0_POLICY = dom0_policies.DEFAULT_POLICY

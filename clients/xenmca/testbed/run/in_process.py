@@ -37,8 +37,8 @@ from xenmca.pcpu import command as pcpu_command
 from xenmca.rpc.channels import CHANNEL_OPTIONS
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.testbed.infra.launcher import TestbedSpec
 from xenmca.testbed.infra.launcher_args import dom0_argv, pcpu_host_argv, xen_argv
+from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.testbed.run.data import RunData
 from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.runner import (

@@ -43,8 +43,9 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
-from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.processes import cpu_seconds
+from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.testbed.run.data import LoggedRecord, RunData
 from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.phases import after_drain, before_workload

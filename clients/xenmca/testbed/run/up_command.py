@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING
 from xenmca.rpc.usage import UsageError
 
 if TYPE_CHECKING:
-    from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+    from xenmca.testbed.infra.launcher import LocalTestbed
+    from xenmca.testbed.infra.spec import TestbedSpec
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tls", action="store_true", help="mutual TLS between the components (test certificates)"
+    )
+    parser.add_argument(
+        "--agents",
+        action="store_true",
+        help="run each component under its host's `xenmca agent` and write target.json, the "
+        "inventory of the testbed (addresses, agents, token file)",
     )
     parser.add_argument(
         "--policy",
@@ -78,9 +85,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
-    from xenmca.testbed.infra.launcher import LocalTestbed, TestbedSpec
+    from xenmca.testbed.infra.launcher import LocalTestbed
     from xenmca.testbed.infra.netns import NetnsUnavailable
     from xenmca.testbed.infra.processes import ProcessStartError
+    from xenmca.testbed.infra.spec import TestbedSpec
     from xenmca.xen.policy import parse_option
 
     if not 1 <= args.pcpus <= 4096:
@@ -90,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     problem = _policy_problem(args)
     if problem:
         raise UsageError(f"{problem}")
+    if args.agents and args.tls:
+        raise UsageError("--agents with --tls is not built yet: the agents have no certificates")
     network = "loopback"
     pcpus_per_host = 64 if args.pcpus_per_host is None else args.pcpus_per_host
     if args.hosts is not None:
@@ -112,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         dom0_policy=args.dom0_policy,
         sal_mode=args.sal,
         metrics=True,
+        agents=args.agents,
     )
 
     async def up() -> int:
@@ -127,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
                     _print_namespaces(bed)
                 _print_metrics(bed)
                 print(f"policy       {policy_line(spec)}")
+                if bed.target_file is not None:
+                    print(f"agents       {', '.join(sorted(bed.agent_addresses.values()))}")
+                    print(f"inventory    {bed.target_file}")
                 print(f"dom0 log     {bed.db_path}")
                 print(f"tokens       {bed.token_file}")
                 if args.tls:
@@ -154,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _policy_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with --policy, --policy-option, --dom0-policy or --sal (None: nothing)."""
-    from xenmca.testbed.infra.launcher import DOM0_POLICIES
+    from xenmca.testbed.infra.launcher_args import DOM0_POLICIES
     from xenmca.xen.policy import POLICIES, SAL_MODES, PolicyError, parse_option
 
     if args.policy not in POLICIES:
