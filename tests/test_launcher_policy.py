@@ -31,7 +31,8 @@ from xenmca.testbed.infra.launcher_args import (
     xen_policy_args,
 )
 from xenmca.testbed.infra.spec import TestbedSpec
-from xenmca.testbed.run import runner, up_command
+from xenmca.testbed.infra.spec import testbed_spec as spec_of
+from xenmca.testbed.run import up_command
 from xenmca.testbed.run.sampler import FirmwareReader
 from xenmca.testbed.scenario.loader import parse_scenario_text
 from xenmca.xen.policy import SAL_MODES, PolicyError
@@ -178,7 +179,7 @@ duration_s: 5
 
 
 def test_the_runner_fills_the_spec_from_the_scenario(tmp_path: Path) -> None:
-    default = runner.testbed_spec(parse_scenario_text(SCENARIO), tmp_path)
+    default = spec_of(parse_scenario_text(SCENARIO), tmp_path)
     assert (
         default.xen_policy,
         default.xen_policy_options,
@@ -191,7 +192,7 @@ def test_the_runner_fills_the_spec_from_the_scenario(tmp_path: Path) -> None:
         + "policy: {xen: xen-ia64-2006, dom0: linux-salinfo, options: {storm_scope: per-line}}\n"
         + "sal: plain\ndom0: {salinfo_decode_delay_s: 0.5}\n"
     )
-    spec = runner.testbed_spec(scenario, tmp_path)
+    spec = spec_of(scenario, tmp_path)
     assert (
         spec.xen_policy,
         spec.xen_policy_options,

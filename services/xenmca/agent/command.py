@@ -26,7 +26,7 @@ from xenmca.agent.child_argv import child_spec
 from xenmca.agent.network import DEFAULT_DEVICE, NetworkControl
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import TokenBook, resolve_token_book
-from xenmca.rpc.lifecycle import Setup, StartError, run_component, run_until_signal
+from xenmca.rpc.lifecycle import Setup, StartError, run_component, run_until_signal, standalone_main
 from xenmca.rpc.server import ServiceBinding, build_server, split_host_port
 from xenmca.rpc.tls import TlsMaterial, add_tls_arguments, load_tls_from_args, server_credentials
 from xenmca.rpc.usage import UsageError
@@ -153,17 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run without the top-level `xenmca` parser: python -m xenmca.agent.command ..."""
-    from xenmca.rpc.lifecycle import setup_logging
-
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return standalone_main(PROG, __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

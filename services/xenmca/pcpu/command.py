@@ -35,7 +35,7 @@ from xenmca.rpc.health_listener import (
     check_health_listen,
 )
 from xenmca.rpc.identity import TokenBook, resolve_token_book
-from xenmca.rpc.lifecycle import Setup, run_component, run_until_signal
+from xenmca.rpc.lifecycle import Setup, run_component, run_until_signal, standalone_main
 from xenmca.rpc.metrics import (
     MetricsEndpoint,
     add_metrics_arguments,
@@ -282,17 +282,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run without the top-level `xenmca` parser: python -m xenmca.pcpu.command ..."""
-    from xenmca.rpc.lifecycle import setup_logging
-
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        return run(args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    return standalone_main(PROG, __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

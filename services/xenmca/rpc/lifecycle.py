@@ -8,6 +8,7 @@ whether a later start step fails or the component is stopped.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -120,3 +121,25 @@ async def run_component(
         else:
             await stop.wait()
     return 0
+
+
+def standalone_main(
+    prog: str,
+    description: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+) -> int:
+    """A command run without the top-level `xenmca` parser (python -m xenmca.<role>.command):
+    its own parser, logging, and a UsageError as one line and exit 2, as `xenmca` does."""
+    from xenmca.rpc.usage import UsageError
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from xenmca.testbed.infra.launcher_args import DEFAULT_DOM0_POLICY, DEFAULT_SAL_MODE
+from xenmca.testbed.scenario.model import Scenario
 from xenmca.xen.policy import DEFAULT_POLICY
 
 
@@ -46,3 +47,30 @@ class TestbedSpec:
     metrics: bool = False
     # Every component runs under its host's `xenmca agent` (infra.agents); target.json.
     agents: bool = False
+
+
+def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> TestbedSpec:
+    """The testbed a scenario runs on (metrics on), its results folder as the workdir."""
+    spec = TestbedSpec(
+        workdir=out_dir,
+        pcpus=scenario.pcpus,
+        pcpus_per_host=scenario.pcpus_per_host,
+        vcpu0_pcpu=scenario.vcpu0_pcpu,
+        capacity=scenario.capacity,
+        durable_pcpus=scenario.durable_pcpus,
+        throttle_preset=scenario.throttle.preset,
+        throttle_overrides=dict(scenario.throttle.settings),  # type: ignore[arg-type]
+        cpe_poll_min=scenario.cpe_poll_min_s,
+        cpe_poll_max=scenario.cpe_poll_max_s,
+        network=scenario.network,
+        tls=tls,
+        xen_policy=scenario.policy.xen,
+        xen_policy_options=dict(scenario.policy.options),
+        dom0_policy=scenario.policy.dom0,
+        sal_mode=scenario.sal,
+        salinfo_decode_delay=scenario.salinfo_decode_delay_s,
+        metrics=True,
+    )
+    if scenario.broken_rule:
+        spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
+    return spec

@@ -38,17 +38,16 @@ from xenmca.rpc.channels import CHANNEL_OPTIONS
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.testbed.infra.launcher_args import dom0_argv, pcpu_host_argv, xen_argv
-from xenmca.testbed.infra.spec import TestbedSpec
+from xenmca.testbed.infra.spec import TestbedSpec, testbed_spec
 from xenmca.testbed.run.data import RunData
 from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.runner import (
+    collected,
     describe_xen,
     logged_count,
     move_vcpu0,
     read_all_events,
     read_log,
-    testbed_spec,
-    versions,
 )
 from xenmca.testbed.run.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.run.virtual_clock import VirtualClock
@@ -324,27 +323,12 @@ async def _run_on(
     problems = [f"firmware: pCPUs {missing} did not answer at the end"] if missing else []
     if summary.failed_calls:
         events.emit("workload_incomplete", **summary.as_dict())
-    end_ns = clock.now_ns()
     events.emit("run_finished", drained=drain.drained, virtual_jumps=clock.jumps)
-    return RunData(
-        scenario=scenario,
-        start_ns=start_ns,
-        workload_end_ns=workload_end_ns,
-        end_ns=end_ns,
-        firmware=list(firmware),
-        log=[],
-        redelivered=0,
-        events=[],
-        samples=sampler.samples,
-        faults=sorted(scheduler.records, key=lambda f: f.start_ns),
-        requested=summary.requested_records,
-        drained=drain.drained,
-        versions=versions(),
-        problems=problems,
-        results_dir=str(out_dir),
-        final_xen=final_xen,
-        clock="virtual",
-    )
+    data = collected(scenario, (start_ns, workload_end_ns, clock.now_ns()), sampler, scheduler)
+    data.firmware, data.requested = list(firmware), summary.requested_records
+    data.drained, data.problems, data.results_dir = drain.drained, problems, str(out_dir)
+    data.final_xen, data.clock = final_xen, "virtual"
+    return data
 
 
 async def _settle(scenario: Scenario, sampler: Sampler, clock: VirtualClock) -> None:

@@ -45,7 +45,7 @@ from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
 from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.processes import cpu_seconds
-from xenmca.testbed.infra.spec import TestbedSpec
+from xenmca.testbed.infra.spec import testbed_spec
 from xenmca.testbed.run.data import LoggedRecord, RunData
 from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.phases import after_drain, before_workload
@@ -68,32 +68,6 @@ def versions() -> dict[str, str]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[package] = importlib.metadata.version(package)
     return found
-
-
-def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> TestbedSpec:
-    spec = TestbedSpec(
-        workdir=out_dir,
-        pcpus=scenario.pcpus,
-        pcpus_per_host=scenario.pcpus_per_host,
-        vcpu0_pcpu=scenario.vcpu0_pcpu,
-        capacity=scenario.capacity,
-        durable_pcpus=scenario.durable_pcpus,
-        throttle_preset=scenario.throttle.preset,
-        throttle_overrides=dict(scenario.throttle.settings),  # type: ignore[arg-type]
-        cpe_poll_min=scenario.cpe_poll_min_s,
-        cpe_poll_max=scenario.cpe_poll_max_s,
-        network=scenario.network,
-        tls=tls,
-        xen_policy=scenario.policy.xen,
-        xen_policy_options=dict(scenario.policy.options),
-        dom0_policy=scenario.policy.dom0,
-        sal_mode=scenario.sal,
-        salinfo_decode_delay=scenario.salinfo_decode_delay_s,
-        metrics=True,
-    )
-    if scenario.broken_rule:
-        spec.extra_xen_args = ["--broken-rule", scenario.broken_rule]
-    return spec
 
 
 async def move_vcpu0(
@@ -183,6 +157,32 @@ async def describe_xen(bed: LocalTestbed) -> dict[str, Any] | None:
         return None
     described: dict[str, Any] = json_format.MessageToDict(state, preserving_proto_field_name=True)
     return described
+
+
+def collected(
+    scenario: Scenario,
+    times_ns: tuple[int, int, int],
+    sampler: Sampler,
+    scheduler: FaultScheduler,
+) -> RunData:
+    """A run's data as far as the runner holds it: its times (start, workload end, end),
+    the samples and the faults; the caller fills in what it read at the end."""
+    start_ns, workload_end_ns, end_ns = times_ns
+    return RunData(
+        scenario=scenario,
+        start_ns=start_ns,
+        workload_end_ns=workload_end_ns,
+        end_ns=end_ns,
+        firmware=[],
+        log=[],
+        redelivered=0,
+        events=[],
+        samples=sampler.samples,
+        faults=sorted(scheduler.records, key=lambda f: f.start_ns),
+        requested=0,
+        drained=False,
+        versions=versions(),
+    )
 
 
 class ScenarioRun:
@@ -355,27 +355,16 @@ class ScenarioRun:
             problems.append(f"firmware: pCPUs {missing} did not answer at the end")
         if summary.failed_calls:
             runner_events.emit("workload_incomplete", **summary.as_dict())
-        end_ns = clock.now_ns()
         runner_events.emit("run_finished", drained=drained)
-        return RunData(
-            scenario=scenario,
-            start_ns=start_ns,
-            workload_end_ns=workload_end_ns,
-            end_ns=end_ns,
-            firmware=list(firmware),
-            log=[],
-            redelivered=0,
-            events=[],
-            samples=sampler.samples,
-            faults=sorted(scheduler.records, key=lambda f: f.start_ns),
-            requested=summary.requested_records,
-            drained=drained,
-            versions=versions(),
-            problems=problems,
-            results_dir=str(self.out_dir),
-            final_xen=final_xen,
-            cpu_s=cpu_s,
+        data = collected(scenario, (start_ns, workload_end_ns, clock.now_ns()), sampler, scheduler)
+        data.firmware, data.requested, data.drained = (
+            list(firmware),
+            summary.requested_records,
+            drained,
         )
+        data.problems, data.results_dir = problems, str(self.out_dir)
+        data.final_xen, data.cpu_s = final_xen, cpu_s
+        return data
 
     async def _settle(self, sampler: Sampler) -> None:
         """Wait (bounded) until no line is polling, as a throttled line needs quiet polls."""
