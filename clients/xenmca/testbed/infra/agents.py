@@ -5,10 +5,10 @@ With `TestbedSpec.agents` the launcher starts `xenmca agent --listen HOST:PORT -
 component's command line>` instead of the component itself, so every host has the
 supervisor a deployment has. The inventory lists, as this machine reaches them
 (loopback ports into namespaces with `--hosts N`), the coordinator's address, every
-pCPU's address, each host's agent and the token file:
+pCPU's address, each host's agent, the token file and where dom0's log can be read:
 
     {"xen": {"address": "127.0.0.1:20008", "agent": "127.0.0.1:20012"},
-     "dom0": {"agent": "127.0.0.1:20013"},
+     "dom0": {"agent": "127.0.0.1:20013", "db": "/tmp/xenmca-up-.../dom0.sqlite"},
      "pcpu_hosts": [{"name": "pcpu-host0", "pcpus": [0, 1, 2, 3],
                      "agent": "127.0.0.1:20010"}, ...],
      "pcpus": {"0": "127.0.0.1:20000", ...},
@@ -41,6 +41,7 @@ def target_inventory(
     agent_addresses: dict[str, str],
     pcpu_hosts: list[tuple[str, int, int]],
     token_file: Path,
+    dom0_db: Path,
 ) -> dict[str, Any]:
     """The inventory of a testbed whose components run under agents.
 
@@ -48,7 +49,7 @@ def target_inventory(
     """
     return {
         "xen": {"address": xen_address, "agent": agent_addresses["xen"]},
-        "dom0": {"agent": agent_addresses["dom0"]},
+        "dom0": {"agent": agent_addresses["dom0"], "db": str(dom0_db)},
         "pcpu_hosts": [
             {"name": name, "pcpus": list(range(first, last + 1)), "agent": agent_addresses[name]}
             for name, first, last in pcpu_hosts

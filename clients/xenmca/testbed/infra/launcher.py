@@ -263,7 +263,12 @@ class LocalTestbed:
                 for h, (first, last) in zip(self.pcpu_hosts, self._host_ranges(), strict=True)
             ]
             inventory = target_inventory(
-                self.xen_address, self.pcpu_addresses, self.agent_addresses, hosts, self.token_file
+                self.xen_address,
+                self.pcpu_addresses,
+                self.agent_addresses,
+                hosts,
+                self.token_file,
+                self.db_path,
             )
             self.target_file = write_target(self.workdir, inventory)
 
@@ -323,8 +328,10 @@ class LocalTestbed:
             )
         return self.network
 
-    async def cut(self, host: str) -> None:
-        """Take host's link down ("pcpu-host<i>", "xen" or "dom0"): its peers lose it."""
+    async def cut(self, host: str, for_s: float | None = None) -> None:
+        """Take host's link down ("pcpu-host<i>", "xen" or "dom0"): its peers lose it.
+
+        for_s (how long the fault means to last) is not needed: the launcher heals it."""
         network = self._network_or_refuse()
         await asyncio.to_thread(network.cut, host)
         if self.network_events is not None:

@@ -209,6 +209,13 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signum)
 
+    async def pause(self) -> None:
+        """SIGSTOP (a fault's pause; a target's agent does the same for its child)."""
+        self.signal(signal.SIGSTOP)
+
+    async def resume(self) -> None:
+        self.signal(signal.SIGCONT)
+
     async def kill(self) -> None:
         """kill -9, and reap."""
         self.signal(signal.SIGKILL)

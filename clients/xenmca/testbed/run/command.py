@@ -38,6 +38,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, with_scenario: bool = Tru
         help="mutual TLS between every pair of components, with certificates made for the run",
     )
     parser.add_argument(
+        "--target",
+        type=Path,
+        metavar="INVENTORY",
+        help="run on a deployment that is already up, as its inventory (target.json, which "
+        "`xenmca up --agents` writes) describes it: faults through its agents",
+    )
+    parser.add_argument(
         "--virtual-time",
         action="store_true",
         help="every component in this process on a virtual clock that jumps while the run is "
@@ -85,6 +92,7 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
     from rich.console import Console
 
     from xenmca.testbed.infra.processes import ProcessStartError
+    from xenmca.testbed.infra.target import TargetError
     from xenmca.testbed.report.summary import print_summary
     from xenmca.testbed.run.finish import finish_run
     from xenmca.testbed.run.runner import ScenarioRun
@@ -110,6 +118,13 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         return status.USAGE
     out = args.out or default_out_dir(scenario.name)
     console = Console(stderr=True)
+    if args.target is not None and (args.virtual_time or args.tls):
+        print(
+            f"xenmca {command}: error: --target runs on the deployment as it is: "
+            "no --virtual-time or --tls",
+            file=sys.stderr,
+        )
+        return status.USAGE
     if args.virtual_time:
         from xenmca.testbed.run.in_process import NotInProcess, check_in_process, run_in_process
 
@@ -123,12 +138,20 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
         execute = run_in_process(scenario, out)
     else:
         execute = ScenarioRun(
-            scenario, out, console=console, show_progress=not args.no_progress, tls=args.tls
+            scenario,
+            out,
+            console=console,
+            show_progress=not args.no_progress,
+            tls=args.tls,
+            target=args.target,
         ).execute()
     try:
         data = asyncio.run(execute)
     except ProcessStartError as exc:
         print(f"xenmca {command}: error: testbed did not start: {exc}", file=sys.stderr)
+        return status.NOT_RUN
+    except TargetError as exc:
+        print(f"xenmca {command}: error: --target: {exc}", file=sys.stderr)
         return status.NOT_RUN
     except KeyboardInterrupt:
         print(f"xenmca {command}: interrupted; testbed stopped", file=sys.stderr)

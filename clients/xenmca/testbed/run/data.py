@@ -101,6 +101,9 @@ class RunData:
     # "real": separate processes on the machine's clock; "virtual": one process on a
     # VirtualClock (times are virtual seconds; latency is not judged).
     clock: str = "real"
+    # A run on a deployment (--target): each host's clock offset from the runner's, by
+    # which its events' t_mono_ns were corrected (offset_ms, uncertainty_ms, samples).
+    clock_offsets: dict[str, dict[str, float | int]] = field(default_factory=dict)
 
     def seconds(self, t_ns: int) -> float:
         return (t_ns - self.start_ns) / 1e9

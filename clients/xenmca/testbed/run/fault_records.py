@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from xenmca.rpc.events import EventLog
-from xenmca.testbed.infra.processes import ManagedProcess
+from xenmca.testbed.infra.bed import Component
 from xenmca.testbed.run.data import FaultRecord
 from xenmca.testbed.run.fault_targets import Outcome
 from xenmca.testbed.scenario.model import Fault
@@ -22,7 +22,7 @@ class ActiveFault:
 
     number: int  # its index in the scenario's faults
     fault: Fault
-    process: ManagedProcess  # the target's process (its name is the fault_targets key)
+    process: Component  # the target's process (its name is the fault_targets key)
     start_ns: int
     effect: str
     outcome: Outcome = Outcome.APPLIED

@@ -32,15 +32,13 @@ Each record says which fault it is (`fault`, its index in the scenario), its
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import Coroutine
 from typing import Any
 
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
+from xenmca.testbed.infra.bed import Component, Testbed
 from xenmca.testbed.infra.fault_client import add_fault, clear_faults
-from xenmca.testbed.infra.launcher import LocalTestbed
-from xenmca.testbed.infra.processes import ManagedProcess
 from xenmca.testbed.run.data import FaultRecord
 from xenmca.testbed.run.fault_records import ActiveFault, FaultLedger, fault_numbers
 from xenmca.testbed.run.fault_targets import HOLD_OF_KIND, FaultTargets, Hold, Outcome
@@ -59,7 +57,7 @@ class FaultScheduler:
 
     def __init__(
         self,
-        bed: LocalTestbed,
+        bed: Testbed,
         faults: tuple[Fault, ...],
         events: EventLog,
         clock: Clock | None = None,
@@ -83,7 +81,7 @@ class FaultScheduler:
         """Every fault's record so far, in the order they ended."""
         return self.ledger.records
 
-    def _process(self, target: str) -> ManagedProcess:
+    def _process(self, target: str) -> Component:
         if target.startswith("pcpu-host:"):
             return self.bed.pcpu_hosts[int(target.split(":")[1])]
         if target.startswith("pcpu:"):
@@ -165,7 +163,7 @@ class FaultScheduler:
                 return
             if decision.act:
                 try:
-                    active.effect = await self._act(fault.kind, process, was)
+                    active.effect = await self._act(fault, process, was)
                 except BaseException:
                     self.targets.heal(number)  # it holds nothing after all
                     raise
@@ -184,27 +182,27 @@ class FaultScheduler:
         if seconds is not None:
             self._later(float(seconds), number)
 
-    async def _act(self, kind: str, process: ManagedProcess, was: str) -> str:
+    async def _act(self, fault: Fault, process: Component, was: str) -> str:
         """Do a kill, pause or cut; returns the effect."""
-        pid = process.pid
+        kind, pid = fault.kind, process.pid
         if kind == "kill":
             if not process.running:
-                status = process.process.returncode if process.process else None
                 await process.kill()  # reaps it if it exited unseen
-                return f"{process.name} was not running (pid {pid}, status {status}); kept down"
+                return f"{process.name} was not running (pid {pid}); kept down"
             await process.kill()
             return f"killed pid {pid}"
         if kind == "pause":
             if not process.running:
                 return f"{process.name} was not running (pid {pid}); nothing to stop"
-            process.signal(signal.SIGSTOP)
+            await process.pause()
             return f"paused pid {pid}"
-        await self.bed.cut(process.name)  # type: ignore[attr-defined]
+        lasts = fault.params.get("duration_s")
+        await self.bed.cut(process.name, None if lasts is None else float(lasts))  # type: ignore[arg-type]
         return f"link of {process.name} down" + (
             "" if was == "up" else f" ({process.name} itself {was})"
         )
 
-    async def _undo(self, kind: str, process: ManagedProcess) -> str:
+    async def _undo(self, kind: str, process: Component) -> str:
         """End a kill (start again), a pause (SIGCONT) or a cut (link up); returns what it did."""
         if kind == "kill":
             await process.start()
@@ -219,12 +217,12 @@ class FaultScheduler:
                 detail += f", in its namespace, still cut by fault #{cut_by}"
             return detail
         if kind == "pause":
-            process.signal(signal.SIGCONT)
+            await process.resume()
             return f"resumed pid {process.pid}"
-        await self.bed.heal(process.name)  # type: ignore[attr-defined]
+        await self.bed.heal(process.name)
         return f"link of {process.name} up"
 
-    async def _apply_rule(self, number: int, fault: Fault, process: ManagedProcess) -> None:
+    async def _apply_rule(self, number: int, fault: Fault, process: Component) -> None:
         start = self.clock.now_ns()
         state = self.targets.state(process.name)
         down_since = state.since(Hold.DOWN)

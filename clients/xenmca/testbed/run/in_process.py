@@ -99,6 +99,25 @@ class InProcessComponent:
     starts: int = 1
     running: bool = True
     pid: int = dataclasses.field(default_factory=os.getpid)
+    last_start_wait_s: float = 0.0
+
+    async def _refuse(self) -> None:
+        raise NotInProcess(f"{self.name} is not a process of its own: it cannot be signalled")
+
+    async def start(self) -> None:
+        await self._refuse()
+
+    async def wait_ready(self) -> None:
+        await self._refuse()
+
+    async def kill(self) -> None:
+        await self._refuse()
+
+    async def pause(self) -> None:
+        await self._refuse()
+
+    async def resume(self) -> None:
+        await self._refuse()
 
 
 def _args(
@@ -192,6 +211,14 @@ class InProcessTestbed:
         return call_metadata(self.tokens.token_for(OPERATOR))
 
     operator_credentials = None
+    metrics_urls: dict[str, str] = {}
+    processes: tuple[InProcessComponent, ...] = ()  # no processes of their own to measure
+
+    async def cut(self, name: str, for_s: float | None = None) -> None:
+        raise NotInProcess(f"{name}: a partition needs real processes")
+
+    async def heal(self, name: str) -> None:
+        raise NotInProcess(f"{name}: a partition needs real processes")
 
     async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
         async with self.channel(self.xen_address) as channel:
@@ -268,7 +295,7 @@ async def _run_on(
     # A real run samples and reads every 0.25 s; on virtual time each look is a jump of
     # the clock that costs real time, so a long scenario is looked at less often.
     look_s = max(0.25, scenario.duration_s / 1000)
-    sampler = Sampler(bed, interval=look_s, clock=clock)  # type: ignore[arg-type]
+    sampler = Sampler(bed, interval=look_s, clock=clock)
     reader = FirmwareReader(bed, clock=clock)
     driver = WorkloadDriver(
         plan_injections(scenario),
@@ -278,14 +305,12 @@ async def _run_on(
         clock,
         channel_factory=bed.channel,
     )
-    scheduler = FaultScheduler(bed, scenario.faults, events, clock)  # type: ignore[arg-type]
+    scheduler = FaultScheduler(bed, scenario.faults, events, clock)
     start_ns = clock.now_ns()
     events.emit("run_started", scenario=scenario.name, pcpus=scenario.pcpus, clock="virtual")
     sampler.start()
     faults = asyncio.create_task(scheduler.run(clock.now()))
-    moves = asyncio.create_task(
-        move_vcpu0(bed, scenario.vcpu0_moves, clock.now(), events, clock)  # type: ignore[arg-type]
-    )
+    moves = asyncio.create_task(move_vcpu0(bed, scenario.vcpu0_moves, clock.now(), events, clock))
     try:
         summary = await driver.run()
         remaining = scenario.duration_s - (clock.now_ns() - start_ns) / 1e9
@@ -313,7 +338,7 @@ async def _run_on(
         )
         await _settle(scenario, sampler, clock)
         firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
-        final_xen = await describe_xen(bed)  # type: ignore[arg-type]
+        final_xen = await describe_xen(bed)
     finally:
         faults.cancel()
         moves.cancel()

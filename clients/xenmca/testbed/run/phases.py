@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from xenmca.rpc.events import EventLog
-from xenmca.testbed.infra.launcher import LocalTestbed
+from xenmca.testbed.infra.bed import Testbed
 from xenmca.testbed.infra.metrics_ports import endpoints_text
 from xenmca.testbed.infra.metrics_scrape import (
     ENDPOINTS_EVENT,
@@ -38,7 +38,7 @@ from xenmca.testbed.run.warmup import WarmChannels
 DOM0 = "dom0"
 
 
-def _host_addresses(bed: LocalTestbed) -> list[str]:
+def _host_addresses(bed: Testbed) -> list[str]:
     """The address of each pCPU host's first pCPU, in host order."""
     first: dict[str, str] = {}
     for pcpu in sorted(bed.pcpu_addresses):
@@ -46,7 +46,7 @@ def _host_addresses(bed: LocalTestbed) -> list[str]:
     return list(first.values())
 
 
-async def _calibrate(bed: LocalTestbed, directory: Path, events: EventLog, when: str) -> None:
+async def _calibrate(bed: Testbed, directory: Path, events: EventLog, when: str) -> None:
     targets = calibration_targets(bed.xen_address, _host_addresses(bed))
     measured = await calibrate(bed.channel, targets, directory, bed.operator_metadata())
     events.emit(CALIBRATION_EVENT, when=when, **measured.as_fields())
@@ -58,7 +58,7 @@ def metrics_line(urls: dict[str, str]) -> str:
 
 
 async def before_workload(
-    bed: LocalTestbed,
+    bed: Testbed,
     pcpus: Iterable[int],
     directory: Path,
     events: EventLog,
@@ -89,7 +89,7 @@ async def before_workload(
     return channels
 
 
-async def after_drain(bed: LocalTestbed, directory: Path, events: EventLog) -> None:
+async def after_drain(bed: Testbed, directory: Path, events: EventLog) -> None:
     """Calibrate again and scrape every metrics endpoint (the processes are still up)."""
     await _calibrate(bed, directory, events, "end")
     if bed.metrics_urls:

@@ -134,6 +134,7 @@ def build_results(data: RunData, checks: list[CheckResult]) -> dict[str, Any]:
     return {
         "valid": overall_valid(checks),
         "clock": data.clock,
+        "clock_offsets": dict(data.clock_offsets),
         "records": acc.as_dict(),
         "latency_ms": {k: _round(v) for k, v in latency.items()},
         **throughput(data, acc.logged),

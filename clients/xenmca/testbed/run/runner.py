@@ -43,9 +43,11 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog, read_events
+from xenmca.testbed.infra.bed import Testbed
 from xenmca.testbed.infra.launcher import LocalTestbed
 from xenmca.testbed.infra.processes import cpu_seconds
 from xenmca.testbed.infra.spec import testbed_spec
+from xenmca.testbed.infra.target import TargetTestbed
 from xenmca.testbed.run.data import LoggedRecord, RunData
 from xenmca.testbed.run.fault_schedule import FaultScheduler
 from xenmca.testbed.run.phases import after_drain, before_workload
@@ -71,7 +73,7 @@ def versions() -> dict[str, str]:
 
 
 async def move_vcpu0(
-    bed: LocalTestbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog, clock: Clock
+    bed: Testbed, moves: Sequence[Vcpu0Move], start: float, events: EventLog, clock: Clock
 ) -> None:
     """SetVcpuPlacement at each move's time (as the operator); a failed move is an event."""
     for move in moves:
@@ -91,7 +93,7 @@ async def move_vcpu0(
         events.emit("vcpu0_moved", pcpu=move.pcpu, previous=reply.previous_pcpu)
 
 
-def _cpu_now(bed: LocalTestbed) -> dict[str, tuple[int, float]]:
+def _cpu_now(bed: Testbed) -> dict[str, tuple[int, float]]:
     """Each running component's (pid, CPU seconds so far)."""
     now: dict[str, tuple[int, float]] = {}
     for process in bed.processes:
@@ -149,7 +151,7 @@ def read_all_events(out_dir: Path) -> list[dict[str, Any]]:
     return events
 
 
-async def describe_xen(bed: LocalTestbed) -> dict[str, Any] | None:
+async def describe_xen(bed: Testbed) -> dict[str, Any] | None:
     """The coordinator's DescribeHypervisor now, as a dict of proto field names; None if silent."""
     try:
         state = await bed.describe(within=5.0)
@@ -196,8 +198,11 @@ class ScenarioRun:
         show_progress: bool = True,
         tls: bool = False,
         clock: Clock | None = None,
+        target: Path | None = None,
     ) -> None:
         self.tls = tls
+        # An inventory (target.json) of a deployment to run on, instead of starting one.
+        self.target = target
         # The run's time: when the workload's injections, faults and vCPU0 moves are due,
         # how long the drain waits, and every stamp in the runner's events.
         self.clock: Clock = clock or MonotonicClock()
@@ -226,7 +231,7 @@ class ScenarioRun:
         try:
             with progress:
                 task = progress.add_task("starting testbed", total=scenario.duration_s, info="")
-                async with LocalTestbed(testbed_spec(scenario, self.out_dir, self.tls)) as bed:
+                async with self._testbed() as bed:
                     progress.update(task, description=f"{scenario.name}: warm-up")
                     channels = await before_workload(
                         bed,
@@ -249,16 +254,26 @@ class ScenarioRun:
         data.log = log
         data.redelivered = redelivered
         data.events = read_all_events(self.out_dir)
-        with contextlib.suppress(FileNotFoundError):
-            bed.token_file.unlink()  # per-run secrets do not outlive the run
+        if isinstance(bed, LocalTestbed):
+            with contextlib.suppress(FileNotFoundError):
+                bed.token_file.unlink()  # per-run secrets do not outlive the run
+        else:
+            data.clock_offsets = {name: o.as_dict() for name, o in bed.offsets.items()}
         return data
+
+    def _testbed(self) -> LocalTestbed | TargetTestbed:
+        if self.target is None:
+            return LocalTestbed(testbed_spec(self.scenario, self.out_dir, self.tls))
+        bed = TargetTestbed(self.target, self.out_dir)
+        bed.check_scenario(self.scenario.pcpus)
+        return bed
 
     def _say(self, line: str) -> None:
         self.console.print(line, soft_wrap=True, highlight=False)
 
     async def _run_on(
         self,
-        bed: LocalTestbed,
+        bed: Testbed,
         plan: list[PlannedInjection],
         progress: Progress,
         task: TaskID,

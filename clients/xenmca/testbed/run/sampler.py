@@ -25,7 +25,7 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.infra.launcher import LocalTestbed
+from xenmca.testbed.infra.bed import Testbed
 from xenmca.testbed.run.data import FirmwareCounts, Sample
 from xenmca.vocab import type_name
 
@@ -48,9 +48,7 @@ def to_sample(state: hv_pb2.DescribeHypervisorResponse, t_mono_ns: int) -> Sampl
 class Sampler:
     """Samples DescribeHypervisor every `interval` seconds until stopped."""
 
-    def __init__(
-        self, bed: LocalTestbed, interval: float = 0.25, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, bed: Testbed, interval: float = 0.25, clock: Clock | None = None) -> None:
         self.bed = bed
         self.interval = interval
         self.clock: Clock = clock or MonotonicClock()
