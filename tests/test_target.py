@@ -19,13 +19,15 @@ from pathlib import Path
 import pytest
 
 from xenmca.testbed.infra.netns import NetnsUnavailable, check_available
+from xenmca.testbed.run.workload_plan import plan_injections, planned_records
+from xenmca.testbed.scenario.loader import parse_scenario_text
 
 pytestmark = pytest.mark.slow
 
 SCENARIO = """
 name: target-faults
 seed: 21
-pcpus: 4
+pcpus: 6
 pcpus_per_host: 2
 duration_s: 8
 throttle: {preset: fast}
@@ -55,7 +57,7 @@ PARTITION = """network: netns
 """
 
 
-@pytest.mark.parametrize("hosts", [None, 2], ids=["loopback", "namespaces"])
+@pytest.mark.parametrize("hosts", [None, 3], ids=["loopback", "namespaces"])
 def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     tmp_path: Path, hosts: int | None
 ) -> None:
@@ -70,10 +72,11 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
         where = ["--hosts", str(hosts)]
     scenario = tmp_path / "target-faults.yaml"
     scenario.write_text(text)
+    planned = planned_records(plan_injections(parse_scenario_text(text)))["total"]
     up_dir = tmp_path / "up"
     up = subprocess.Popen(
         [
-            *(sys.executable, "-m", "xenmca.cli", "up", "--agents", "--pcpus", "4"),
+            *(sys.executable, "-m", "xenmca.cli", "up", "--agents", "--pcpus", "6"),
             *where,
             *("--dir", str(up_dir)),
         ],
@@ -100,7 +103,7 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     kinds = {"kill", "pause", "rpc"} | ({"partition"} if hosts else set())
     assert {f["kind"]: f["outcome"] for f in results["faults"]} == dict.fromkeys(kinds, "applied")
     offsets = results["clock_offsets"]
-    assert set(offsets) == {"xen", "dom0", "pcpu-host0", "pcpu-host1"}
+    assert set(offsets) == {"xen", "dom0", "pcpu-host0", "pcpu-host1", "pcpu-host2"}
     assert all(abs(o["offset_ms"]) <= o["uncertainty_ms"] + 1 for o in offsets.values())
 
     local = xenmca(
@@ -112,6 +115,6 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     # down may fail for good in either run (counted, never lost); all the rest is logged.
     for run in (results, local_results):
         records = run["records"]
-        assert records["requested"] == 142
+        assert records["requested"] == planned
         assert records["logged"] == records["injected"] and records["lost"] == 0
         assert records["requested"] - records["injected"] <= 3
