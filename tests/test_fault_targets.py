@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,10 +203,15 @@ class FakeProcess:
             self.log.append(f"kill {self.name}")
         self.alive = False
 
-    def signal(self, signum: int) -> None:
+    async def pause(self) -> None:
         if self.alive:
-            self.stopped = signum == signal.SIGSTOP
-            self.log.append(f"{'stop' if self.stopped else 'cont'} {self.name}")
+            self.stopped = True
+            self.log.append(f"stop {self.name}")
+
+    async def resume(self) -> None:
+        if self.alive:
+            self.stopped = False
+            self.log.append(f"cont {self.name}")
 
 
 class FakeBed:
@@ -235,7 +239,7 @@ class FakeBed:
     def host_of(self, pcpu: int) -> FakeProcess:
         return self.pcpu_hosts[pcpu // 2]
 
-    async def cut(self, host: str) -> None:
+    async def cut(self, host: str, for_s: float | None = None) -> None:
         assert host not in self.cut_hosts, f"{host} cut twice"
         self.cut_hosts.add(host)
         self.log.append(f"cut {host}")
