@@ -12,7 +12,7 @@ offers the runner what a `LocalTestbed` offers, without starting anything:
   into the results folder, each host's stamps corrected by its clock offset
   (NTP-style through ReadClock, infra.clock_offset), which results.json reports;
 - dom0's log is read from `dom0.db`, a path the runner must be able to read (the
-  same machine, or a shared volume). Without it the run's verdict is unknown.
+  same machine, or a shared volume). Without it the run is refused: the checks need it.
 
 A deployment with records from before the run is refused for now: the checks
 count the firmware's counters from zero.
@@ -45,7 +45,11 @@ CUT_LIMIT_S = 3600.0
 
 
 class TargetError(ValueError):
-    """The inventory is unusable or the deployment is not what a run needs (one line)."""
+    """The deployment is not what a run needs, or did not answer (one line)."""
+
+
+class InventoryError(TargetError):
+    """The inventory itself cannot be used: bad input (one line)."""
 
 
 @dataclass
@@ -65,7 +69,6 @@ class AgentProcess:
     pid: int | None = None
     running: bool = True
     starts: int = 1
-    process: None = None  # no local process: the agent holds it
     last_start_wait_s: float = 0.0
 
     async def _verb(self, verb: str, request: Any) -> agent_pb2.Child:
@@ -111,7 +114,6 @@ class TargetTestbed:
     offsets: dict[str, ClockOffset] = field(default_factory=dict)
     _watchers: list[asyncio.Task[None]] = field(default_factory=list)
 
-    owns_token_file = False  # the deployment's, not the run's: never removed
     metrics_urls: dict[str, str] = field(default_factory=dict)
     processes: list[Any] = field(default_factory=list)  # no local processes to measure
     operator_credentials = None
@@ -127,9 +129,14 @@ class TargetTestbed:
             self.hosts = [(h["name"], list(h["pcpus"]), h["agent"]) for h in inv["pcpu_hosts"]]
             agents = {"xen": inv["xen"]["agent"], "dom0": inv["dom0"]["agent"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TargetError(f"{self.inventory_path}: not a usable inventory: {exc}") from None
+            raise InventoryError(f"{self.inventory_path}: not a usable inventory: {exc}") from None
         db = inv["dom0"].get("db")
-        self.db_path = Path(db) if db else self.out_dir / "dom0-log-unreadable.sqlite"
+        if not db or not Path(db).is_file():
+            raise InventoryError(
+                f"{self.inventory_path}: dom0's log ({db or 'no dom0.db'}) is not a file this "
+                "runner can read; the checks need it (the same machine or a shared volume)"
+            )
+        self.db_path = Path(db)
         agents |= {name: agent for name, _, agent in self.hosts}
         self.components = {name: AgentProcess(name, agent, self) for name, agent in agents.items()}
         self.pcpu_hosts = [self.components[name] for name, _, _ in self.hosts]
@@ -188,7 +195,7 @@ class TargetTestbed:
     def check_scenario(self, pcpus: int) -> None:
         """TargetError unless the deployment has exactly the scenario's pCPUs."""
         if sorted(self.pcpu_addresses) != list(range(pcpus)):
-            raise TargetError(
+            raise InventoryError(
                 f"the scenario has {pcpus} pCPUs; {self.inventory_path} lists "
                 f"{len(self.pcpu_addresses)}"
             )

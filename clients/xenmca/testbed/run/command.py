@@ -92,7 +92,7 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
     from rich.console import Console
 
     from xenmca.testbed.infra.processes import ProcessStartError
-    from xenmca.testbed.infra.target import TargetError
+    from xenmca.testbed.infra.target import InventoryError, TargetError, TargetTestbed
     from xenmca.testbed.report.summary import print_summary
     from xenmca.testbed.run.finish import finish_run
     from xenmca.testbed.run.runner import ScenarioRun
@@ -125,6 +125,12 @@ def run_scenario_command(args: argparse.Namespace, scenario_ref: str, command: s
             file=sys.stderr,
         )
         return status.USAGE
+    if args.target is not None:
+        try:  # the inventory, checked before anything starts
+            TargetTestbed(args.target, out).check_scenario(scenario.pcpus)
+        except InventoryError as exc:
+            print(f"xenmca {command}: error: --target: {exc}", file=sys.stderr)
+            return status.USAGE
     if args.virtual_time:
         from xenmca.testbed.run.in_process import NotInProcess, check_in_process, run_in_process
 
