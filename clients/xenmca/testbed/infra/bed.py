@@ -9,13 +9,14 @@ killed, started, paused and resumed, and a way to cut and heal a host's link.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 
 
 class Component(Protocol):
@@ -94,3 +95,16 @@ class Testbed(Protocol):
         ...
 
     async def heal(self, name: str) -> None: ...
+
+
+async def describe_hypervisor(
+    channel: Callable[[str], grpc.aio.Channel],
+    address: str,
+    metadata: tuple[tuple[str, str], ...],
+    within: float,
+) -> hv_pb2.DescribeHypervisorResponse:
+    """DescribeHypervisor on the coordinator at address, as the operator, over a new channel."""
+    async with channel(address) as opened:
+        return await hv_grpc.HypervisorServiceStub(opened).DescribeHypervisor(
+            hv_pb2.DescribeHypervisorRequest(), timeout=within, metadata=metadata
+        )

@@ -34,13 +34,13 @@ from types import TracebackType
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.ops.pki import generate_test_pki
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import channel_credentials
 from xenmca.testbed.infra.agents import agent_argv, target_inventory, write_target
+from xenmca.testbed.infra.bed import describe_hypervisor
 from xenmca.testbed.infra.launcher_args import (
     DEFAULT_DOM0_POLICY,
     DEFAULT_SAL_MODE,
@@ -363,12 +363,9 @@ class LocalTestbed:
         return call_metadata(self.tokens.token_for(OPERATOR))
 
     async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
-        async with self.channel(self.xen_address) as channel:
-            return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
-                hv_pb2.DescribeHypervisorRequest(),
-                timeout=within,
-                metadata=self.operator_metadata(),
-            )
+        return await describe_hypervisor(
+            self.channel, self.xen_address, self.operator_metadata(), within
+        )
 
     async def _until(self, what: str, check: object, within: float) -> None:
         loop = asyncio.get_running_loop()

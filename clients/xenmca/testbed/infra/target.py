@@ -34,10 +34,10 @@ from google.protobuf.duration_pb2 import Duration
 from xenmca.agent.v1 import agent_service_pb2 as agent_pb2
 from xenmca.agent.v1 import agent_service_pb2_grpc as agent_grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
+from xenmca.testbed.infra.bed import describe_hypervisor
 from xenmca.testbed.infra.clock_offset import ClockOffset, agent_offset
 
 CUT_LIMIT_S = 3600.0
@@ -161,12 +161,9 @@ class TargetTestbed:
         raise KeyError(pcpu)
 
     async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
-        async with self.channel(self.xen_address) as channel:
-            return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
-                hv_pb2.DescribeHypervisorRequest(),
-                timeout=within,
-                metadata=self.operator_metadata(),
-            )
+        return await describe_hypervisor(
+            self.channel, self.xen_address, self.operator_metadata(), within
+        )
 
     async def cut(self, name: str, for_s: float | None = None) -> None:
         """CutNetwork through the host's agent for the fault's duration: the agent heals by

@@ -32,11 +32,11 @@ import grpc
 
 from xenmca.dom0 import command as dom0_command
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.pcpu import command as pcpu_command
 from xenmca.rpc.channels import CHANNEL_OPTIONS
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
+from xenmca.testbed.infra.bed import describe_hypervisor
 from xenmca.testbed.infra.launcher_args import dom0_argv, pcpu_host_argv, xen_argv
 from xenmca.testbed.infra.spec import TestbedSpec, testbed_spec
 from xenmca.testbed.run.data import RunData
@@ -48,6 +48,7 @@ from xenmca.testbed.run.runner import (
     move_vcpu0,
     read_all_events,
     read_log,
+    settle,
 )
 from xenmca.testbed.run.sampler import FINAL_PENDING_IDS, FirmwareReader, Sampler
 from xenmca.testbed.run.virtual_clock import VirtualClock
@@ -221,12 +222,9 @@ class InProcessTestbed:
         raise NotInProcess(f"{name}: a partition needs real processes")
 
     async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
-        async with self.channel(self.xen_address) as channel:
-            return await hv_grpc.HypervisorServiceStub(channel).DescribeHypervisor(
-                hv_pb2.DescribeHypervisorRequest(),
-                timeout=within,
-                metadata=self.operator_metadata(),
-            )
+        return await describe_hypervisor(
+            self.channel, self.xen_address, self.operator_metadata(), within
+        )
 
 
 @contextlib.contextmanager
@@ -327,16 +325,8 @@ async def _run_on(
             interval=look_s,
             logged=functools.partial(logged_count, bed.db_path),
         )
-        events.emit(
-            "drain_finished",
-            how=drain.how,
-            pending=drain.pending,
-            cleared=drain.cleared,
-            logged=drain.logged,
-            missing=drain.missing,
-            waited_s=round(drain.waited_s, 3),
-        )
-        await _settle(scenario, sampler, clock)
+        events.emit("drain_finished", **drain.event_fields())
+        await settle(scenario, sampler, clock)
         firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
         final_xen = await describe_xen(bed)
     finally:
@@ -354,15 +344,3 @@ async def _run_on(
     data.drained, data.problems, data.results_dir = drain.drained, problems, str(out_dir)
     data.final_xen, data.clock = final_xen, "virtual"
     return data
-
-
-async def _settle(scenario: Scenario, sampler: Sampler, clock: VirtualClock) -> None:
-    """Wait (bounded, virtual) until no line is polling, as a real run does."""
-    deadline = clock.now() + scenario.settle_timeout_s
-    while clock.now() < deadline:
-        latest = sampler.latest
-        if latest is not None and not any(
-            line.mode == hv_pb2.THROTTLE_MODE_POLLING for line in latest.throttle
-        ):
-            return
-        await clock.sleep(0.1)

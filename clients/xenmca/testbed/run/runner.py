@@ -187,6 +187,18 @@ def collected(
     )
 
 
+async def settle(scenario: Scenario, sampler: Sampler, clock: Clock) -> None:
+    """Wait (bounded) until no line is polling, as a throttled line needs quiet polls."""
+    deadline = clock.now() + scenario.settle_timeout_s
+    while clock.now() < deadline:
+        latest = sampler.latest
+        if latest is not None and not any(
+            line.mode == hv_pb2.THROTTLE_MODE_POLLING for line in latest.throttle
+        ):
+            return
+        await clock.sleep(0.1)
+
+
 class ScenarioRun:
     """One run of one scenario into one results folder."""
 
@@ -344,17 +356,9 @@ class ScenarioRun:
                 await asyncio.wait({drain}, timeout=0.2)
             drain_end = drain.result()
             drained = drain_end.drained
-            runner_events.emit(
-                "drain_finished",
-                how=drain_end.how,
-                pending=drain_end.pending,
-                cleared=drain_end.cleared,
-                logged=drain_end.logged,
-                missing=drain_end.missing,
-                waited_s=round(drain_end.waited_s, 3),
-            )
+            runner_events.emit("drain_finished", **drain_end.event_fields())
             # Let throttled lines come back to interrupt mode (a poll must find nothing).
-            await self._settle(sampler)
+            await settle(self.scenario, sampler, clock)
             firmware, missing = await reader.read(pending_ids_limit=FINAL_PENDING_IDS)
             final_xen = await describe_xen(bed)
             await after_drain(bed, self.out_dir, runner_events)
@@ -380,12 +384,3 @@ class ScenarioRun:
         data.problems, data.results_dir = problems, str(self.out_dir)
         data.final_xen, data.cpu_s = final_xen, cpu_s
         return data
-
-    async def _settle(self, sampler: Sampler) -> None:
-        """Wait (bounded) until no line is polling, as a throttled line needs quiet polls."""
-        deadline = self.clock.now() + self.scenario.settle_timeout_s
-        while self.clock.now() < deadline:
-            latest = sampler.latest
-            if latest is not None and not any(line.mode == 2 for line in latest.throttle):
-                return
-            await self.clock.sleep(0.1)

@@ -96,6 +96,17 @@ class DrainResult:
     waited_s: float
     logged: int | None = None  # records in dom0's log at the end; None: not known
 
+    def event_fields(self) -> dict[str, object]:
+        """The `drain_finished` event's fields."""
+        return {
+            "how": self.how,
+            "pending": self.pending,
+            "cleared": self.cleared,
+            "logged": self.logged,
+            "missing": self.missing,
+            "waited_s": round(self.waited_s, 3),
+        }
+
     @property
     def drained(self) -> bool:
         """Nothing is pending on any pCPU (and every pCPU answered)."""
