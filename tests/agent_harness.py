@@ -24,6 +24,7 @@ from xenmca.agent.v1 import agent_service_pb2_grpc as agent_grpc
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.server import ServiceBinding, build_server
+from xenmca.rpc.tls import TlsFiles, channel_credentials, server_credentials
 
 # A tiny child: notes each run in its events file, exits 0 on SIGTERM (or ignores it).
 CHILD = """
@@ -69,7 +70,10 @@ async def serve_agent(
     start: bool = True,
     events_file: Path | None = None,
     device: str = "xm-no-such-dev",
+    tls: TlsFiles | None = None,
+    client_tls: TlsFiles | None = None,
 ) -> AsyncIterator[Agent]:
+    """The agent on port 0; with tls, under mutual TLS, its client presenting client_tls."""
     (tmp_path / "state").mkdir(exist_ok=True)
     spec = ChildSpec(
         argv=tuple(argv or child_argv(tmp_path)),
@@ -82,11 +86,17 @@ async def serve_agent(
         "127.0.0.1:0",
         [ServiceBinding(SERVICE_NAME, lambda server: add_to_server(servicer, server))],
         tokens=tokens,
+        credentials=server_credentials(tls) if tls is not None else None,
     )
     await built.start()
     if start:
         await child.start()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{built.port}")
+    address = f"127.0.0.1:{built.port}"
+    channel = (
+        grpc.aio.insecure_channel(address)
+        if client_tls is None
+        else grpc.aio.secure_channel(address, channel_credentials(client_tls))
+    )
     try:
         yield Agent(
             agent_grpc.AgentServiceStub(channel),  # type: ignore[no-untyped-call]

@@ -1,5 +1,6 @@
 """AgentService is operator only: dom0 and xen get PERMISSION_DENIED, no token
-UNAUTHENTICATED, on every RPC, and nothing changes; the operator's calls succeed."""
+UNAUTHENTICATED, on every RPC, and nothing changes; the operator's calls succeed.
+Under mutual TLS the identity is the client certificate's CN, with the same answers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from agent_harness import alive, describe, grace, refusal, serve_agent
 
 from xenmca.agent.v1 import agent_service_pb2 as pb
 from xenmca.agent.v1 import agent_service_pb2_grpc as agent_grpc
-from xenmca.rpc.identity import DOM0, XEN, TokenBook
+from xenmca.ops.pki import generate_test_pki
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook
 
 CALLS: dict[str, Callable[[agent_grpc.AgentServiceStub, tuple[tuple[str, str], ...]], object]] = {
     "DescribeChild": lambda s, md: s.DescribeChild(pb.DescribeChildRequest(), metadata=md),
@@ -54,3 +56,24 @@ async def test_only_the_operator_may_call_the_agent(tmp_path: Path) -> None:
         resumed = await agent.stub.ResumeChild(pb.ResumeChildRequest(), metadata=agent.md())
         assert resumed.child.state == pb.CHILD_STATE_RUNNING
         await agent.stub.ReadClock(pb.ReadClockRequest(), metadata=agent.md())
+
+
+@pytest.mark.parametrize("identity", [DOM0, XEN, "pcpu"])
+async def test_under_tls_only_the_operator_certificate_may_call_the_agent(
+    tmp_path: Path, identity: str
+) -> None:
+    pki = generate_test_pki(tmp_path / "tls")
+    async with serve_agent(
+        tmp_path, tls=pki[identity], client_tls=pki[identity]
+    ) as agent:  # the agent presents the component's certificate, as under `xenmca up`
+        for method, call in CALLS.items():
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(agent.stub, ())  # type: ignore[misc]
+            assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED, method
+            info = refusal(caught.value)
+            assert info.metadata["method"] == method and info.metadata["identity"] == identity
+        assert agent.child.state.value == "running"  # nothing changed
+    async with serve_agent(tmp_path, tls=pki[identity], client_tls=pki[OPERATOR]) as agent:
+        paused = await agent.stub.PauseChild(pb.PauseChildRequest())
+        assert paused.child.state == pb.CHILD_STATE_PAUSED
+        await agent.stub.ReadClock(pb.ReadClockRequest())

@@ -57,11 +57,15 @@ PARTITION = """network: netns
 """
 
 
-@pytest.mark.parametrize("hosts", [None, 3], ids=["loopback", "namespaces"])
+@pytest.mark.parametrize(
+    ("hosts", "tls"),
+    [(None, False), (None, True), (3, False)],
+    ids=["loopback", "loopback-tls", "namespaces"],
+)
 def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
-    tmp_path: Path, hosts: int | None
+    tmp_path: Path, hosts: int | None, tls: bool
 ) -> None:
-    text, where = SCENARIO, ["--pcpus-per-host", "2"]
+    text, where = SCENARIO, ["--pcpus-per-host", "2", *(["--tls"] if tls else [])]
     if hosts is not None:
         try:
             check_available()
@@ -105,6 +109,12 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     offsets = results["clock_offsets"]
     assert set(offsets) == {"xen", "dom0", "pcpu-host0", "pcpu-host1", "pcpu-host2"}
     assert all(abs(o["offset_ms"]) <= o["uncertainty_ms"] + 1 for o in offsets.values())
+    if tls:
+        # Under mutual TLS the runner is the operator by its certificate (target.json's
+        # `tls`), to the components and to the agents alike; the local run is the same.
+        inventory = json.loads((up_dir / "target.json").read_text())
+        assert Path(inventory["tls"]["cert"]).name == "operator.crt"
+        return
 
     local = xenmca(
         "run", str(scenario), "--out", str(tmp_path / "local"), "--json", "--no-progress"

@@ -38,7 +38,7 @@ from xenmca.ops.pki import generate_test_pki
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
-from xenmca.rpc.tls import channel_credentials
+from xenmca.rpc.tls import TlsFiles, channel_credentials
 from xenmca.testbed.infra.agents import agent_argv, target_inventory, write_target
 from xenmca.testbed.infra.bed import describe_hypervisor
 from xenmca.testbed.infra.launcher_args import (
@@ -106,6 +106,7 @@ class LocalTestbed:
         self.network: NetworkLayout | None = None
         # The launcher's own calls (inject, describe, faults) as the operator.
         self.operator_credentials: grpc.ChannelCredentials | None = None
+        self.operator_tls: TlsFiles | None = None
         self._tls_flags: dict[str, list[str]] = {}
         self.gateway: LoopbackGateway | None = None
         self.network_events: EventLog | None = None
@@ -201,10 +202,11 @@ class LocalTestbed:
         if metrics_port is not None:
             argv = [*argv, *metrics_flags(host, metrics_port)]
             ports = (*ports, metrics_port)  # a restart waits for this port to be free too
-        argv = [*argv, *self._tls_flags.get(identity, [])]
+        tls_flags = self._tls_flags.get(identity, [])
+        argv = [*argv, *tls_flags]
         agent_port = self.agent_ports.get(name)
         if agent_port is not None:
-            argv = agent_argv(name, f"{host}:{agent_port}", self.workdir, argv)
+            argv = agent_argv(name, f"{host}:{agent_port}", self.workdir, argv, tls_flags)
             ports = (*ports, agent_port)
         return ManagedProcess(
             name,
@@ -222,6 +224,7 @@ class LocalTestbed:
         hosts = {HOST, "localhost", *(self._address(h) for h in (*pcpu_hosts, XEN_HOST, DOM0_HOST))}
         pki = generate_test_pki(self.workdir / "tls", hosts=sorted(hosts))
         self._tls_flags = {identity: files.flags() for identity, files in pki.items()}
+        self.operator_tls = pki["operator"]
         self.operator_credentials = channel_credentials(pki["operator"])
 
     def channel(self, address: str) -> grpc.aio.Channel:
@@ -269,6 +272,7 @@ class LocalTestbed:
                 hosts,
                 self.token_file,
                 self.db_path,
+                self.operator_tls,
             )
             self.target_file = write_target(self.workdir, inventory)
 

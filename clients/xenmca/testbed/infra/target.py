@@ -37,6 +37,7 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
+from xenmca.rpc.tls import TlsFiles, channel_credentials
 from xenmca.testbed.infra.bed import describe_hypervisor
 from xenmca.testbed.infra.clock_offset import ClockOffset, agent_offset
 
@@ -72,7 +73,7 @@ class AgentProcess:
     last_start_wait_s: float = 0.0
 
     async def _verb(self, verb: str, request: Any) -> agent_pb2.Child:
-        async with open_channel(self.agent) as channel:
+        async with self.bed.channel(self.agent) as channel:
             reply = await getattr(agent_grpc.AgentServiceStub(channel), verb)(
                 request, metadata=self.bed.operator_metadata(), timeout=30.0
             )
@@ -116,7 +117,7 @@ class TargetTestbed:
 
     metrics_urls: dict[str, str] = field(default_factory=dict)
     processes: list[Any] = field(default_factory=list)  # no local processes to measure
-    operator_credentials = None
+    operator_credentials: grpc.ChannelCredentials | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -128,6 +129,10 @@ class TargetTestbed:
             self.tokens = TokenBook.load(self.token_file)
             self.hosts = [(h["name"], list(h["pcpus"]), h["agent"]) for h in inv["pcpu_hosts"]]
             agents = {"xen": inv["xen"]["agent"], "dom0": inv["dom0"]["agent"]}
+            tls = inv.get("tls")
+            if tls is not None:
+                files = TlsFiles(Path(tls["cert"]), Path(tls["key"]), Path(tls["ca"]))
+                self.operator_credentials = channel_credentials(files)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InventoryError(f"{self.inventory_path}: not a usable inventory: {exc}") from None
         db = inv["dom0"].get("db")
@@ -146,7 +151,8 @@ class TargetTestbed:
     # -- what the runner and the fault schedule use -------------------------------------
 
     def channel(self, address: str) -> grpc.aio.Channel:
-        return open_channel(address)
+        """A channel to a component or an agent, as the operator (its certificate under TLS)."""
+        return open_channel(address, self.operator_credentials)
 
     def operator_metadata(self) -> tuple[tuple[str, str], ...]:
         return call_metadata(self.tokens.token_for(OPERATOR))
@@ -182,7 +188,7 @@ class TargetTestbed:
                 raise
 
     async def _network(self, name: str, verb: str, request: Any) -> None:
-        async with open_channel(self.components[name].agent) as channel:
+        async with self.channel(self.components[name].agent) as channel:
             await getattr(agent_grpc.AgentServiceStub(channel), verb)(
                 request, metadata=self.operator_metadata(), timeout=30.0
             )
@@ -211,7 +217,7 @@ class TargetTestbed:
             child = await process.describe()
             if child.state != agent_pb2.CHILD_STATE_RUNNING:
                 raise TargetError(f"{process.name} is not running (agent {process.agent})")
-            async with open_channel(process.agent) as channel:
+            async with self.channel(process.agent) as channel:
                 self.offsets[process.name] = await agent_offset(channel, self.operator_metadata())
         state = await self.describe()
         if not state.dom0_attached:
@@ -237,7 +243,7 @@ class TargetTestbed:
         """The component's events from now on, on the runner's clock, into the results."""
         offset = self.offsets[name]
         path = self.out_dir / f"events-{name}.jsonl"
-        async with open_channel(agent) as channel:
+        async with self.channel(agent) as channel:
             stream = agent_grpc.AgentServiceStub(channel).WatchEvents(
                 agent_pb2.WatchEventsRequest(from_start=False), metadata=self.operator_metadata()
             )

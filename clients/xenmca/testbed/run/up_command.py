@@ -98,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     problem = _policy_problem(args)
     if problem:
         raise UsageError(f"{problem}")
-    if args.agents and args.tls:
-        raise UsageError("--agents with --tls is not built yet: the agents have no certificates")
     network = "loopback"
     pcpus_per_host = 64 if args.pcpus_per_host is None else args.pcpus_per_host
     if args.hosts is not None:
