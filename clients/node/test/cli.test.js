@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 
 import { main, parseCommandLine, parseHostPort } from '../src/cli.js';
-import { runCli } from './testbed.js';
+import { runCli } from './run-cli.js';
 
 /** Run main() in-process; resolves to {code, stdout, stderr}. */
 async function runMain(argv) {
