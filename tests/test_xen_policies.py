@@ -76,111 +76,124 @@ async def test_xenmca_clears_the_record_read_and_a_retried_clear_clears_nothing(
         await dom0.detach()
 
 
-async def test_plain_sal_compare_and_clear_survives_a_lost_clear_reply() -> None:
-    async with flow_bed(pcpus=2, sal_mode="plain", vcpu0_pcpu=0) as bed:
-        bed.host.faults.add(FaultSpec("SalService.ClearStateInfo", "drop-reply", pcpu=1, count=1))
-        await inject_and_wait(bed, 1, count=3)
-        dom0 = ScriptedDom0(bed)
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", vcpu0_pcpu=0)
+async def test_plain_sal_compare_and_clear_survives_a_lost_clear_reply(
+    xenmca_coordinator: FlowBed,
+) -> None:
+    bed = xenmca_coordinator
+    bed.host.faults.add(FaultSpec("SalService.ClearStateInfo", "drop-reply", pcpu=1, count=1))
+    await inject_and_wait(bed, 1, count=3)
+    dom0 = ScriptedDom0(bed)
+    await dom0.next_interrupt()
+    got = await dom0.get()
+    cleared = await dom0.clear(got.record.record_id)
+    assert cleared.sal_status == SAL_OK
+    # The CLEAR landed, its reply was lost, the retry compared ids and cleared nothing.
+    assert await pending_ids(bed, 1) == [got.record.record_id + 1, got.record.record_id + 2]
+    assert bed.coordinator.counters.retries == 1
+    await dom0.detach()
+
+
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy="xen-ia64-2006")
+async def test_2006_clear_pops_the_queue_head_whatever_dom0_read(
+    xenmca_coordinator: FlowBed,
+) -> None:
+    """fw_emul.c SAL_CLEAR_STATE_INFO: list_entry(sal_queue[in1].next), then xfree(e)."""
+    bed = xenmca_coordinator
+    await inject_and_wait(bed, 0)
+    await inject_and_wait(bed, 1)
+    dom0 = ScriptedDom0(bed)
+    got = await dom0.get()
+    assert (got.sal_status, got.record.pcpu) == (SAL_OK, 0)
+    assert (await dom0.clear(got.record.record_id)).sal_status == SAL_OK
+    # A second CLEAR for the same record (a retry) clears pCPU 1's record, never read.
+    second = await dom0.clear(got.record.record_id)
+    assert (second.sal_status, second.pcpu) == (SAL_OK, 1)
+    assert await pending_ids(bed, 1) == []
+    assert not bed.watch.matching("record_copied", pcpu=1)
+    await dom0.detach()
+
+
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", policy="xen-ia64-2006")
+async def test_2006_one_entry_per_interrupt_and_mca_on_the_cmc_queue(
+    xenmca_coordinator: FlowBed,
+) -> None:
+    bed = xenmca_coordinator
+    await inject_and_wait(bed, 1, count=2)
+    await inject_and_wait(bed, 1, record_type=MCA)
+    assert await queued(bed) == [(1, CMC), (1, CMC), (1, MCA)]
+    assert await queued(bed, MCA) == []
+
+
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy="xen-ia64-2009")
+async def test_2009_slot_per_pcpu_drops_the_mca_behind_a_cmc(xenmca_coordinator: FlowBed) -> None:
+    """cb5985adb8: the MCA's slot is sal_entry[cpu][CMC], already listed: skipped."""
+    bed = xenmca_coordinator
+    await inject_and_wait(bed, 1)
+    await inject_and_wait(bed, 1, record_type=MCA)
+    assert await queued(bed) == [(1, CMC)]
+    dom0 = ScriptedDom0(bed)
+    got = await dom0.get()
+    assert got.record.type == CMC
+    await dom0.clear(got.record.record_id)
+    # Re-added at the head; the next GET finds no CMC record and frees it.
+    assert (await dom0.get()).sal_status == SAL_NO_INFORMATION
+    assert await queued(bed) == []
+    mca = await pending_ids(bed, 1, MCA)
+    assert len(mca) == 1  # never fetched, and nothing left to fetch it
+    await dom0.detach()
+
+
+@pytest.mark.xenmca(pcpus=1, sal_mode="plain", policy="xen-ia64-2009")
+async def test_2009_mca_first_is_read_through_cmc_as_corrected(xenmca_coordinator: FlowBed) -> None:
+    """fw_emul.c get_state_info_on: arg->corrected forces the severity to corrected."""
+    bed = xenmca_coordinator
+    await bed.sal(0).InjectError(
+        sal_pb2.InjectErrorRequest(type=MCA, severity=record_pb2.SEVERITY_FATAL, count=1),
+        metadata=bed.md(OPERATOR),
+    )
+    await bed.watch.wait_for("interrupt_received", pcpu=0)
+    dom0 = ScriptedDom0(bed)
+    got = await dom0.get(CMC)
+    assert got.record.type == MCA
+    assert got.record.severity == record_pb2.SEVERITY_CORRECTED
+    assert decode_record(got.record.raw).severity == 2  # sal_log_severity_corrected
+    await dom0.detach()
+
+
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy="xen-ia64-2009")
+async def test_2009_busy_pcpu_stays_at_the_head(xenmca_coordinator: FlowBed) -> None:
+    """cb5985adb8: list_add (head) after every CLEAR with r9 >= 0."""
+    bed = xenmca_coordinator
+    await inject_and_wait(bed, 0, count=4)
+    await inject_and_wait(bed, 1)
+    dom0 = ScriptedDom0(bed)
+    order: list[int | None] = []
+    while len([p for p in order if p is not None]) < 5:
+        got = await dom0.get()
+        if got.sal_status != SAL_OK:
+            order.append(None)  # the exhausted slot, freed by a GET that found nothing
+            continue
+        order.append(got.record.pcpu)
+        await dom0.clear(got.record.record_id)
+    assert order == [0, 0, 0, 0, None, 1]
+    await dom0.detach()
+
+
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", vcpu0_pcpu=0)
+async def test_xenmca_round_robin_under_the_same_load(xenmca_coordinator: FlowBed) -> None:
+    bed = xenmca_coordinator
+    await inject_and_wait(bed, 0, count=4)
+    await inject_and_wait(bed, 1)
+    dom0 = ScriptedDom0(bed)
+    order = []
+    for _ in range(5):
         await dom0.next_interrupt()
         got = await dom0.get()
-        cleared = await dom0.clear(got.record.record_id)
-        assert cleared.sal_status == SAL_OK
-        # The CLEAR landed, its reply was lost, the retry compared ids and cleared nothing.
-        assert await pending_ids(bed, 1) == [got.record.record_id + 1, got.record.record_id + 2]
-        assert bed.coordinator.counters.retries == 1
-        await dom0.detach()
-
-
-async def test_2006_clear_pops_the_queue_head_whatever_dom0_read() -> None:
-    """fw_emul.c SAL_CLEAR_STATE_INFO: list_entry(sal_queue[in1].next), then xfree(e)."""
-    async with flow_bed(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy=SHIPPED_2006) as bed:
-        await inject_and_wait(bed, 0)
-        await inject_and_wait(bed, 1)
-        dom0 = ScriptedDom0(bed)
-        got = await dom0.get()
-        assert (got.sal_status, got.record.pcpu) == (SAL_OK, 0)
-        assert (await dom0.clear(got.record.record_id)).sal_status == SAL_OK
-        # A second CLEAR for the same record (a retry) clears pCPU 1's record, never read.
-        second = await dom0.clear(got.record.record_id)
-        assert (second.sal_status, second.pcpu) == (SAL_OK, 1)
-        assert await pending_ids(bed, 1) == []
-        assert not bed.watch.matching("record_copied", pcpu=1)
-        await dom0.detach()
-
-
-async def test_2006_one_entry_per_interrupt_and_mca_on_the_cmc_queue() -> None:
-    async with flow_bed(pcpus=2, sal_mode="plain", policy=SHIPPED_2006) as bed:
-        await inject_and_wait(bed, 1, count=2)
-        await inject_and_wait(bed, 1, record_type=MCA)
-        assert await queued(bed) == [(1, CMC), (1, CMC), (1, MCA)]
-        assert await queued(bed, MCA) == []
-
-
-async def test_2009_slot_per_pcpu_drops_the_mca_behind_a_cmc() -> None:
-    """cb5985adb8: the MCA's slot is sal_entry[cpu][CMC], already listed: skipped."""
-    async with flow_bed(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy=SHIPPED_2009) as bed:
-        await inject_and_wait(bed, 1)
-        await inject_and_wait(bed, 1, record_type=MCA)
-        assert await queued(bed) == [(1, CMC)]
-        dom0 = ScriptedDom0(bed)
-        got = await dom0.get()
-        assert got.record.type == CMC
+        order.append(got.record.pcpu)
         await dom0.clear(got.record.record_id)
-        # Re-added at the head; the next GET finds no CMC record and frees it.
-        assert (await dom0.get()).sal_status == SAL_NO_INFORMATION
-        assert await queued(bed) == []
-        mca = await pending_ids(bed, 1, MCA)
-        assert len(mca) == 1  # never fetched, and nothing left to fetch it
-        await dom0.detach()
-
-
-async def test_2009_mca_first_is_read_through_cmc_as_corrected() -> None:
-    """fw_emul.c get_state_info_on: arg->corrected forces the severity to corrected."""
-    async with flow_bed(pcpus=1, sal_mode="plain", policy=SHIPPED_2009) as bed:
-        await bed.sal(0).InjectError(
-            sal_pb2.InjectErrorRequest(type=MCA, severity=record_pb2.SEVERITY_FATAL, count=1),
-            metadata=bed.md(OPERATOR),
-        )
-        await bed.watch.wait_for("interrupt_received", pcpu=0)
-        dom0 = ScriptedDom0(bed)
-        got = await dom0.get(CMC)
-        assert got.record.type == MCA
-        assert got.record.severity == record_pb2.SEVERITY_CORRECTED
-        assert decode_record(got.record.raw).severity == 2  # sal_log_severity_corrected
-        await dom0.detach()
-
-
-async def test_2009_busy_pcpu_stays_at_the_head() -> None:
-    """cb5985adb8: list_add (head) after every CLEAR with r9 >= 0."""
-    async with flow_bed(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy=SHIPPED_2009) as bed:
-        await inject_and_wait(bed, 0, count=4)
-        await inject_and_wait(bed, 1)
-        dom0 = ScriptedDom0(bed)
-        order: list[int | None] = []
-        while len([p for p in order if p is not None]) < 5:
-            got = await dom0.get()
-            if got.sal_status != SAL_OK:
-                order.append(None)  # the exhausted slot, freed by a GET that found nothing
-                continue
-            order.append(got.record.pcpu)
-            await dom0.clear(got.record.record_id)
-        assert order == [0, 0, 0, 0, None, 1]
-        await dom0.detach()
-
-
-async def test_xenmca_round_robin_under_the_same_load() -> None:
-    async with flow_bed(pcpus=2, sal_mode="plain", vcpu0_pcpu=0) as bed:
-        await inject_and_wait(bed, 0, count=4)
-        await inject_and_wait(bed, 1)
-        dom0 = ScriptedDom0(bed)
-        order = []
-        for _ in range(5):
-            await dom0.next_interrupt()
-            got = await dom0.get()
-            order.append(got.record.pcpu)
-            await dom0.clear(got.record.record_id)
-        assert order.index(1) <= 1
-        await dom0.detach()
+    assert order.index(1) <= 1
+    await dom0.detach()
 
 
 @pytest.mark.parametrize("policy", [SHIPPED_2006, SHIPPED_2009], ids=lambda p: p.name)
@@ -211,38 +224,40 @@ async def test_xenmca_failed_get_keeps_the_entry() -> None:
         await dom0.detach()
 
 
-async def test_2009_failed_clear_reads_the_same_record_again() -> None:
-    async with flow_bed(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy=SHIPPED_2009) as bed:
-        bed.host.faults.add(FaultSpec("SalService.ClearStateInfo", "fail", pcpu=1, count=1))
-        await inject_and_wait(bed, 1)
-        dom0 = ScriptedDom0(bed)
-        first = await dom0.get()
-        assert (await dom0.clear(first.record.record_id)).sal_status == SAL_NO_INFORMATION
-        second = await dom0.get()
-        assert second.record.record_id == first.record.record_id  # delivered twice
-        await dom0.detach()
+@pytest.mark.xenmca(pcpus=2, sal_mode="plain", vcpu0_pcpu=0, policy="xen-ia64-2009")
+async def test_2009_failed_clear_reads_the_same_record_again(xenmca_coordinator: FlowBed) -> None:
+    bed = xenmca_coordinator
+    bed.host.faults.add(FaultSpec("SalService.ClearStateInfo", "fail", pcpu=1, count=1))
+    await inject_and_wait(bed, 1)
+    dom0 = ScriptedDom0(bed)
+    first = await dom0.get()
+    assert (await dom0.clear(first.record.record_id)).sal_status == SAL_NO_INFORMATION
+    second = await dom0.get()
+    assert second.record.record_id == first.record.record_id  # delivered twice
+    await dom0.detach()
 
 
-async def test_virq_bit_coalesces_interrupts_until_dom0_runs() -> None:
-    async with flow_bed(pcpus=3, sal_mode="plain", policy=SHIPPED_2009) as bed:
-        dom0 = ScriptedDom0(bed)
-        await bed.watch.wait_for("dom0_attached")
-        for pcpu in (0, 1, 2):
-            await inject_and_wait(bed, pcpu)
-        first = await dom0.next_interrupt()
-        assert first.type == CMC
-        assert len(bed.watch.matching("injected")) == 1
-        assert bed.coordinator.counters.virqs_coalesced == 2
-        got = await dom0.get()
-        await dom0.clear(got.record.record_id)
-        # Nothing re-raises the VIRQ: two records wait with entries and no interrupt
-        # (pCPU 0's slot is back at the head, empty, until a GET frees it).
-        assert len(bed.watch.matching("injected")) == 1
-        assert await queued(bed) == [(0, CMC), (1, CMC), (2, CMC)]
-        assert [len(await pending_ids(bed, p)) for p in (0, 1, 2)] == [0, 1, 1]
-        state = await describe(bed)
-        assert not next(q for q in state.queues if q.type == CMC).virq_pending
-        await dom0.detach()
+@pytest.mark.xenmca(pcpus=3, sal_mode="plain", policy="xen-ia64-2009")
+async def test_virq_bit_coalesces_interrupts_until_dom0_runs(xenmca_coordinator: FlowBed) -> None:
+    bed = xenmca_coordinator
+    dom0 = ScriptedDom0(bed)
+    await bed.watch.wait_for("dom0_attached")
+    for pcpu in (0, 1, 2):
+        await inject_and_wait(bed, pcpu)
+    first = await dom0.next_interrupt()
+    assert first.type == CMC
+    assert len(bed.watch.matching("injected")) == 1
+    assert bed.coordinator.counters.virqs_coalesced == 2
+    got = await dom0.get()
+    await dom0.clear(got.record.record_id)
+    # Nothing re-raises the VIRQ: two records wait with entries and no interrupt
+    # (pCPU 0's slot is back at the head, empty, until a GET frees it).
+    assert len(bed.watch.matching("injected")) == 1
+    assert await queued(bed) == [(0, CMC), (1, CMC), (2, CMC)]
+    assert [len(await pending_ids(bed, p)) for p in (0, 1, 2)] == [0, 1, 1]
+    state = await describe(bed)
+    assert not next(q for q in state.queues if q.type == CMC).virq_pending
+    await dom0.detach()
 
 
 async def test_policy_is_described() -> None:
