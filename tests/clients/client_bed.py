@@ -102,7 +102,7 @@ class ClientBed:
     tls: bool
     host: PcpuHost
     coordinator: Coordinator
-    built: BuiltServer
+    built: BuiltServer | None
     xen: str
     changes: Changes
     tokens: TokenBook | None
@@ -208,6 +208,57 @@ class ClientBed:
         assert self.host.faults is not None
         self.host.faults.clear()
 
+    async def stop_coordinator(self) -> None:
+        if self.built is not None:
+            await self.built.server.stop(0)
+            await self.coordinator.stop()
+            self.built = None
+
+    async def restart_coordinator(self) -> None:
+        """Stop the coordinator (its streams and calls end); serve a new one on the same address."""
+        await self.stop_coordinator()
+        self.coordinator, self.built, _ = await start_coordinator(
+            self.xen, self.host.addresses, self.tokens, self.pki, self.changes
+        )
+
+
+async def start_coordinator(
+    address: str,
+    pcpus: dict[int, str],
+    tokens: TokenBook | None,
+    pki: dict[str, TlsFiles] | None,
+    changes: Changes,
+) -> tuple[Coordinator, BuiltServer, str]:
+    """A coordinator serving on address (port 0: a free one), once every pCPU is connected."""
+    events = EventLog("xen")
+    events.subscribe(changes.notify)
+    coordinator = Coordinator(
+        CoordinatorConfig(
+            pcpus=pcpus,
+            xen_token=tokens.token_for(XEN) if tokens else None,
+            channel_credentials=channel_credentials(pki["xen"]) if pki else None,
+            retry=FAST_RETRY,
+            throttle=PRESETS["fast"],
+        ),
+        events=events,
+    )
+    built, port = create_server(
+        address, coordinator, tokens, credentials=server_credentials(pki["xen"]) if pki else None
+    )
+    await built.start()
+    await coordinator.start()
+    try:
+        await changes.until(
+            lambda: all(link.connected for link in coordinator.links.values()),
+            within=20,
+            what="every pCPU connected to the coordinator",
+        )
+    except BaseException:
+        await built.server.stop(0)
+        await coordinator.stop()
+        raise
+    return coordinator, built, f"{address.rpartition(':')[0]}:{port}"
+
 
 @asynccontextmanager
 async def client_bed(
@@ -237,48 +288,18 @@ async def client_bed(
         credentials=server_credentials(pki["pcpu"]) if pki else None,
     )
     await host.start()
-    xen_events = EventLog("xen")
-    xen_events.subscribe(changes.notify)
-    coordinator = Coordinator(
-        CoordinatorConfig(
-            pcpus=host.addresses,
-            xen_token=tokens.token_for(XEN) if tokens else None,
-            channel_credentials=channel_credentials(pki["xen"]) if pki else None,
-            retry=FAST_RETRY,
-            throttle=PRESETS["fast"],
-        ),
-        events=xen_events,
-    )
-    built, port = create_server(
-        "127.0.0.1:0",
-        coordinator,
-        tokens,
-        credentials=server_credentials(pki["xen"]) if pki else None,
-    )
-    await built.start()
-    await coordinator.start()
-    bed = ClientBed(
-        directory,
-        tls,
-        host,
-        coordinator,
-        built,
-        f"127.0.0.1:{port}",
-        changes,
-        tokens,
-        token_file,
-        pki,
-    )
     try:
-        await changes.until(
-            lambda: all(link.connected for link in coordinator.links.values()),
-            within=20,
-            what="every pCPU connected to the coordinator",
+        coordinator, built, xen = await start_coordinator(
+            "127.0.0.1:0", host.addresses, tokens, pki, changes
         )
+    except BaseException:
+        await host.stop(grace=None)
+        raise
+    bed = ClientBed(directory, tls, host, coordinator, built, xen, changes, tokens, token_file, pki)
+    try:
         yield bed
     finally:
         for channel in bed.channels:
             await channel.close()
-        await built.server.stop(0)
-        await coordinator.stop()
+        await bed.stop_coordinator()
         await host.stop(grace=None)

@@ -395,6 +395,33 @@ async def dom0_out_dedupe_restart(ctx: Ctx) -> None:
     ], out.read_text()
 
 
+@case("dom0-reattach")
+async def dom0_reattach(ctx: Ctx) -> None:
+    bed = ctx.tb
+    pcpu = ctx.expect["pcpu"]
+    dom0 = await ctx.cli.start(
+        "dom0", "--xen", bed.xen, *bed.credential_flags("dom0"), "--cpe-poll", "0"
+    )
+    await ctx.until(_attached(bed), 20, "the client's dom0 attached", dom0)
+    expected = keys(pcpu, await bed.inject(pcpu, "cmc", ctx.expect["before"]), "CMC")
+    await ctx.until(lambda: len(dom0.out_lines) >= len(expected), 20, "logged", dom0)
+
+    await bed.restart_coordinator()
+    assert dom0.running, f"dom0 outlives its coordinator: {dom0.describe()}"
+    await ctx.until(_attached(bed), 20, "dom0 attached to the new coordinator", dom0)
+    expected += keys(pcpu, await bed.inject(pcpu, "cmc", ctx.expect["after"]), "CMC")
+    await ctx.until(lambda: len(dom0.out_lines) >= len(expected), 20, "logged", dom0)
+    await ctx.until(lambda: _no_pending(bed, pcpu), 15, f"nothing pending on pCPU {pcpu}", dom0)
+
+    stopped = await dom0.stop()
+    assert stopped.code == ctx.expect["stop_exit"], stopped.describe()
+    assert sorted(map(key, records(dom0.out_lines))) == sorted(expected), dom0.out_lines
+
+
+async def _no_pending(bed: ClientBed, pcpu: int) -> bool:
+    return not any((await bed.pending(pcpu)).values())
+
+
 # -- refusals by identity ------------------------------------------------------------------
 
 
