@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
-from flow_harness import DOMU, EventWatch, FlowBed, start_coordinator
+from flow_harness import DOMU, EventWatch, FlowBed
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import given, settings
@@ -29,11 +29,11 @@ from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.pcpu.model import DEFAULT_CAPACITY
 from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import ERROR_DOMAIN, error_info_of
-from xenmca.rpc.events import Event, EventLog
+from xenmca.rpc.events import Event
 from xenmca.rpc.identity import AUTH_HEADER, DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
+from xenmca.testing.flow import attached_coordinator, make_tokens, running_pcpus
 from xenmca.xen.queues import State
 
 T = TypeVar("T")
@@ -389,33 +389,16 @@ class FuzzBed:
 async def fuzz_bed(
     pcpus: int = 2, capacity: int = DEFAULT_CAPACITY, **config: Any
 ) -> AsyncIterator[FuzzBed]:
-    """flow_harness.flow_bed with the pCPUs' event log subscribed and a chosen capacity."""
-    tokens = TokenBook.generate(DOM0, OPERATOR, XEN, DOMU)
-    events = EventLog("pcpu")
-    seen: list[Event] = []
-    events.subscribe(seen.append)
-    host = PcpuHost(range(pcpus), token_book=tokens, capacity=capacity, events=events)
-    await host.start()
-    watch = EventWatch()
-    try:
-        coordinator, built, address = await start_coordinator(
-            host.addresses, tokens, watch, **config
-        )
-    except BaseException:
-        await host.stop(grace=None)
-        raise
-    flow = FlowBed(tokens, host, coordinator, built, address, open_channel(address), watch)
-    try:
-        await flow.wait_connected()
-        yield FuzzBed(flow, seen)
-    finally:
-        await flow.channel.close()
-        for channel in flow.sal_channels.values():
-            await channel.close()
-        await built.server.stop(0)
-        await coordinator.stop()
-        await end_paced_injections(host)
-        await host.stop(grace=None)
+    """xenmca.testing's pCPUs and coordinator, with the pCPUs' events kept apart and a chosen
+    capacity; paced injections ended and the pCPUs stopped without grace on the way out."""
+    tokens = make_tokens()
+    pcpu_watch = EventWatch()
+    async with running_pcpus(pcpus, tokens, pcpu_watch, capacity=capacity, stop_grace=None) as host:
+        try:
+            async with attached_coordinator(host, tokens, EventWatch(), **config) as flow:
+                yield FuzzBed(flow, pcpu_watch.events)
+        finally:
+            await end_paced_injections(host)
 
 
 async def end_paced_injections(host: PcpuHost) -> None:

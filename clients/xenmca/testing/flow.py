@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
-from xenmca.pcpu.server import PcpuHost, PcpuServer, build_pcpu_server
+from xenmca.pcpu.server import DEFAULT_GRACE, PcpuHost, PcpuServer, build_pcpu_server
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.events import EventLog
@@ -127,11 +127,13 @@ async def running_pcpus(
     *,
     sal_mode: str = "extended",
     capacity: int | None = None,
+    stop_grace: float | None = DEFAULT_GRACE,
 ) -> AsyncIterator[PcpuHost]:
     """A pCPU host serving pCPUs 0 to pcpus - 1, each on its own port 0; stopped on the way out.
 
     Firmware in sal_mode, ``capacity`` records per type (the host's default when
     None); with a watch, the firmware's events go to it (component ``pcpu``).
+    ``stop_grace`` is the seconds calls in progress get at the end (None: none).
     """
     events = None
     if watch is not None:
@@ -143,7 +145,7 @@ async def running_pcpus(
     try:
         yield host
     finally:
-        await host.stop()
+        await host.stop(stop_grace)
 
 
 @asynccontextmanager
