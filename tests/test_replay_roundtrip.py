@@ -2,7 +2,7 @@
 export again gives the same bytes; and `xenmca replay` as a real process.
 
 The testbeds are in process (pCPU servers, the coordinator and dom0's logger on port 0,
-as tests/flow_harness.py builds them). The firmware assigns only the record id (the
+as the plugin's start_testbed builds them). The firmware assigns only the record id (the
 header's bytes 0-7, and the log's record_id) and the creation time (the log's
 created_at, the dump's created_ns); replay sends each pCPU's records in their original
 order, so a fresh testbed numbers them as the first did and the raw bytes compare equal
@@ -21,21 +21,21 @@ from typing import Any
 
 import pytest
 from cli_process import xenmca
-from flow_harness import CMC, CPE, EventWatch, FlowBed, flow_bed
+from flow_harness import CMC, CPE, EventWatch, FlowBed
 from sal_samples import mixed_raw, sample_raw
 
 from xenmca import cli
 from xenmca.dom0.log_store import LogStore
-from xenmca.dom0.logger import Dom0Logger
 from xenmca.dom0.pacing import PollSettings
 from xenmca.layout.api import decode_record, with_record_id
 from xenmca.ops.dumps import dump_line, read_dump
 from xenmca.ops.replay import plan_replay, replay
 from xenmca.pcpu.server import PcpuHost
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook
 from xenmca.sal.v1 import sal_service_pb2 as sal
+from xenmca.testing.config import BedConfig
+from xenmca.testing.testbed import start_testbed
 
 MCA = record_pb2.RECORD_TYPE_MCA
 FIRMWARE_ASSIGNED = ("created_ns",)
@@ -46,7 +46,7 @@ FIRMWARE_ASSIGNED = ("created_ns",)
 class Bed:
     flow: FlowBed
     store: LogStore
-    dom0: EventWatch
+    dom0: EventWatch  # every component's events; dom0's have component "dom0"
     db: Path
 
     async def inject(
@@ -59,7 +59,7 @@ class Bed:
 
     async def logged(self, total: int) -> None:
         """Wait until dom0 has logged and cleared ``total`` records."""
-        await self.dom0.wait_for("record_cleared", count=total, within=30)
+        await self.dom0.wait_for("record_cleared", count=total, within=30, component="dom0")
         assert (await self.store.counts()).total == total
 
 
@@ -67,24 +67,10 @@ class Bed:
 async def running_bed(tmp_path: Path, name: str) -> AsyncIterator[Bed]:
     """Two pCPUs, the coordinator and dom0 logging to NAME.sqlite (CPE polled every 20-100 ms)."""
     db = tmp_path / f"{name}.sqlite"
-    async with flow_bed(pcpus=2) as flow:
-        store = await LogStore.open(db)
-        watch = EventWatch()
-        events = EventLog("dom0")
-        events.subscribe(watch)
-        logger = Dom0Logger(
-            flow.xen_address,
-            store,
-            token=flow.tokens.token_for(DOM0),
-            events=events,
-            polled_types={CPE: PollSettings(0.02, 0.1)},
-        )
-        await logger.start()
-        try:
-            yield Bed(flow, store, watch, db)
-        finally:
-            await logger.stop()
-            await store.close()
+    config = BedConfig(pcpus=2, cpe_poll=PollSettings(0.02, 0.1))
+    async with start_testbed(config, db) as bed:
+        assert bed.dom0.store is not None
+        yield Bed(bed.flow, bed.dom0.store, bed.watch, db)
 
 
 async def fill(bed: Bed) -> int:
