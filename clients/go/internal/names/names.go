@@ -28,15 +28,6 @@ func SeverityLabel(name string) string {
 	return strings.ToLower(strings.TrimPrefix(name, "SEVERITY_"))
 }
 
-// EnumName is the proto name of a value, or its number when the enum has no such value
-// (as the Node client shows it).
-func EnumName(name string, number int32) string {
-	if name == "" {
-		return fmt.Sprint(number)
-	}
-	return name
-}
-
 // RecordTypeName is "RECORD_TYPE_CMC" for RECORD_TYPE_CMC, or the number as text.
 func RecordTypeName(t recordv1.RecordType) string {
 	if name, ok := recordv1.RecordType_name[int32(t)]; ok {
