@@ -46,7 +46,7 @@ def make_tokens() -> TokenBook:
 class FlowBed:
     """Running pCPUs (``host``) and the coordinator attached to them, with a client channel."""
 
-    tokens: TokenBook
+    tokens: TokenBook = field(repr=False)  # never shown in a test's output
     host: PcpuHost
     coordinator: Coordinator
     built: BuiltServer

@@ -3,7 +3,7 @@
 Built from a BedConfig by `start_testbed()` (or the ``xenmca_testbed`` fixture), every
 server on 127.0.0.1 port 0 and every component's events in one EventWatch. Its
 helpers are what a test does with it: make records on a pCPU and wait, on the
-events, until dom0 has logged them (and the firmware cleared them); read the log;
+events, until dom0 has logged them and had its CLEARs answered; read the log;
 add per-RPC faults; restart dom0; run the checkers over what happened.
 """
 
@@ -45,8 +45,8 @@ class Testbed:
 
     __test__: ClassVar[bool] = False  # a helper, not a test class, whatever pytest's prefix
 
-    flow: FlowBed
-    dom0: RunningDom0
+    flow: FlowBed = field(repr=False)
+    dom0: RunningDom0 = field(repr=False)
     config: BedConfig
     injected: list[RecordKey] = field(default_factory=list)
     """Every record stored by ``inject``, in order."""
@@ -54,9 +54,9 @@ class Testbed:
     """Records asked of the pCPUs through ``inject`` (stored or overflowed)."""
     started_ns: int = field(default_factory=time.monotonic_ns)
     """When it was made (CLOCK_MONOTONIC, as the events' t_mono_ns)."""
-    _committed: set[RecordKey] = field(default_factory=set)
-    _cleared: set[RecordKey] = field(default_factory=set)
-    _scanned: int = 0
+    _committed: set[RecordKey] = field(default_factory=set, repr=False)
+    _cleared: set[RecordKey] = field(default_factory=set, repr=False)
+    _scanned: int = field(default=0, repr=False)
 
     # -- what it is made of ------------------------------------------------------
 
