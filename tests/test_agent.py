@@ -34,6 +34,7 @@ from agent_harness import (
 )
 
 from xenmca.agent.child import ChildSpec, proc_state
+from xenmca.agent.service import EVENTS_OFFSET_HEADER
 from xenmca.agent.v1 import agent_service_pb2 as pb
 
 random.seed(16)
@@ -220,6 +221,30 @@ async def test_watch_events_from_now_skips_what_was_written(tmp_path: Path) -> N
             out.write('ial"}\n')
         assert await next_event(stream) == {"kind": "partial"}
         call.cancel()
+
+
+async def test_watch_events_until_now_catches_up_from_an_offset_and_ends(tmp_path: Path) -> None:
+    # A caller whose live stream lagged: from the last offset it got (or the start the
+    # header named), every line completed before the call, then the end of the stream.
+    async with serve_agent(tmp_path) as agent:
+        await child_up(agent)
+        live = agent.stub.WatchEvents(pb.WatchEventsRequest(), metadata=agent.md())
+        start = int(dict(await live.initial_metadata())[EVENTS_OFFSET_HEADER])
+        assert start == agent.events_file.stat().st_size
+        live.cancel()
+        with agent.events_file.open("a") as out:
+            out.write('{"kind": "a"}\n{"kind": "b"}\n{"kind": "torn')
+        offsets = {}
+        for from_offset in (start, start + 3):  # a line's start, or inside a line
+            call = agent.stub.WatchEvents(
+                pb.WatchEventsRequest(from_start=True, from_offset=from_offset, until_now=True),
+                metadata=agent.md(),
+            )
+            got = [(m.offset, json.loads(m.json)["kind"]) async for m in call]
+            offsets[from_offset] = got
+        b_at = start + len('{"kind": "a"}\n')
+        assert offsets[start] == [(start, "a"), (b_at, "b")]  # not the torn line
+        assert offsets[start + 3] == [(b_at, "b")]
 
 
 async def test_watch_events_without_an_events_file_is_refused(tmp_path: Path) -> None:

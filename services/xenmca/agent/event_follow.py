@@ -86,14 +86,37 @@ def _new_lines(path: Path, position: Position) -> list[tuple[int, str]]:
     return lines
 
 
+def offset_position(path: Path, offset: int) -> Position:
+    """Reading from a byte offset: from the first line that starts there or after it."""
+    found = _identity(path)
+    if found is None:
+        return Position(None, 0)
+    inside_line = offset > 0 and _read_from(path, offset - 1)[:1] != b"\n"
+    return Position(found[0], offset, skip_first=inside_line)
+
+
+def end_of_file(path: Path) -> int:
+    """The events file's size now (0 when it does not exist yet)."""
+    found = _identity(path)
+    return 0 if found is None else found[1]
+
+
 async def follow_lines(
-    path: Path, position: Position, stop: asyncio.Event | None = None, poll: float = POLL_S
+    path: Path,
+    position: Position,
+    stop: asyncio.Event | None = None,
+    poll: float = POLL_S,
+    until: int | None = None,
 ) -> AsyncIterator[tuple[int, str]]:
     """Yield (offset, line) for each complete line of path from position, forever (or until
-    stop is set)."""
+    stop is set); with `until`, return once every line that ends by that offset is out."""
     while stop is None or not stop.is_set():
+        if until is not None and position.offset + len(position.pending) >= until:
+            return  # every byte up to `until` read: its lines are out, a torn one held back
         lines = _new_lines(path, position)
         for offset, text in lines:
+            if until is not None and offset >= until:
+                return
             yield offset, text
         if not lines:
             if stop is None:

@@ -16,7 +16,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from xenmca.agent.child import MAX_GRACE, Child, ChildState
-from xenmca.agent.event_follow import follow_lines, start_position
+from xenmca.agent.event_follow import end_of_file, follow_lines, offset_position, start_position
 from xenmca.agent.network import MAX_CUT_S, NetworkControl, NetworkState
 from xenmca.agent.v1 import agent_service_pb2 as agent_pb2
 from xenmca.agent.v1 import agent_service_pb2_grpc as agent_grpc
@@ -24,6 +24,8 @@ from xenmca.rpc import errors
 from xenmca.rpc.identity import OPERATOR, TokenBook, require_identity
 
 SERVICE_NAME = agent_pb2.DESCRIPTOR.services_by_name["AgentService"].full_name
+EVENTS_OFFSET_HEADER = "xenmca-events-offset"
+"""WatchEvents' response header: the byte offset of the events file the stream starts at."""
 
 _STATES = {
     ChildState.RUNNING: agent_pb2.CHILD_STATE_RUNNING,
@@ -200,11 +202,16 @@ class AgentServicer(agent_grpc.AgentServiceServicer):
                     "(give the child --events FILE, or the agent --child-events FILE)",
                 ),
             )
-        position = start_position(path, request.from_start)
-        # Response headers now tell the caller where "from now" begins: every line
-        # written after it has them comes on this stream.
-        await context.send_initial_metadata(())
-        async for offset, text in follow_lines(path, position, self.closing):
+        position = (
+            offset_position(path, request.from_offset)
+            if request.from_offset
+            else start_position(path, request.from_start)
+        )
+        until = end_of_file(path) if request.until_now else None
+        # Response headers now tell the caller where "from now" begins (the byte offset,
+        # EVENTS_OFFSET_HEADER): every line written after it has them comes on this stream.
+        await context.send_initial_metadata(((EVENTS_OFFSET_HEADER, str(position.offset)),))
+        async for offset, text in follow_lines(path, position, self.closing, until=until):
             yield agent_pb2.WatchEventsResponse(json=text, offset=offset)
 
     async def ReadClock(

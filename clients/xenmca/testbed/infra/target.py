@@ -13,6 +13,8 @@ offers the runner what a `LocalTestbed` offers, without starting anything:
   (NTP-style through ReadClock, infra.clock_offset), which results.json reports;
 - dom0's log is read from `dom0.db`, a path the runner must be able to read (the
   same machine, or a shared volume). Without it the run is refused: the checks need it.
+  Its stamps are corrected too: a record's creation by its pCPU host's offset, its
+  commit by dom0's (`corrected_log`), so latencies stay differences on one clock.
 
 A deployment with records from before the run is refused for now: the checks
 count the firmware's counters from zero.
@@ -23,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,6 +33,7 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
+from xenmca.agent.service import EVENTS_OFFSET_HEADER
 from xenmca.agent.v1 import agent_service_pb2 as agent_pb2
 from xenmca.agent.v1 import agent_service_pb2_grpc as agent_grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
@@ -40,6 +43,7 @@ from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import TlsFiles, channel_credentials
 from xenmca.testbed.infra.bed import describe_hypervisor
 from xenmca.testbed.infra.clock_offset import ClockOffset, agent_offset
+from xenmca.testbed.run.data import LoggedRecord
 
 CUT_LIMIT_S = 3600.0
 """How long an agent keeps a link cut by itself if the heal never reaches it."""
@@ -114,6 +118,12 @@ class TargetTestbed:
     inventory: dict[str, Any] = field(default_factory=dict)
     offsets: dict[str, ClockOffset] = field(default_factory=dict)
     _watchers: list[asyncio.Task[None]] = field(default_factory=list)
+    # Per component: the events file's offset its live stream started at, and the offset
+    # of the last line received (where a catch-up resumes).
+    _start_offset: dict[str, int] = field(default_factory=dict)
+    _last_offset: dict[str, int] = field(default_factory=dict)
+    # What the run could not read from the deployment (RunData.problems).
+    problems: list[str] = field(default_factory=list)
 
     metrics_urls: dict[str, str] = field(default_factory=dict)
     processes: list[Any] = field(default_factory=list)  # no local processes to measure
@@ -165,6 +175,25 @@ class TargetTestbed:
             if pcpu in pcpus:
                 return self.components[name]
         raise KeyError(pcpu)
+
+    def corrected_log(self, log: list[LoggedRecord]) -> list[LoggedRecord]:
+        """dom0's log on the runner's clock: each record's creation stamp (its pCPU host's
+        monotonic clock) and its commit stamp (dom0's) corrected by that host's offset, so
+        a latency is a difference on one clock, off by at most the two uncertainties."""
+        dom0 = self.offsets["dom0"]
+        hosts = {pcpu: self.offsets[name] for name, pcpus, _ in self.hosts for pcpu in pcpus}
+        return [
+            replace(
+                record,
+                created_monotonic_ns=(
+                    hosts[record.pcpu].to_runner_ns(record.created_monotonic_ns)
+                    if record.created_monotonic_ns > 0 and record.pcpu in hosts
+                    else record.created_monotonic_ns
+                ),
+                logged_monotonic_ns=dom0.to_runner_ns(record.logged_monotonic_ns),
+            )
+            for record in log
+        ]
 
     async def describe(self, within: float = 5.0) -> hv_pb2.DescribeHypervisorResponse:
         return await describe_hypervisor(
@@ -228,7 +257,9 @@ class TargetTestbed:
                 "zero, so start it afresh (xenmca up --agents)"
             )
         for name, process in self.components.items():
-            self._watchers.append(asyncio.create_task(self._collect(name, process.agent)))
+            started = asyncio.get_running_loop().create_future()
+            self._watchers.append(asyncio.create_task(self._collect(name, process.agent, started)))
+            await started  # the stream's start is fixed: every later event reaches the results
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -238,20 +269,59 @@ class TargetTestbed:
         for task in self._watchers:
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await task
+        # The live streams lag the files by the agents' poll: catch up to now, so the
+        # results hold every event up to the end of the run (the checks read the last).
+        for name, process in self.components.items():
+            try:
+                await self._catch_up(name, process.agent)
+            except (grpc.aio.AioRpcError, TimeoutError) as error:
+                detail = error.code().name if isinstance(error, grpc.aio.AioRpcError) else "timeout"
+                self.problems.append(f"events: {name}'s last events not read ({detail})")
 
-    async def _collect(self, name: str, agent: str) -> None:
-        """The component's events from now on, on the runner's clock, into the results."""
-        offset = self.offsets[name]
+    def _event_line(self, name: str, message: agent_pb2.WatchEventsResponse) -> str:
+        """One event on the runner's clock (the host's stamp kept as t_mono_ns_host)."""
+        event = json.loads(message.json)
+        if isinstance(event.get("t_mono_ns"), int):
+            event["t_mono_ns_host"] = event["t_mono_ns"]
+            event["t_mono_ns"] = self.offsets[name].to_runner_ns(event["t_mono_ns"])
+        self._last_offset[name] = message.offset
+        return json.dumps(event, separators=(",", ":")) + "\n"
+
+    async def _collect(self, name: str, agent: str, started: asyncio.Future[None]) -> None:
+        """The component's events from now on, on the runner's clock, into the results;
+        `started` is set once the agent has fixed where the stream starts."""
         path = self.out_dir / f"events-{name}.jsonl"
         async with self.channel(agent) as channel:
             stream = agent_grpc.AgentServiceStub(channel).WatchEvents(
                 agent_pb2.WatchEventsRequest(from_start=False), metadata=self.operator_metadata()
             )
+            try:
+                headers = dict(await stream.initial_metadata())
+            except BaseException as error:
+                if not started.done():
+                    started.set_exception(error)
+                raise
+            self._start_offset[name] = int(headers.get(EVENTS_OFFSET_HEADER, 0))
+            started.set_result(None)
             with path.open("a", encoding="utf-8") as out:
                 async for message in stream:
-                    event = json.loads(message.json)
-                    if isinstance(event.get("t_mono_ns"), int):
-                        event["t_mono_ns_host"] = event["t_mono_ns"]
-                        event["t_mono_ns"] = offset.to_runner_ns(event["t_mono_ns"])
-                    out.write(json.dumps(event, separators=(",", ":")) + "\n")
+                    out.write(self._event_line(name, message))
                     out.flush()
+
+    async def _catch_up(self, name: str, agent: str) -> None:
+        """The events the live stream had not delivered yet: from its last line to now."""
+        if name not in self._start_offset:
+            raise TimeoutError  # the live stream never started: nothing to catch up from
+        last = self._last_offset.get(name)
+        start = self._start_offset[name] if last is None else last
+        path = self.out_dir / f"events-{name}.jsonl"
+        async with self.channel(agent) as channel:
+            stream = agent_grpc.AgentServiceStub(channel).WatchEvents(
+                agent_pb2.WatchEventsRequest(from_start=True, from_offset=start, until_now=True),
+                metadata=self.operator_metadata(),
+                timeout=30.0,
+            )
+            with path.open("a", encoding="utf-8") as out:
+                async for message in stream:
+                    if last is None or message.offset > last:
+                        out.write(self._event_line(name, message))

@@ -270,6 +270,8 @@ class ScenarioRun:
             with contextlib.suppress(FileNotFoundError):
                 bed.token_file.unlink()  # per-run secrets do not outlive the run
         else:
+            data.log = bed.corrected_log(log)
+            data.problems.extend(bed.problems)
             data.clock_offsets = {name: o.as_dict() for name, o in bed.offsets.items()}
         return data
 

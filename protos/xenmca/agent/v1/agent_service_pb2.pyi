@@ -160,10 +160,14 @@ class HealNetworkResponse(_message.Message):
     def __init__(self, network: _Optional[_Union[NetworkState, _Mapping]] = ...) -> None: ...
 
 class WatchEventsRequest(_message.Message):
-    __slots__ = ("from_start",)
+    __slots__ = ("from_start", "from_offset", "until_now")
     FROM_START_FIELD_NUMBER: _ClassVar[int]
+    FROM_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_NOW_FIELD_NUMBER: _ClassVar[int]
     from_start: bool
-    def __init__(self, from_start: _Optional[bool] = ...) -> None: ...
+    from_offset: int
+    until_now: bool
+    def __init__(self, from_start: _Optional[bool] = ..., from_offset: _Optional[int] = ..., until_now: _Optional[bool] = ...) -> None: ...
 
 class WatchEventsResponse(_message.Message):
     __slots__ = ("json", "offset")
