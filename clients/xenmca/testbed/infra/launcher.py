@@ -26,7 +26,6 @@ process also serves Prometheus metrics on a port of its own (`metrics_urls`; see
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +40,7 @@ from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.rpc.tls import TlsFiles, channel_credentials
 from xenmca.testbed.infra.agents import agent_argv, target_inventory, write_target
 from xenmca.testbed.infra.bed import describe_hypervisor
+from xenmca.testbed.infra.clock_skew import check_clock_skew, time_namespace_prefix
 from xenmca.testbed.infra.launcher_args import (
     DEFAULT_DOM0_POLICY,
     DEFAULT_SAL_MODE,
@@ -56,7 +56,11 @@ from xenmca.testbed.infra.launcher_args import (
 from xenmca.testbed.infra.metrics_ports import assign_ports, metrics_flags, metrics_url
 from xenmca.testbed.infra.netns import NETNS_RUN_DIR, NetnsUnavailable, NetworkLayout
 from xenmca.testbed.infra.netns_gateway import LoopbackGateway
-from xenmca.testbed.infra.processes import ManagedProcess, ProcessStartError, free_port_range
+from xenmca.testbed.infra.processes import (
+    ManagedProcess,
+    free_port_range,
+    wait_for_state,
+)
 from xenmca.testbed.infra.spec import TestbedSpec
 
 __all__ = [
@@ -124,6 +128,11 @@ class LocalTestbed:
         size = max(1, self.spec.pcpus_per_host)
         return [(s, min(self.spec.pcpus, s + size) - 1) for s in range(0, self.spec.pcpus, size)]
 
+    def host_names(self) -> list[str]:
+        """Every host by name: the pCPU hosts, then the coordinator's and dom0's."""
+        pcpu_hosts = [self.pcpu_host_name(i) for i in range(len(self._host_ranges()))]
+        return [*pcpu_hosts, XEN_HOST, DOM0_HOST]
+
     def pcpu_host_name(self, index: int) -> str:
         return f"pcpu-host{index}"
 
@@ -135,7 +144,11 @@ class LocalTestbed:
         return self.network.address_of(host) if self.network is not None else HOST
 
     def _exec_prefix(self, host: str) -> list[str]:
-        return self.network.exec_prefix(host) if self.network is not None else []
+        prefix = self.network.exec_prefix(host) if self.network is not None else []
+        skew = self.spec.clock_skew_s.get(host)
+        if skew is not None:
+            prefix = [*prefix, *time_namespace_prefix(skew)]
+        return prefix
 
     def _netns_path(self, host: str) -> str | None:
         """The namespace file a host's ports live in (a restart waits for them there)."""
@@ -150,6 +163,7 @@ class LocalTestbed:
         argv is what will run.
         """
         spec = self.spec
+        check_clock_skew(spec, self.host_names())
         self.tokens.save(self.token_file)
         ranges = self._host_ranges()
         hosts = [self.pcpu_host_name(i) for i in range(len(ranges))]
@@ -372,21 +386,7 @@ class LocalTestbed:
         )
 
     async def _until(self, what: str, check: object, within: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while True:
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if check(await self.describe()):  # type: ignore[operator]
-                    return
-            for process in self.processes:
-                if process.process is not None and process.process.returncode not in (None, -9):
-                    raise ProcessStartError(
-                        f"{process.name} exited ({process.process.returncode}); "
-                        f"see {process.log_path}"
-                    )
-            if loop.time() > deadline:
-                raise ProcessStartError(f"timed out after {within:g}s waiting for {what}")
-            await asyncio.sleep(0.05)
+        await wait_for_state(self.describe, what, check, within, self.processes)
 
     async def wait_pcpus_connected(self, within: float = 60.0) -> None:
         await self._until(

@@ -25,10 +25,13 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 from xenmca.rpc.lifecycle import DIE_WITH_PARENT_ENV
 from xenmca.testbed.infra.netns_gateway import _enter_namespace
@@ -259,3 +262,28 @@ def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> 
             for sock in sockets:
                 sock.close()
     raise ProcessStartError(f"no {count} consecutive free ports on {host}")
+
+
+async def wait_for_state(
+    describe: Callable[[], Awaitable[Any]],
+    what: str,
+    check: object,
+    within: float,
+    processes: Sequence[ManagedProcess],
+) -> None:
+    """Until check(describe()) holds (the coordinator's DescribeHypervisor); ProcessStartError
+    when one of the processes exited meanwhile (a kill -9 aside) or after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        with contextlib.suppress(grpc.aio.AioRpcError):
+            if check(await describe()):  # type: ignore[operator]
+                return
+        for process in processes:
+            if process.process is not None and process.process.returncode not in (None, -9):
+                raise ProcessStartError(
+                    f"{process.name} exited ({process.process.returncode}); see {process.log_path}"
+                )
+        if loop.time() > deadline:
+            raise ProcessStartError(f"timed out after {within:g}s waiting for {what}")
+        await asyncio.sleep(0.05)

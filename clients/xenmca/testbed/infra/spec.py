@@ -47,6 +47,11 @@ class TestbedSpec:
     metrics: bool = False
     # Every component runs under its host's `xenmca agent` (infra.agents); target.json.
     agents: bool = False
+    # Hosts (by name: pcpu-host0.., xen, dom0) whose monotonic and boot-time clocks run
+    # ahead by this many whole seconds, each in a Linux time namespace (root only). Only with
+    # agents: a runner driving the testbed from outside corrects for it; a local run
+    # does not, so LocalTestbed refuses it otherwise.
+    clock_skew_s: dict[str, int] = field(default_factory=dict)
 
 
 def testbed_spec(scenario: Scenario, out_dir: Path, tls: bool = False) -> TestbedSpec:

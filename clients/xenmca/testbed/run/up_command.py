@@ -57,6 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "inventory of the testbed (addresses, agents, token file)",
     )
     parser.add_argument(
+        "--clock-skew",
+        action="append",
+        default=[],
+        type=_clock_skew,
+        metavar="HOST=SECONDS",
+        help="start HOST (pcpu-host0.., xen, dom0) with its monotonic clocks SECONDS ahead (whole "
+        "seconds, may be negative), in a Linux time namespace (repeatable; --agents; root)",
+    )
+    parser.add_argument(
         "--policy",
         default="xenmca",
         metavar="NAME",
@@ -83,8 +92,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _clock_skew(text: str) -> tuple[str, int]:
+    """HOST=SECONDS (whole seconds) for --clock-skew."""
+    host, sep, seconds = text.partition("=")
+    try:
+        if not sep or not host:
+            raise ValueError
+        return host, int(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected HOST=SECONDS with whole seconds, e.g. pcpu-host1=300 (got {text!r})"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from xenmca.rpc.lifecycle import run_until_signal, wait_for_stop_signal
+    from xenmca.testbed.infra.clock_skew import check_clock_skew
     from xenmca.testbed.infra.launcher import LocalTestbed
     from xenmca.testbed.infra.netns import NetnsUnavailable
     from xenmca.testbed.infra.processes import ProcessStartError
@@ -121,7 +144,9 @@ def run(args: argparse.Namespace) -> int:
         sal_mode=args.sal,
         metrics=True,
         agents=args.agents,
+        clock_skew_s=dict(args.clock_skew),
     )
+    check_clock_skew(spec, LocalTestbed(spec).host_names())
 
     async def up() -> int:
         try:
