@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from flow_harness import flow_bed
+from flow_harness import FlowBed, flow_bed
 
 from xenmca.rpc.channels import open_channel
 from xenmca.testbed.run.calibration import (
@@ -88,26 +88,29 @@ def test_the_floor_of_a_run_is_its_slower_calibration() -> None:
     assert set(calibrations([cal("start", 2.0), cal("end", 3.0)])) == {"start", "end"}
 
 
-async def test_warmed_channels_are_handed_out_once_and_the_rest_closed() -> None:
-    async with flow_bed(pcpus=2) as bed:
-        first, second = bed.host.addresses[0], bed.host.addresses[1]
-        missing = f"127.0.0.1:{unused_port()}"
-        opened: list[str] = []
+@pytest.mark.xenmca(pcpus=2)
+async def test_warmed_channels_are_handed_out_once_and_the_rest_closed(
+    xenmca_coordinator: FlowBed,
+) -> None:
+    bed = xenmca_coordinator
+    first, second = bed.host.addresses[0], bed.host.addresses[1]
+    missing = f"127.0.0.1:{unused_port()}"
+    opened: list[str] = []
 
-        def factory(address: str) -> grpc.aio.Channel:
-            opened.append(address)
-            return open_channel(address)
+    def factory(address: str) -> grpc.aio.Channel:
+        opened.append(address)
+        return open_channel(address)
 
-        channels = WarmChannels(factory)
-        errors = await channels.warm([first, second, first, missing])
-        assert errors == [f"{missing}: UNAVAILABLE"]
-        assert sorted(opened) == sorted([first, second, missing])
-        warmed = channels.channel(first)
-        assert warmed.get_state() == grpc.ChannelConnectivity.READY
-        again = channels.channel(first)  # handed out already: a new one
-        assert again is not warmed and opened.count(first) == 2
-        await asyncio.gather(warmed.close(), again.close())
-        await channels.close()
+    channels = WarmChannels(factory)
+    errors = await channels.warm([first, second, first, missing])
+    assert errors == [f"{missing}: UNAVAILABLE"]
+    assert sorted(opened) == sorted([first, second, missing])
+    warmed = channels.channel(first)
+    assert warmed.get_state() == grpc.ChannelConnectivity.READY
+    again = channels.channel(first)  # handed out already: a new one
+    assert again is not warmed and opened.count(first) == 2
+    await asyncio.gather(warmed.close(), again.close())
+    await channels.close()
 
 
 def test_the_plots_warm_up_draws_a_figure() -> None:

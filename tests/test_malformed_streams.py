@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 
 import grpc
 import pytest
-from flow_harness import flow_bed
+from flow_harness import FlowBed
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2
@@ -193,17 +193,20 @@ async def test_garbage_on_server_streams_is_invalid_argument(server_log: object)
         assert server.built.streams.open_streams() == 0
 
 
-async def test_garbage_on_attach_dom0_and_coordinator_reflection(server_log: object) -> None:
-    async with flow_bed(pcpus=1) as bed:
-        for garbage in GARBAGE:
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await unary_stream(bed.channel, ATTACH, garbage, metadata=bed.dom0_md)
-            assert_malformed_refusal(raised.value)
-            with pytest.raises(grpc.aio.AioRpcError) as raised:
-                await stream_stream(bed.channel, REFLECTION, [garbage])
-            assert_malformed_refusal(raised.value)
-        assert bed.coordinator.session is None
-        assert bed.built.streams is not None and bed.built.streams.open_streams() == 0
+@pytest.mark.xenmca(pcpus=1)
+async def test_garbage_on_attach_dom0_and_coordinator_reflection(
+    server_log: object, xenmca_coordinator: FlowBed
+) -> None:
+    bed = xenmca_coordinator
+    for garbage in GARBAGE:
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await unary_stream(bed.channel, ATTACH, garbage, metadata=bed.dom0_md)
+        assert_malformed_refusal(raised.value)
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            await stream_stream(bed.channel, REFLECTION, [garbage])
+        assert_malformed_refusal(raised.value)
+    assert bed.coordinator.session is None
+    assert bed.built.streams is not None and bed.built.streams.open_streams() == 0
 
 
 async def test_garbage_on_the_health_listener_is_invalid_argument(server_log: object) -> None:
