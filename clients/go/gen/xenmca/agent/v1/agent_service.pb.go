@@ -1124,7 +1124,13 @@ type WatchEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Start at the beginning of the events file (every event so far, then the
 	// new ones); false: only events written from now on.
-	FromStart     bool `protobuf:"varint,1,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
+	FromStart bool `protobuf:"varint,1,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
+	// Start at this byte offset of the events file instead (the start of a line:
+	// the offset after the last line a caller received); 0: as from_start says.
+	FromOffset uint64 `protobuf:"varint,2,opt,name=from_offset,json=fromOffset,proto3" json:"from_offset,omitempty"`
+	// End the stream once every line completed before the call arrived has been
+	// sent: a barrier after which the caller holds every event up to now.
+	UntilNow      bool `protobuf:"varint,3,opt,name=until_now,json=untilNow,proto3" json:"until_now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1162,6 +1168,20 @@ func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
 func (x *WatchEventsRequest) GetFromStart() bool {
 	if x != nil {
 		return x.FromStart
+	}
+	return false
+}
+
+func (x *WatchEventsRequest) GetFromOffset() uint64 {
+	if x != nil {
+		return x.FromOffset
+	}
+	return 0
+}
+
+func (x *WatchEventsRequest) GetUntilNow() bool {
+	if x != nil {
+		return x.UntilNow
 	}
 	return false
 }
@@ -1388,10 +1408,13 @@ const file_xenmca_agent_v1_agent_service_proto_rawDesc = "" +
 	"\anetwork\x18\x01 \x01(\v2\x1d.xenmca.agent.v1.NetworkStateR\anetwork\"\x14\n" +
 	"\x12HealNetworkRequest\"N\n" +
 	"\x13HealNetworkResponse\x127\n" +
-	"\anetwork\x18\x01 \x01(\v2\x1d.xenmca.agent.v1.NetworkStateR\anetwork\"3\n" +
+	"\anetwork\x18\x01 \x01(\v2\x1d.xenmca.agent.v1.NetworkStateR\anetwork\"q\n" +
 	"\x12WatchEventsRequest\x12\x1d\n" +
 	"\n" +
-	"from_start\x18\x01 \x01(\bR\tfromStart\"A\n" +
+	"from_start\x18\x01 \x01(\bR\tfromStart\x12\x1f\n" +
+	"\vfrom_offset\x18\x02 \x01(\x04R\n" +
+	"fromOffset\x12\x1b\n" +
+	"\tuntil_now\x18\x03 \x01(\bR\buntilNow\"A\n" +
 	"\x13WatchEventsResponse\x12\x12\n" +
 	"\x04json\x18\x01 \x01(\tR\x04json\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x04R\x06offset\"\x12\n" +

@@ -104,10 +104,13 @@ type AgentServiceClient interface {
 	// of the file or from now. Follows the file across the child's restarts
 	// (one file, appended to by each run) and waits for it to appear; a file
 	// replaced or truncated is read again from its start. The response headers
-	// are sent once the stream's start is fixed: a caller that awaits them gets
+	// are sent once the stream's start is fixed, with that start's byte offset
+	// in the header "xenmca-events-offset": a caller that awaits them gets
 	// every line completed after that (from now, a line half-written at that
-	// moment is skipped). Ends only when the caller cancels or the agent
-	// stops. FAILED_PRECONDITION
+	// moment is skipped). Ends when the caller cancels or the agent stops, or,
+	// with until_now, once the lines completed before the call are out (a
+	// caller that lost its stream catches up from the last offset it got).
+	// FAILED_PRECONDITION
 	// (NO_CHILD_EVENTS) when the agent knows no events file for the child.
 	WatchEvents(ctx context.Context, in *WatchEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchEventsResponse], error)
 	// The host's clocks, for estimating its offset from the caller's (NTP
@@ -298,10 +301,13 @@ type AgentServiceServer interface {
 	// of the file or from now. Follows the file across the child's restarts
 	// (one file, appended to by each run) and waits for it to appear; a file
 	// replaced or truncated is read again from its start. The response headers
-	// are sent once the stream's start is fixed: a caller that awaits them gets
+	// are sent once the stream's start is fixed, with that start's byte offset
+	// in the header "xenmca-events-offset": a caller that awaits them gets
 	// every line completed after that (from now, a line half-written at that
-	// moment is skipped). Ends only when the caller cancels or the agent
-	// stops. FAILED_PRECONDITION
+	// moment is skipped). Ends when the caller cancels or the agent stops, or,
+	// with until_now, once the lines completed before the call are out (a
+	// caller that lost its stream catches up from the last offset it got).
+	// FAILED_PRECONDITION
 	// (NO_CHILD_EVENTS) when the agent knows no events file for the child.
 	WatchEvents(*WatchEventsRequest, grpc.ServerStreamingServer[WatchEventsResponse]) error
 	// The host's clocks, for estimating its offset from the caller's (NTP
