@@ -61,10 +61,24 @@ class Ctx:
         return self.cli.pattern(self.expect[name], xen or (self.bed.xen if self.bed else ""))
 
     async def until(
-        self, check: Callable[[], Any], within: float, what: str, *more: Running
+        self, check: Callable[[], Any], within: float, what: str, *clients: Running
     ) -> Any:
+        """check()'s first truthy value; fails at the deadline, or at once if a client exits."""
+
+        async def checked() -> Any:
+            for client in clients:
+                if not client.running:
+                    raise AssertionError(
+                        f"the client exited waiting for {what}: {client.describe()}"
+                    )
+            value = check()
+            return await value if isinstance(value, Awaitable) else value
+
         return await self.changes.until(
-            check, within=within, what=what, detail=lambda: " | ".join(r.describe() for r in more)
+            checked,
+            within=within,
+            what=what,
+            detail=lambda: " | ".join(r.describe() for r in clients),
         )
 
 
