@@ -53,7 +53,7 @@ class Adapter:
         first = self.argv[0]
         if "/" not in first and shutil.which(first) is None:
             gone.append(f"{first} (not on PATH)")
-        elif "/" in first and not os.access(REPO / first, os.X_OK):
+        elif "/" in first and (REPO / first).exists() and not os.access(REPO / first, os.X_OK):
             gone.append(f"{first} (not executable)")
         return sorted(set(gone))
 
