@@ -9,6 +9,7 @@ loaded by its entry point in pytest-asyncio's strict mode.
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,19 @@ def test_the_plugin_loads_by_its_entry_point_in_strict_mode(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*@pytest.mark.xenmca: unknown setting 'pcpu'*"])
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_example_runs_as_it_is(pytester: pytest.Pytester) -> None:
+    """The README's "Use xenmca in your tests": its test file and pytest settings, as given."""
+    text = README.read_text()
+    section = text[text.index("## Use xenmca in your tests") :]
+    section = section[: section.index("\n## ", 1)]
+    (test_file,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    (settings,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    pytester.makefile(".toml", pyproject=settings)
+    pytester.makepyfile(test_cmc_path=test_file)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
