@@ -27,17 +27,18 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
 
-from xenmca.pcpu.server import PcpuHost
-from xenmca.rpc.identity import DOM0, TokenBook
-from xenmca.testing.config import BedConfig, config_from
-from xenmca.testing.dom0 import RunningDom0, running_dom0
-from xenmca.testing.events import EventWatch
-from xenmca.testing.flow import FlowBed, attached_coordinator, make_tokens, running_pcpus
-from xenmca.testing.testbed import Testbed
+if TYPE_CHECKING:  # imported when a fixture is used: loading the plugin stays cheap
+    from xenmca.pcpu.server import PcpuHost
+    from xenmca.rpc.identity import TokenBook
+    from xenmca.testing.config import BedConfig
+    from xenmca.testing.dom0 import RunningDom0
+    from xenmca.testing.events import EventWatch
+    from xenmca.testing.flow import FlowBed
+    from xenmca.testing.testbed import Testbed
 
 MARKER = "xenmca"
 DB_NAME = "dom0.sqlite"
@@ -77,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture
 def xenmca_config(request: pytest.FixtureRequest) -> BedConfig:
     """BedConfig() with the keywords of the test's closest ``xenmca`` marker."""
+    from xenmca.testing.config import BedConfig, config_from
+
     marker = request.node.get_closest_marker(MARKER)
     if marker is None:
         return BedConfig()
@@ -91,12 +94,16 @@ def xenmca_config(request: pytest.FixtureRequest) -> BedConfig:
 @pytest.fixture
 def xenmca_tokens() -> TokenBook:
     """Fresh bearer tokens for dom0, the operator, xen and another domain (``domU-1``)."""
+    from xenmca.testing.flow import make_tokens
+
     return make_tokens()
 
 
 @pytest.fixture
 def xenmca_watch() -> EventWatch:
     """Every event of the test's pCPUs, coordinator and dom0, as they happen."""
+    from xenmca.testing.events import EventWatch
+
     return EventWatch()
 
 
@@ -105,6 +112,8 @@ async def xenmca_pcpu_host(
     xenmca_config: BedConfig, xenmca_tokens: TokenBook, xenmca_watch: EventWatch
 ) -> AsyncIterator[PcpuHost]:
     """``xenmca_config.pcpus`` pCPUs serving SalService, each on a port of its own."""
+    from xenmca.testing.flow import running_pcpus
+
     async with running_pcpus(
         xenmca_config.pcpus,
         xenmca_tokens,
@@ -123,6 +132,8 @@ async def xenmca_coordinator(
     xenmca_watch: EventWatch,
 ) -> AsyncIterator[FlowBed]:
     """The coordinator, connected to every pCPU's interrupt line, and a client channel."""
+    from xenmca.testing.flow import attached_coordinator
+
     async with attached_coordinator(
         xenmca_pcpu_host, xenmca_tokens, xenmca_watch, **xenmca_config.coordinator_options()
     ) as flow:
@@ -137,6 +148,9 @@ async def xenmca_dom0(
     tmp_path: Path,
 ) -> AsyncIterator[RunningDom0]:
     """dom0's logger, attached to the coordinator, logging to tmp_path / "dom0.sqlite"."""
+    from xenmca.rpc.identity import DOM0
+    from xenmca.testing.dom0 import running_dom0
+
     async with running_dom0(
         xenmca_coordinator.xen_address,
         tmp_path / DB_NAME,
@@ -153,4 +167,6 @@ def xenmca_testbed(
     xenmca_config: BedConfig, xenmca_coordinator: FlowBed, xenmca_dom0: RunningDom0
 ) -> Testbed:
     """The pCPUs, the coordinator and dom0 of this test, with the helpers of a Testbed."""
+    from xenmca.testing.testbed import Testbed
+
     return Testbed(xenmca_coordinator, xenmca_dom0, xenmca_config)
