@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,13 @@ def _fake_figures() -> dict[str, Any]:
         "pipelined": {**flow, "records_per_s": 500.0},
         "latency": {"p50_ms": 3.0, "p99_ms": 4.5, "offered_records_per_s": 175.0},
         "storm": {"p99_ratio": 1.2, "storm_rate": 20000.0},
+        "skeleton": {
+            "skeleton_records_per_s": 400.0,
+            "faithful_records_per_s": 300.0,
+            "faithful_over_skeleton": 0.75,
+            "skeleton_runs": [{"cpu_ms_per_record": {"pcpu": 1.0, "xen": 1.5, "dom0": 1.0}}],
+            "faithful_runs": [{"cpu_ms_per_record": {"pcpu-host0": 2.0, "xen": 3.0}}],
+        },
         "scale": {
             "pcpus": 8,
             "hosts": 2,
@@ -165,7 +173,12 @@ async def test_a_run_has_every_section_rows_and_machine(monkeypatch, tmp_path: P
     async def fake_scale(where: Path, **sizes: Any) -> dict:
         return json.loads(json.dumps(fakes["scale"]))
 
+    async def fake_interleaved(where: Path, shape: Any, rounds: int) -> dict:
+        assert rounds == 2  # skeleton, faithful, skeleton, faithful
+        return json.loads(json.dumps(fakes["skeleton"]))
+
     monkeypatch.setattr(bench_suite, "measure_floors", fake_floors)
+    monkeypatch.setattr(bench_suite, "measure_interleaved", fake_interleaved)
     monkeypatch.setattr(bench_suite, "measure_throughput", fake_throughput)
     monkeypatch.setattr(bench_suite, "measure_latency", fake_latency)
     monkeypatch.setattr(bench_suite, "measure_storm_isolation", fake_storm)
@@ -185,6 +198,11 @@ async def test_a_run_has_every_section_rows_and_machine(monkeypatch, tmp_path: P
     assert by_name["faithful flow throughput"].ratio == pytest.approx(0.8, abs=0.01)
     assert by_name["faithful flow throughput"].met is True
     assert by_name["pipelined flow throughput"].met is False
+    assert by_name["faithful / skeleton (interleaved)"].measured == 0.75
+    assert by_name["faithful / skeleton (interleaved)"].met is False
+    assert by_name["pipelined / skeleton"].ratio == pytest.approx(1.25)  # 500 / 400
+    assert by_name["CPU per record: skeleton"].measured == pytest.approx(3.5)
+    assert by_name["CPU per record: faithful"].measured == pytest.approx(5.0)
     assert by_name["latency inject->durable p99 at half load"].ratio == pytest.approx(9.0)
     assert by_name["pCPU hosts' RSS per pCPU"].met is True
     assert {"cpu_count", "cpu_model", "python", "grpcio"} <= set(result["machine"])
@@ -255,3 +273,18 @@ def test_the_cli_refuses_an_unknown_section() -> None:
     )
     assert done.returncode == 2
     assert "unknown section everything" in done.stderr
+
+
+async def test_the_skeleton_moves_every_record_through_three_processes(tmp_path: Path) -> None:
+    # The bare flow for real (no faithful run): every record read, committed and cleared.
+    from xenmca.testbed.bench.skeleton import measure_skeleton, record_size
+
+    size = record_size()
+    assert 100 < size < 1000  # a CMC ErrorRecord as GetStateInfo returns it
+    figures = await measure_skeleton(tmp_path, records=50, size=size)
+    assert figures["records"] == 50 and figures["records_per_s"] > 0
+    assert set(figures["cpu_ms_per_record"]) == {"pcpu", "xen", "dom0"}
+    with sqlite3.connect(tmp_path / "skeleton.sqlite") as log:
+        rows = log.execute("SELECT raw FROM records").fetchall()
+    ids = [int.from_bytes(raw[:8], "little") for (raw,) in rows]
+    assert ids == list(range(50))  # each once, in order: CLEAR reached the pCPU every time

@@ -1,7 +1,8 @@
 """The `xenmca bench` run: which sections, with what sizes, in which order, into one result.
 
-Sections: floors, throughput (faithful), pipelined, latency (at half of the
-faithful throughput), storm (isolation), scale. A section that needs another's
+Sections: floors, skeleton (the bare flow of the same hops, interleaved with the
+faithful one), throughput (faithful), pipelined, latency (at half of the faithful
+throughput), storm (isolation), scale. A section that needs another's
 figure pulls it in (latency needs throughput; the flow sections need floors).
 A section that fails is reported with its error and the run goes on.
 """
@@ -21,9 +22,10 @@ from xenmca.testbed.bench.floor import floor_records_per_s, measure_floors
 from xenmca.testbed.bench.flow import FlowShape, measure_latency, measure_throughput
 from xenmca.testbed.bench.report import build_rows, machine_info
 from xenmca.testbed.bench.scale import measure_scale
+from xenmca.testbed.bench.skeleton import measure_interleaved
 from xenmca.testbed.bench.storm import measure_storm_isolation
 
-SECTIONS = ("floors", "throughput", "pipelined", "latency", "storm", "scale")
+SECTIONS = ("floors", "skeleton", "throughput", "pipelined", "latency", "storm", "scale")
 NEEDS = {
     "throughput": ("floors",),
     "pipelined": ("floors",),
@@ -91,6 +93,8 @@ Progress = Callable[[str, str], None]
 
 
 FLOW_SECTIONS = ("throughput", "pipelined", "latency")
+SKELETON_ROUNDS = 2
+"""skeleton, faithful, skeleton, faithful."""
 RESAMPLE_RTT_CALLS = 1000
 RESAMPLE_COMMITS = 100
 
@@ -148,6 +152,8 @@ async def _section(
     if name in FLOW_SECTIONS:
         sample = await _floor_sample(where, f"before {name}", sizes, first=False)
         done["floor_samples"].append(sample)
+    if name == "skeleton":
+        return await measure_interleaved(where, sizes.flow, rounds=SKELETON_ROUNDS)
     if name == "throughput":
         return await measure_throughput(where, sizes.flow)
     if name == "pipelined":

@@ -1,0 +1,130 @@
+"""The bare skeleton's three processes: the same hops as the faithful flow, and nothing else.
+
+`python -m xenmca.testbed.bench.skeleton_roles ROLE ...`, started by bench.skeleton:
+
+- `pcpu PORT_FILE COUNT SIZE`: one grpc.aio server holding COUNT records of SIZE bytes;
+  GET answers the oldest, CLEAR drops it.
+- `xen PORT_FILE PCPU_ADDRESS`: one grpc.aio server that forwards each GET and CLEAR to
+  the pCPU over one channel.
+- `dom0 XEN_ADDRESS DB COUNT`: for each record, GET through xen, one SQLite commit (WAL,
+  synchronous=FULL, as dom0's log), then CLEAR through xen; prints
+  `{"records": N, "seconds": S, "first_to_last_s": F, "cpu_s": C}` on stdout (C: its
+  own CPU over the loop).
+
+Raw-bytes unary methods (no protobuf decoding, no interceptors, no events, no metrics,
+no retries): what Python gRPC and SQLite cost for one record, so the faithful flow's
+figure can be compared with the least that the same hops can do on this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+SERVICE = "xenmca.bench.Skeleton"
+GET = f"/{SERVICE}/Get"
+CLEAR = f"/{SERVICE}/Clear"
+
+
+def _handler(get: object, clear: object) -> grpc.GenericRpcHandler:
+    return grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Get": grpc.unary_unary_rpc_method_handler(get),  # type: ignore[arg-type]
+            "Clear": grpc.unary_unary_rpc_method_handler(clear),  # type: ignore[arg-type]
+        },
+    )
+
+
+def _write_port(port_file: Path, port: int) -> None:
+    port_file.write_text(str(port))
+
+
+async def _serve(port_file: Path, handler: grpc.GenericRpcHandler) -> None:
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    _write_port(port_file, port)
+    await server.wait_for_termination()
+
+
+async def pcpu(port_file: Path, count: int, size: int) -> None:
+    records = collections.deque(i.to_bytes(8, "little") + bytes(size - 8) for i in range(count))
+
+    async def get(request: bytes, context: object) -> bytes:
+        return records[0] if records else b""
+
+    async def clear(request: bytes, context: object) -> bytes:
+        if records and records[0][:8] == request:
+            records.popleft()
+        return b""
+
+    await _serve(port_file, _handler(get, clear))
+
+
+async def xen(port_file: Path, pcpu_address: str) -> None:
+    channel = grpc.aio.insecure_channel(pcpu_address)
+    pcpu_get = channel.unary_unary(GET)
+    pcpu_clear = channel.unary_unary(CLEAR)
+
+    async def get(request: bytes, context: object) -> bytes:
+        reply: bytes = await pcpu_get(request)
+        return reply
+
+    async def clear(request: bytes, context: object) -> bytes:
+        reply: bytes = await pcpu_clear(request)
+        return reply
+
+    await _serve(port_file, _handler(get, clear))
+
+
+async def dom0(xen_address: str, db: Path, count: int) -> dict[str, float | int]:
+    log = sqlite3.connect(db, isolation_level=None)
+    log.execute("PRAGMA journal_mode=WAL")
+    log.execute("PRAGMA synchronous=FULL")
+    log.execute("CREATE TABLE IF NOT EXISTS records (id INTEGER PRIMARY KEY, raw BLOB)")
+    async with grpc.aio.insecure_channel(xen_address) as channel:
+        get, clear = channel.unary_unary(GET), channel.unary_unary(CLEAR)
+        await channel.channel_ready()
+        started, cpu_started = time.monotonic(), time.process_time()
+        stamps = []
+        for _ in range(count):
+            record: bytes = await get(b"")
+            log.execute("BEGIN")
+            log.execute("INSERT INTO records (raw) VALUES (?)", (record,))
+            log.execute("COMMIT")
+            stamps.append(time.monotonic())
+            await clear(record[:8])
+        seconds = time.monotonic() - started
+        cpu_s = time.process_time() - cpu_started
+    log.close()
+    return {
+        "records": count,
+        "seconds": seconds,
+        "first_to_last_s": stamps[-1] - stamps[0],
+        "cpu_s": cpu_s,
+    }
+
+
+def main(argv: list[str]) -> None:
+    role, *rest = argv
+    if role == "pcpu":
+        asyncio.run(pcpu(Path(rest[0]), int(rest[1]), int(rest[2])))
+    elif role == "xen":
+        asyncio.run(xen(Path(rest[0]), rest[1]))
+    elif role == "dom0":
+        print(json.dumps(asyncio.run(dom0(rest[0], Path(rest[1]), int(rest[2])))))
+    else:
+        raise SystemExit(f"unknown role {role!r}: pcpu, xen or dom0")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
