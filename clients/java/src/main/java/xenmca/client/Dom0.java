@@ -179,6 +179,7 @@ public final class Dom0 {
         attaches = ++counters.attaches;
       }
       AtomicBoolean delivered = new AtomicBoolean();
+      if (attaches > 1) client.resetConnectBackoff();
       XenClient.Attachment current = client.attachDom0(instance, interrupt -> {
         delivered.set(true);
         onInterrupt(thisSession, interrupt.getTypeValue());

@@ -149,6 +149,32 @@ class Dom0Test {
   }
 
   @Test
+  void reattachesToARestartedCoordinator() throws Exception {
+    xen.queues.get(FakeCoordinator.CMC).add(FakeCoordinator.record(1, 1, 3));
+    RecordingLog log = new RecordingLog(null);
+    Dom0 dom0 = dom0(log, 2, 0, List.of());
+    CompletableFuture<Dom0.Result> running = CompletableFuture.supplyAsync(() -> {
+      try {
+        return dom0.run();
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    });
+    Waits.until(() -> xen.eventsSnapshot().stream().anyMatch(e -> e.startsWith("clear 3 1:1")), 10_000, "the first record cleared");
+    int port = xen.port();
+    xen.close();
+    Waits.until(() -> messages.stream().anyMatch(m -> m.startsWith("detached: ")), 10_000, "dom0 detached");
+    FakeCoordinator restarted = new FakeCoordinator();
+    restarted.queues.get(FakeCoordinator.CMC).add(FakeCoordinator.record(1, 2, 3));
+    xen = restarted.start(port);
+    Dom0.Result result = running.get(20, java.util.concurrent.TimeUnit.SECONDS);
+    assertEquals("2 records logged", result.reason);
+    assertEquals(List.of("1", "2"), List.of(log.lines.get(0).get("record_id"), log.lines.get(1).get("record_id")));
+    assertEquals(0, xen.pending(FakeCoordinator.CMC));
+    assertTrue(result.counters.attaches >= 2, "attached again");
+  }
+
+  @Test
   void stopEndsARunThatHasNothingToDo() throws Exception {
     Dom0 dom0 = dom0(new RecordingLog(null), 0, 10, List.of());
     CompletableFuture<Dom0.Result> running = CompletableFuture.supplyAsync(() -> {

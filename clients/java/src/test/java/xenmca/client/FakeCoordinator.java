@@ -1,6 +1,5 @@
 package xenmca.client;
 
-import io.grpc.Grpc;
 import io.grpc.InsecureServerCredentials;
 import io.grpc.Server;
 import io.grpc.Status;
@@ -59,12 +58,23 @@ final class FakeCoordinator extends HypervisorServiceGrpc.HypervisorServiceImplB
   }
 
   FakeCoordinator start() throws IOException {
-    server = Grpc.newServerBuilderForPort(0, InsecureServerCredentials.create()).addService(this).build().start();
+    return start(0);
+  }
+
+  /** Serve on 127.0.0.1:port (0: any free port). */
+  FakeCoordinator start(int port) throws IOException {
+    server = io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder
+        .forAddress(new java.net.InetSocketAddress("127.0.0.1", port), InsecureServerCredentials.create())
+        .addService(this).build().start();
     return this;
   }
 
+  int port() {
+    return server.getPort();
+  }
+
   String address() {
-    return "127.0.0.1:" + server.getPort();
+    return "127.0.0.1:" + port();
   }
 
   synchronized void event(String event) {
