@@ -57,6 +57,10 @@ manifests=()
 for file in deploy/k8s/*.yaml; do
   [ "$(basename "$file")" = kustomization.yaml ] || manifests+=("$file")
 done
+# The scenario run (applied after the deployment, not by the base kustomization).
+for file in deploy/k8s/run/*.yaml; do
+  [ "$(basename "$file")" = kustomization.yaml ] || manifests+=("$file")
+done
 # The Prometheus service discovery's RBAC (applied beside Prometheus, not by the kustomization).
 manifests+=(deploy/prometheus/rbac.yaml)
 for version in "${KUBERNETES_VERSIONS[@]}"; do
@@ -68,22 +72,27 @@ for version in "${KUBERNETES_VERSIONS[@]}"; do
   fi
 done
 
-echo "== deploy: kustomization builds and its output validates"
+echo "== deploy: kustomizations build and their output validates"
 if command -v kubectl >/dev/null 2>&1; then
-  if kubectl kustomize deploy/k8s >"$work/kustomized.yaml"; then
-    for version in "${KUBERNETES_VERSIONS[@]}"; do
-      if count="$(k8s_validate "$version" "$work/kustomized.yaml")"; then
-        echo "  ok: kubectl kustomize deploy/k8s: $count resources valid for Kubernetes $version"
-      else
-        fail "the kustomize build does not validate for $version"
-      fi
-    done
-    checked+=("kubectl kustomize deploy/k8s, validated the same way")
-  else
-    fail "kubectl kustomize deploy/k8s"
-  fi
+  for dir in deploy/k8s deploy/k8s/run; do
+    built="$work/kustomized-$(basename "$dir").yaml"
+    if kubectl kustomize "$dir" >"$built"; then
+      ok=1
+      for version in "${KUBERNETES_VERSIONS[@]}"; do
+        if count="$(k8s_validate "$version" "$built")"; then
+          echo "  ok: kubectl kustomize $dir: $count resources valid for Kubernetes $version"
+        else
+          ok=0
+          fail "the kustomize build of $dir does not validate for $version"
+        fi
+      done
+      [ "$ok" = 0 ] || checked+=("kubectl kustomize $dir, validated the same way")
+    else
+      fail "kubectl kustomize $dir"
+    fi
+  done
 else
-  skipped+=("kubectl kustomize: no kubectl on PATH")
+  skipped+=("kubectl kustomize deploy/k8s and deploy/k8s/run: no kubectl on PATH")
 fi
 
 echo "== deploy: the committed inventory is make-inventory.py's output"
@@ -93,6 +102,15 @@ if python deploy/k8s/make-inventory.py 4 64 50100 | diff -u deploy/k8s/inventory
 else
   cat "$work/inventory.diff" >&2
   fail "deploy/k8s/inventory.yaml is stale: python deploy/k8s/make-inventory.py 4 64 50100 > deploy/k8s/inventory.yaml"
+fi
+
+echo "== deploy: the committed runner inventory is make-target.py's output"
+if python deploy/k8s/make-target.py 4 64 50100 | diff -u deploy/k8s/run/target.yaml - >"$work/target.diff"; then
+  echo "  ok: deploy/k8s/run/target.yaml = make-target.py 4 64 50100"
+  checked+=("deploy/k8s/run/target.yaml is fresh")
+else
+  cat "$work/target.diff" >&2
+  fail "deploy/k8s/run/target.yaml is stale: python deploy/k8s/make-target.py 4 64 50100 > deploy/k8s/run/target.yaml"
 fi
 
 echo "== deploy: monitoring (Prometheus scrape configs, Grafana dashboard)"
@@ -113,21 +131,38 @@ else
   fail "the Prometheus configs or the Grafana dashboard do not parse"
 fi
 
-echo "== deploy: compose file"
-if check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml; then
-  checked+=("deploy/compose.yaml against the Compose spec JSON schema (check-jsonschema vendor.compose-spec)")
+echo "== deploy: compose files"
+for file in deploy/compose.yaml deploy/compose.faults.yaml; do
+  if check-jsonschema --builtin-schema vendor.compose-spec "$file"; then
+    checked+=("$file against the Compose spec JSON schema (check-jsonschema vendor.compose-spec)")
+  else
+    fail "$file does not match the Compose spec schema"
+  fi
+done
+if python -c 'import json, sys; json.load(open(sys.argv[1]))' deploy/compose/target.json; then
+  checked+=("deploy/compose/target.json parses (its contents: tests/test_deploy_agents.py)")
 else
-  fail "deploy/compose.yaml does not match the Compose spec schema"
+  fail "deploy/compose/target.json is not JSON"
 fi
 if [ "$have_binary_tools" = 1 ]; then
   # The package's `docker-compose` wrapper drops the exit status: run its binary.
   compose="$(python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
-  if env -u XENMCA_TOKENS_FILE "$compose" -f deploy/compose.yaml config --quiet; then
-    echo "  ok: docker compose config --quiet (Compose $("$compose" version --short), no engine needed)"
-    checked+=("docker compose -f deploy/compose.yaml config --quiet")
-  else
-    fail "docker compose config rejects deploy/compose.yaml"
-  fi
+  # The default file; with the `run` profile (the runner service); with the
+  # partitions override (root and NET_ADMIN for the agents).
+  compose_variants=(
+    "-f deploy/compose.yaml"
+    "-f deploy/compose.yaml --profile run"
+    "-f deploy/compose.yaml -f deploy/compose.faults.yaml --profile run"
+  )
+  for variant in "${compose_variants[@]}"; do
+    # shellcheck disable=SC2086 # the variant is several words on purpose
+    if env -u XENMCA_TOKENS_FILE "$compose" $variant config --quiet; then
+      echo "  ok: docker compose $variant config --quiet (Compose $("$compose" version --short), no engine needed)"
+      checked+=("docker compose $variant config --quiet")
+    else
+      fail "docker compose config rejects $variant"
+    fi
+  done
 fi
 
 echo "== deploy: Dockerfile"

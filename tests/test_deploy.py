@@ -70,6 +70,13 @@ def flag_value(words: list[str], flag: str) -> str:
     return words[words.index(flag) + 1]
 
 
+def child_words(words: list[str]) -> list[str]:
+    """The component's own command line: the words after `xenmca agent ... --`."""
+    assert "agent" in words and "--" in words, f"not run under xenmca agent: {words}"
+    assert words.index("agent") < words.index("--"), words
+    return words[words.index("--") + 1 :]
+
+
 def make_inventory(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(MAKE_INVENTORY), *map(str, args)],
@@ -216,7 +223,8 @@ def test_a_pcpu_pod_without_an_ordinal_refuses_to_start(tmp_path: Path) -> None:
 
 
 def test_grpc_probes_ask_the_plaintext_health_listener() -> None:
-    """The service ports need a client certificate; probes use --health-listen's port."""
+    """The service ports need a client certificate; startup and readiness use
+    --health-listen's port. Liveness asks the agent (tests/test_deploy_agents.py)."""
     layout = StatefulSetLayout()
     coordinator = find("Deployment", "xen-coordinator")["spec"]["template"]["spec"]
     for container in [layout.container, coordinator["containers"][0]]:
@@ -224,8 +232,9 @@ def test_grpc_probes_ask_the_plaintext_health_listener() -> None:
         ports = {p["containerPort"] for p in container["ports"]}
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
         assert health in ports and env["XENMCA_HEALTH_PORT"] == str(health)
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        for probe in ("startupProbe", "readinessProbe"):
             assert container[probe]["grpc"]["port"] == health
+        assert container["livenessProbe"]["tcpSocket"]["port"] == "agent"
 
 
 def test_every_pod_runs_as_non_root_locked_down_with_probes_resources_and_secrets() -> None:
@@ -324,20 +333,27 @@ def compose() -> dict[str, Any]:
     return data
 
 
+def compose_components() -> dict[str, dict[str, Any]]:
+    """The deployment's services: every service that is not behind a profile (the runner)."""
+    return {n: s for n, s in compose()["services"].items() if not s.get("profiles")}
+
+
 def compose_path(text: str) -> Path:
     """A path in compose.yaml (relative to deploy/), with ${VAR:-default} at its default."""
     return DEPLOY / re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
 
 
 def test_compose_services_run_as_non_root_with_healthchecks_in_order() -> None:
-    services = compose()["services"]
+    services = compose_components()
     assert set(services) == {"pcpu-a", "pcpu-b", "xen", "dom0"}
-    for name, service in services.items():
+    assert set(compose()["services"]) - set(services) == {"runner"}
+    for name, service in compose()["services"].items():
         assert service["user"].split(":")[0] == str(UID), name
         assert service["read_only"] is True, name
         assert service["cap_drop"] == ["ALL"], name
-        assert service["healthcheck"]["test"][0] == "CMD", name
         assert service["secrets"] == ["tokens"], name
+        if name in services:
+            assert service["healthcheck"]["test"][0] == "CMD", name
     assert services["xen"]["depends_on"] == {
         "pcpu-a": {"condition": "service_healthy"},
         "pcpu-b": {"condition": "service_healthy"},
@@ -438,9 +454,8 @@ def test_the_image_health_check_reports_a_serving_pcpu_and_a_stopped_one(tmp_pat
 def dom0_probe_commands() -> list[list[str]]:
     pod = find("Deployment", "dom0")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    commands = [
-        container[p]["exec"]["command"] for p in ("startupProbe", "readinessProbe", "livenessProbe")
-    ]
+    # Liveness asks dom0's agent (a TCP connect), not the log: tests/test_deploy_agents.py.
+    commands = [container[p]["exec"]["command"] for p in ("startupProbe", "readinessProbe")]
     commands.append(compose()["services"]["dom0"]["healthcheck"]["test"][1:])
     return commands
 

@@ -15,7 +15,8 @@ import yaml
 from test_deploy import (
     DEPLOY,
     DOCKERFILE,
-    compose,
+    child_words,
+    compose_components,
     dockerfile_instructions,
     find,
     flag_value,
@@ -121,10 +122,10 @@ def test_the_cluster_scrape_config_keeps_the_metrics_port_of_xenmca_pods() -> No
 
 
 def test_compose_publishes_each_metrics_port_and_the_host_config_scrapes_them() -> None:
-    services = compose()["services"]
+    services = compose_components()
     published = {}
     for name, service in services.items():
-        command = service["command"]
+        command = child_words(service["command"])  # the component's, under xenmca agent
         port = flag_value(command, "--metrics-port")
         assert flag_value(command, "--metrics-host") == "0.0.0.0", name
         (mapping,) = [p for p in service["ports"] if p.endswith(f":{port}")]
@@ -147,7 +148,7 @@ def test_compose_publishes_each_metrics_port_and_the_host_config_scrapes_them() 
 
 def test_the_dom0_manifest_arguments_parse() -> None:
     (container,) = find("Deployment", "dom0")["spec"]["template"]["spec"]["containers"]
-    args = build_parser().parse_args(container["args"])
+    args = build_parser().parse_args(child_words(container["args"]))
     assert args.metrics_port == metrics_port(container) and args.metrics_host == "0.0.0.0"
 
 

@@ -31,12 +31,14 @@ def positive(text: str) -> int:
     return int(text)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="make-inventory.py",
-        description="Print the xenmca coordinator's inventory ConfigMap (YAML) for the "
-        "pcpu-host StatefulSet.",
-    )
+def parse_args(
+    argv: list[str] | None,
+    prog: str = "make-inventory.py",
+    description: str = "Print the xenmca coordinator's inventory ConfigMap (YAML) for the "
+    "pcpu-host StatefulSet.",
+) -> argparse.Namespace:
+    """The layout's arguments, checked (make-target.py reuses them with its own prog)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("n_hosts", type=positive, metavar="N_HOSTS", help="StatefulSet replicas")
     parser.add_argument(
         "pcpus_per_host", type=positive, metavar="PCPUS_PER_HOST", help="pCPUs each pod serves"
