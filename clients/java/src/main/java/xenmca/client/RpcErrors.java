@@ -26,13 +26,20 @@ public final class RpcErrors {
     }
     String reason = errorInfoReason(error);
     String details = status.getDescription() == null ? "" : status.getDescription();
-    // A transport failure says little by itself ("io exception"): add what the cause says.
-    Throwable cause = status.getCause();
-    if (cause != null && cause.getMessage() != null && !cause.getMessage().isBlank() && !details.contains(cause.getMessage())) {
-      details = details.isEmpty() ? cause.getMessage() : details + ": " + cause.getMessage();
-    }
+    // A transport failure says little by itself ("io exception"): add what its root cause says.
+    String cause = rootCauseMessage(status.getCause());
+    if (cause != null && !details.contains(cause)) details = details.isEmpty() ? cause : details + ": " + cause;
     details = details.replaceAll("\\s+", " ").replaceFirst("\\s*Resolution note:\\s*$", "").strip();
     return status.getCode().name() + (reason.isEmpty() ? "" : " [" + reason + "]") + ": " + details;
+  }
+
+  /** The message of the innermost cause that has one, or null. */
+  private static String rootCauseMessage(Throwable cause) {
+    String message = null;
+    for (int depth = 0; cause != null && depth < 16; depth++, cause = cause.getCause()) {
+      if (cause.getMessage() != null && !cause.getMessage().isBlank()) message = cause.getMessage();
+    }
+    return message;
   }
 
   /** The status code of a failed call, or null if it was not a gRPC status. */

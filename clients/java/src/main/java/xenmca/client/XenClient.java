@@ -66,12 +66,17 @@ public final class XenClient implements AutoCloseable {
       }
     }
     // The same limits and keepalive as the Python and Node channels.
-    this.channel = Grpc.newChannelBuilder("dns:///" + address, credentials)
-        .maxInboundMessageSize(4 * 1024 * 1024)
-        .keepAliveTime(10, TimeUnit.SECONDS)
-        .keepAliveTimeout(5, TimeUnit.SECONDS)
-        .keepAliveWithoutCalls(true)
-        .build();
+    try {
+      this.channel = Grpc.newChannelBuilder("dns:///" + address, credentials)
+          .maxInboundMessageSize(4 * 1024 * 1024)
+          .keepAliveTime(10, TimeUnit.SECONDS)
+          .keepAliveTimeout(5, TimeUnit.SECONDS)
+          .keepAliveWithoutCalls(true)
+          .build();
+    } catch (IllegalArgumentException e) {
+      // The PEM files are parsed here: a key or certificate that is not valid inside its markers.
+      throw new CommandError("TLS: cannot use the certificate, key or CA: " + e.getMessage());
+    }
     Metadata headers = new Metadata();
     if (token != null) headers.put(Metadata.Key.of("authorization", Metadata.ASCII_STRING_MARSHALLER), "Bearer " + token);
     io.grpc.Channel withToken = ClientInterceptors.intercept(channel, MetadataUtils.newAttachHeadersInterceptor(headers));

@@ -170,6 +170,20 @@ class CommandLineTest {
   }
 
   @Test
+  void aKeyThatIsNotValidInsideItsPemMarkers(@TempDir Path dir) throws Exception {
+    Path cert = dir.resolve("c.crt");
+    Files.writeString(cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    Path key = dir.resolve("c.key");
+    Files.writeString(key, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    InProcessCli result = InProcessCli.run("status", "--xen", "127.0.0.1:1", "--tls-cert", cert.toString(), "--tls-key",
+        key.toString(), "--tls-ca", cert.toString());
+    assertEquals(2, result.code, result.stderr);
+    assertEquals("", result.stdout);
+    assertTrue(result.oneLineError(), result.stderr);
+    assertTrue(result.stderr.startsWith("xenmca-java status: error: TLS: cannot use the certificate, key or CA: "), result.stderr);
+  }
+
+  @Test
   void statusWhereNothingListens() {
     InProcessCli result = InProcessCli.run("status", "--xen", "127.0.0.1:1", "--timeout", "3000");
     assertEquals(2, result.code);
