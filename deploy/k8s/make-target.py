@@ -90,8 +90,7 @@ def target(args: argparse.Namespace) -> dict[str, Any]:
             for ordinal in range(args.n_hosts)
         ],
         "pcpus": {
-            str(pcpu): INVENTORY.pod_address(args, pcpu)
-            for pcpu in range(args.n_hosts * per_host)
+            str(pcpu): INVENTORY.pod_address(args, pcpu) for pcpu in range(args.n_hosts * per_host)
         },
         "token_file": TOKEN_FILE,
         "tls": {
