@@ -11,6 +11,7 @@ import java.util.Map;
 import java.util.TreeSet;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
@@ -28,6 +29,11 @@ class LiveTlsIT {
   @BeforeAll
   void start() throws Exception {
     tb = Testbed.start(2, true);
+  }
+
+  @BeforeEach
+  void needsTestbed() {
+    Testbed.assumeStarted(tb);
   }
 
   @AfterAll

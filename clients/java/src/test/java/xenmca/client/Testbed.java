@@ -35,9 +35,13 @@ final class Testbed implements AutoCloseable {
   String xen;
   private final List<ChildProcess> procs = new ArrayList<>();
 
+  /** Why the live tests are skipped when there is no xenmca. */
+  static final String MISSING = "xenmca is not on PATH and $XENMCA_BIN names no executable: the live tests need it "
+      + "(put the project's venv bin on PATH); skipped (set XENMCA_CLIENTS=java to make this a failure)";
+
   /**
-   * The xenmca executable: PATH, then $XENMCA_BIN. Without it the live tests are skipped, unless
-   * $XENMCA_CLIENTS names java (as CI sets it): then they fail.
+   * The xenmca executable: PATH, then $XENMCA_BIN; null without it (the live tests are then
+   * skipped), unless $XENMCA_CLIENTS names java (as CI sets it): then the tests fail.
    */
   static String findXenmca() {
     for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
@@ -47,13 +51,14 @@ final class Testbed implements AutoCloseable {
     }
     String fromEnv = System.getenv("XENMCA_BIN");
     if (fromEnv != null && new File(fromEnv).canExecute()) return fromEnv;
-    String message = "xenmca is not on PATH and $XENMCA_BIN names no executable: the live tests need it "
-        + "(put the project's venv bin on PATH)";
-    if (System.getenv().getOrDefault("XENMCA_CLIENTS", "").contains("java")) fail(message + "; XENMCA_CLIENTS asks for java");
-    message += "; the live tests are skipped (set XENMCA_CLIENTS=java to make this a failure)";
-    System.err.println("xenmca-java live tests: " + message);
-    Assumptions.abort(message);
+    if (System.getenv().getOrDefault("XENMCA_CLIENTS", "").contains("java")) fail(MISSING + "; XENMCA_CLIENTS asks for java");
+    System.err.println("xenmca-java live tests: " + MISSING);
     return null;
+  }
+
+  /** Skips the calling test when there is no testbed (no xenmca). */
+  static void assumeStarted(Testbed tb) {
+    Assumptions.assumeTrue(tb != null, MISSING);
   }
 
   /** The Java CLI, bin/xenmca-java (runs target/xenmca-java.jar). */
@@ -68,8 +73,11 @@ final class Testbed implements AutoCloseable {
     this.tokensPath = dir.resolve("tokens.json");
   }
 
+  /** A started testbed, or null when there is no xenmca to start it with. */
   static Testbed start(int pcpus, boolean tls) throws Exception {
-    Testbed tb = new Testbed(findXenmca(), Files.createTempDirectory("xenmca-java-test-"), tls);
+    String xenmca = findXenmca();
+    if (xenmca == null) return null;
+    Testbed tb = new Testbed(xenmca, Files.createTempDirectory("xenmca-java-test-"), tls);
     try {
       tb.startComponents(pcpus);
     } catch (Exception | AssertionError e) {
