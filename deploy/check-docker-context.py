@@ -32,6 +32,13 @@ REQUIRED_FILES = (
     "xenmca/record/v1/record_pb2.py",
     "xenmca/sal/v1/sal_service_pb2_grpc.py",
     "xenmca/hypervisor/v1/hypervisor_service_pb2_grpc.py",
+    # The agent (every container's entrypoint) and the runner of the scenario Job.
+    "xenmca/agent/command.py",
+    "xenmca/agent/v1/agent_service_pb2_grpc.py",
+    "xenmca/testbed/infra/target.py",
+    # `xenmca run NAME` finds the built-in scenarios in the package.
+    "xenmca/testbed/scenario/builtin/everything-at-once.yaml",
+    "xenmca/testbed/scenario/schema.json",
 )
 ENTRY_POINT = "xenmca = xenmca.cli:main"
 

@@ -582,3 +582,16 @@ def test_what_the_others_reach_is_unchanged() -> None:
                 p for p in candidate_ports(template, layout) if admitted(source, template, p)
             }
             assert reached == expected[name][component], (name, component)
+
+
+# --- partitions under the restricted profile ---------------------------------------------
+
+
+def test_a_non_root_agent_says_it_cannot_cut_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the cluster's agents (uid 10001, no NET_ADMIN) answer to CutNetwork: the
+    reason of FAILED_PRECONDITION NETWORK_CONTROL_UNAVAILABLE (deploy/README.md)."""
+    from xenmca.agent import network
+
+    monkeypatch.setattr(network.os, "geteuid", lambda: UID)
+    reason = network.NetworkControl("eth0").unavailable_reason()
+    assert reason == f"cutting the network needs root (the agent runs as uid {UID})"
