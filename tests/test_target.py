@@ -10,13 +10,10 @@ scenario logs.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from agents_up import agents_up, xenmca
 
 from xenmca.testbed.infra.netns import NetnsUnavailable, check_available
 from xenmca.testbed.run.workload_plan import plan_injections, planned_records
@@ -45,12 +42,6 @@ faults:
 """
 
 
-def xenmca(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "xenmca.cli", *argv], capture_output=True, text=True, timeout=timeout
-    )
-
-
 # In namespaces (root), a partition too: the agent cuts its own host's link.
 PARTITION = """network: netns
   - {at_s: 5.5, kind: partition, target: "pcpu-host:0", duration_s: 1.0}
@@ -77,30 +68,11 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     scenario = tmp_path / "target-faults.yaml"
     scenario.write_text(text)
     planned = planned_records(plan_injections(parse_scenario_text(text)))["total"]
-    up_dir = tmp_path / "up"
-    up = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "xenmca.cli", "up", "--agents", "--pcpus", "6"),
-            *where,
-            *("--dir", str(up_dir)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (up_dir / "target.json").exists():
-            assert up.poll() is None, up.stderr.read() if up.stderr else ""
-            assert time.monotonic() < deadline, "xenmca up --agents did not come up"
-            time.sleep(0.1)
+    with agents_up(tmp_path / "up", "--pcpus", "6", *where) as target:
         remote = xenmca(
-            "run", str(scenario), "--target", str(up_dir / "target.json"),
+            "run", str(scenario), "--target", str(target),
             "--out", str(tmp_path / "remote"), "--json", "--no-progress",
         )  # fmt: skip
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(timeout=60)
     assert remote.returncode == 0, remote.stderr[-3000:]
     results = json.loads(remote.stdout)
     assert results["valid"] is True
@@ -112,7 +84,7 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     if tls:
         # Under mutual TLS the runner is the operator by its certificate (target.json's
         # `tls`), to the components and to the agents alike; the local run is the same.
-        inventory = json.loads((up_dir / "target.json").read_text())
+        inventory = json.loads(target.read_text())
         assert Path(inventory["tls"]["cert"]).name == "operator.crt"
         return
 

@@ -15,14 +15,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from agents_up import agents_up, xenmca
 
 pytestmark = [
     pytest.mark.slow,
@@ -56,41 +53,17 @@ def test_skewed_hosts_give_corrected_latencies_within_the_stated_uncertainty(
 ) -> None:
     scenario = tmp_path / "skewed.yaml"
     scenario.write_text(SCENARIO)
-    up_dir = tmp_path / "up"
     skew_flags = [f for host, s in SKEWS.items() for f in ("--clock-skew", f"{host}={s}")]
-    up = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "xenmca.cli", "up", "--agents", "--pcpus", "4"),
-            *("--pcpus-per-host", "2", *skew_flags, "--dir", str(up_dir)),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (up_dir / "target.json").exists():
-            assert up.poll() is None, up.stderr.read() if up.stderr else ""
-            assert time.monotonic() < deadline, "xenmca up --agents did not come up"
-            time.sleep(0.1)
-        run = subprocess.run(
-            [
-                *(sys.executable, "-m", "xenmca.cli", "run", str(scenario)),
-                *("--target", str(up_dir / "target.json"), "--out", str(tmp_path / "out")),
-                *("--json", "--no-progress"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        db = json.loads((up_dir / "target.json").read_text())["dom0"]["db"]
+    with agents_up(tmp_path / "up", "--pcpus", "4", "--pcpus-per-host", "2", *skew_flags) as target:
+        run = xenmca(
+            "run", str(scenario), "--target", str(target), "--out", str(tmp_path / "out"),
+            "--json", "--no-progress",
+        )  # fmt: skip
+        db = json.loads(target.read_text())["dom0"]["db"]
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as log:
             rows = log.execute(
                 "SELECT pcpu, created_monotonic_ns, logged_monotonic_ns FROM records"
             ).fetchall()
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(timeout=60)
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(run.stdout)
     assert results["valid"] is True, [c for c in results["checks"] if c["status"] != "pass"]
