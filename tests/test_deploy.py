@@ -1,80 +1,59 @@
-"""deploy/: the inventory generator, and that the compose file, the Kubernetes manifests
-and the Dockerfile agree with each other and with the xenmca commands they run.
+"""deploy/k8s: the inventory generator, and that the Kubernetes manifests agree with
+each other and with the xenmca commands they run (the pCPU StatefulSet's layout, the
+probes, the locked-down pods, TLS identities, volumes, the pCPU NetworkPolicy).
 
-Schema validation (kubernetes-validate --strict, the Compose spec, hadolint) is
-deploy/validate.sh's job; these tests need nothing but the project itself.
+The compose file and the image: tests/test_deploy_compose.py; the agents:
+tests/test_deploy_agents.py; the runner and its Job: tests/test_deploy_runner.py; the
+NetworkPolicies as a whole: tests/test_deploy_network.py. Schema validation
+(kubernetes-validate --strict, the Compose spec, hadolint) is deploy/validate.sh's job;
+these tests need nothing but the project itself.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import re
-import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
+from deploy_files import (
+    DEPLOY,
+    DOCKERFILE,
+    K8S,
+    TLS_DIR,
+    TLS_FLAGS,
+    UID,
+    StatefulSetLayout,
+    child_words,
+    compose_components,
+    dockerfile_instructions,
+    env_of,
+    find,
+    flag_value,
+    k8s_documents,
+    run_line,
+    workloads,
+)
 
-from xenmca.dom0.log_store import LogStore
 from xenmca.pcpu.command import parse_pcpu_list
-from xenmca.rpc.identity import KNOWN_IDENTITIES, TokenBook
 from xenmca.xen.inventory import load_inventory
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "k8s"
+# tests/test_deploy_metrics.py imports these from here; they live in deploy_files.py.
+__all__ = [
+    "DEPLOY",
+    "DOCKERFILE",
+    "child_words",
+    "compose_components",
+    "dockerfile_instructions",
+    "find",
+    "flag_value",
+    "k8s_documents",
+    "run_line",
+    "workloads",
+]
+
 MAKE_INVENTORY = K8S / "make-inventory.py"
-TLS_DIR = "/etc/xenmca/tls"
-TLS_FLAGS = {"--tls-cert": "tls.crt", "--tls-key": "tls.key", "--tls-ca": "ca.crt"}
-UID = 10001
-XENMCA = (sys.executable, "-m", "xenmca.cli")
-
-
-def k8s_documents() -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = []
-    for path in sorted(K8S.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        docs.extend(doc for doc in yaml.safe_load_all(path.read_text()) if doc)
-    return docs
-
-
-def find(kind: str, name: str) -> dict[str, Any]:
-    matches = [d for d in k8s_documents() if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
-    return matches[0]
-
-
-def workloads() -> list[dict[str, Any]]:
-    return [d for d in k8s_documents() if d["kind"] in {"Deployment", "StatefulSet"}]
-
-
-def env_of(container: dict[str, Any]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-
-
-def run_line(container: dict[str, Any]) -> list[str]:
-    """The words of the command a container runs (its shell script, split, or its args)."""
-    words = [*container.get("command", []), *container.get("args", [])]
-    return shlex.split(" ".join(words).replace("\\\n", " "), comments=True)
-
-
-def flag_value(words: list[str], flag: str) -> str:
-    assert flag in words, f"{flag} not passed: {words}"
-    return words[words.index(flag) + 1]
-
-
-def child_words(words: list[str]) -> list[str]:
-    """The component's own command line: the words after `xenmca agent ... --`."""
-    assert "agent" in words and "--" in words, f"not run under xenmca agent: {words}"
-    assert words.index("agent") < words.index("--"), words
-    return words[words.index("--") + 1 :]
 
 
 def make_inventory(*args: object) -> subprocess.CompletedProcess[str]:
@@ -84,27 +63,6 @@ def make_inventory(*args: object) -> subprocess.CompletedProcess[str]:
         text=True,
         check=False,
     )
-
-
-class StatefulSetLayout:
-    """The pCPU layout the pcpu-host StatefulSet and its headless Service define."""
-
-    def __init__(self) -> None:
-        self.statefulset = find("StatefulSet", "pcpu-host")
-        spec = self.statefulset["spec"]
-        self.service = find("Service", spec["serviceName"])
-        self.container = spec["template"]["spec"]["containers"][0]
-        env = env_of(self.container)
-        self.hosts = spec["replicas"]
-        self.per_host = int(env["PCPUS_PER_HOST"])
-        self.base_port = int(env["BASE_PORT"])
-        self.namespace = self.statefulset["metadata"]["namespace"]
-
-    def address(self, pcpu: int) -> str:
-        ordinal, offset = divmod(pcpu, self.per_host)
-        name = self.statefulset["metadata"]["name"]
-        host = f"{name}-{ordinal}.{self.service['metadata']['name']}.{self.namespace}"
-        return f"{host}.svc.cluster.local:{self.base_port + offset}"
 
 
 def test_the_generated_inventory_lists_every_pcpu_once_at_the_statefulset_pods(
@@ -320,162 +278,3 @@ def test_the_kustomization_lists_every_manifest() -> None:
     manifests = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
     assert set(kustomization["resources"]) == manifests
     assert all(d["metadata"].get("namespace", "xenmca") == "xenmca" for d in k8s_documents())
-
-
-# --- compose -----------------------------------------------------------------------------
-
-COMPOSE = DEPLOY / "compose.yaml"
-
-
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE.read_text())
-    assert isinstance(data, dict)
-    return data
-
-
-def compose_components() -> dict[str, dict[str, Any]]:
-    """The deployment's services: every service that is not behind a profile (the runner)."""
-    return {n: s for n, s in compose()["services"].items() if not s.get("profiles")}
-
-
-def compose_path(text: str) -> Path:
-    """A path in compose.yaml (relative to deploy/), with ${VAR:-default} at its default."""
-    return DEPLOY / re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
-
-
-def test_compose_services_run_as_non_root_with_healthchecks_in_order() -> None:
-    services = compose_components()
-    assert set(services) == {"pcpu-a", "pcpu-b", "xen", "dom0"}
-    assert set(compose()["services"]) - set(services) == {"runner"}
-    for name, service in compose()["services"].items():
-        assert service["user"].split(":")[0] == str(UID), name
-        assert service["read_only"] is True, name
-        assert service["cap_drop"] == ["ALL"], name
-        assert service["secrets"] == ["tokens"], name
-        if name in services:
-            assert service["healthcheck"]["test"][0] == "CMD", name
-    assert services["xen"]["depends_on"] == {
-        "pcpu-a": {"condition": "service_healthy"},
-        "pcpu-b": {"condition": "service_healthy"},
-    }
-    assert services["dom0"]["depends_on"] == {"xen": {"condition": "service_healthy"}}
-    assert "dom0-log:/data" in services["dom0"]["volumes"]
-    assert "dom0-log" in compose()["volumes"]
-
-
-def test_compose_inventory_matches_the_pcpu_services() -> None:
-    data = compose()
-    services = data["services"]
-    inventory = load_inventory(compose_path(data["configs"]["inventory"]["file"]))
-    expected: dict[int, str] = {}
-    for name in ("pcpu-a", "pcpu-b"):
-        words = services[name]["command"]
-        pcpus = parse_pcpu_list(flag_value(words, "--pcpus"))
-        base = int(flag_value(words, "--base-port"))
-        expected.update({pcpu: f"{name}:{base + pcpu}" for pcpu in pcpus})
-        health_port = int(services[name]["environment"]["XENMCA_HEALTH_PORT"])
-        assert health_port == base + pcpus[0], f"{name} health check asks the wrong port"
-    assert inventory == expected
-    assert sorted(inventory) == list(range(64))
-    xen = services["xen"]
-    (config,) = xen["configs"]
-    assert flag_value(xen["command"], "--inventory") == config["target"]
-    assert flag_value(services["dom0"]["command"], "--xen") == "xen:50050"
-
-
-def test_compose_example_tokens_load_and_are_marked_as_placeholders() -> None:
-    tokens_file = compose_path(compose()["secrets"]["tokens"]["file"])
-    book = TokenBook.load(tokens_file)
-    assert set(book.tokens) == set(KNOWN_IDENTITIES)
-    assert all(token.startswith("REPLACE-ME") for token in book.tokens.values())
-
-
-# --- Dockerfile and the health checks ------------------------------------------------------
-
-DOCKERFILE = DEPLOY / "Dockerfile"
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    result = []
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            keyword, _, rest = line.strip().partition(" ")
-            result.append((keyword.upper(), rest.strip()))
-    return result
-
-
-def healthcheck_command() -> list[str]:
-    (healthcheck,) = [
-        rest for keyword, rest in dockerfile_instructions() if keyword == "HEALTHCHECK"
-    ]
-    command = json.loads(healthcheck.split(" CMD ", 1)[1])
-    assert isinstance(command, list)
-    return command
-
-
-def test_the_dockerfile_runs_xenmca_as_non_root_with_a_health_check() -> None:
-    instructions = dict(dockerfile_instructions())
-    assert instructions["FROM"] == "python:3.11-slim"
-    assert instructions["USER"].split(":")[0] == str(UID)
-    assert json.loads(instructions["ENTRYPOINT"]) == ["xenmca"]
-    assert "XENMCA_HEALTH_PORT" in healthcheck_command()[-1]
-    assert compose()["x-grpc-health"]["test"] == ["CMD", *healthcheck_command()]
-
-
-def wait_for_file(path: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not (path.exists() and path.stat().st_size):
-        assert time.monotonic() < deadline, f"timed out waiting for {path}"
-        time.sleep(0.05)
-
-
-def test_the_image_health_check_reports_a_serving_pcpu_and_a_stopped_one(tmp_path: Path) -> None:
-    ready = tmp_path / "ready.json"
-    serve = ["serve", "pcpu", "--pcpu", "0", "--listen", "127.0.0.1:0", "--ready-file", str(ready)]
-    server = subprocess.Popen(
-        [*XENMCA, *serve],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_file(ready)
-        port = json.loads(ready.read_text())["0"].rpartition(":")[2]
-        check = [sys.executable, *healthcheck_command()[1:]]
-        environment = {**os.environ, "XENMCA_HEALTH_PORT": port}
-        assert subprocess.run(check, env=environment, check=False, timeout=30).returncode == 0
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-    stopped = subprocess.run(check, env=environment, capture_output=True, check=False, timeout=30)
-    assert stopped.returncode != 0
-
-
-def dom0_probe_commands() -> list[list[str]]:
-    pod = find("Deployment", "dom0")["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    # Liveness asks dom0's agent (a TCP connect), not the log: tests/test_deploy_agents.py.
-    commands = [container[p]["exec"]["command"] for p in ("startupProbe", "readinessProbe")]
-    commands.append(compose()["services"]["dom0"]["healthcheck"]["test"][1:])
-    return commands
-
-
-async def exit_status(command: list[str]) -> int:
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
-    )
-    return await asyncio.wait_for(process.wait(), timeout=30)
-
-
-async def test_the_dom0_probes_pass_on_an_open_log_and_fail_without_one(tmp_path: Path) -> None:
-    db = tmp_path / "dom0.sqlite"
-    store = await LogStore.open(db)
-    try:
-        for command in dom0_probe_commands():
-            assert command[0] == "python"
-            here = [sys.executable, *(w.replace("/data/dom0.sqlite", str(db)) for w in command[1:])]
-            assert await exit_status(here) == 0
-            missing = [w.replace(str(db), str(tmp_path / "none.sqlite")) for w in here]
-            assert await exit_status(missing) != 0
-    finally:
-        await store.close()
