@@ -1,4 +1,10 @@
-"""The seed's flow through real servers: local and IPI calls, fairness, and the invariants."""
+"""The seed's flow through real servers: local and IPI calls, fairness, and the invariants
+(one entry in flight, CLEAR names the record read, a lost IPI reply retried, CPE polled,
+an entry without progress injected again).
+
+Who may call and bad requests: tests/test_xen_flow_api.py; dom0, the coordinator or a
+pCPU gone and back: tests/test_xen_flow_recovery.py.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,13 @@ import pytest
 from flow_harness import (
     CMC,
     CPE,
-    DOMU,
     EventWatch,
     FlowBed,
     ScriptedDom0,
-    flow_bed,
-    start_coordinator,
 )
 
-from xenmca.dom0.log_store import LogStore
-from xenmca.dom0.logger import Dom0Logger
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.rpc.errors import error_info_of
-from xenmca.rpc.identity import DOM0, OPERATOR, XEN
-from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
-from xenmca.xen.throttle_settings import PRESETS
+from xenmca.rpc.identity import OPERATOR
 
 FLOW_KINDS = {
     "injected",
@@ -197,74 +195,6 @@ async def test_clear_names_the_record_read_or_nothing_is_cleared(
     await dom0.detach()
 
 
-@pytest.mark.xenmca(pcpus=1)
-async def test_non_dom0_caller_reads_nothing_and_changes_nothing(
-    xenmca_coordinator: FlowBed,
-) -> None:
-    bed = xenmca_coordinator
-    await bed.inject(0)
-    dom0 = ScriptedDom0(bed)
-    await dom0.next_interrupt()
-    got = await bed.hv.GetStateInfo(hv_pb2.GetStateInfoRequest(type=CMC), metadata=bed.md(DOMU))
-    assert got.sal_status == -5 and not got.HasField("record")
-    cleared = await bed.hv.ClearStateInfo(
-        hv_pb2.ClearStateInfoRequest(type=CMC), metadata=bed.md(DOMU)
-    )
-    assert cleared.sal_status == -5
-    size = await bed.hv.GetStateInfoSize(
-        hv_pb2.GetStateInfoSizeRequest(type=CMC), metadata=bed.md(DOMU)
-    )
-    assert size.sal_status == -5 and size.size == 0
-    assert bed.coordinator.counters.refused_calls == 3
-    assert (await bed.pending(0)).pending == 1
-    assert bed.coordinator.queues[CMC].in_flight.record_id == 0
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await bed.hv.GetStateInfo(hv_pb2.GetStateInfoRequest(type=CMC))
-    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert error_info_of(caught.value).reason == "MISSING_CREDENTIALS"
-    # dom0 itself still reads it.
-    assert (await dom0.get()).sal_status == 0
-    await dom0.detach()
-
-
-@pytest.mark.xenmca(pcpus=4)
-async def test_get_state_info_size_is_one_record_not_times_pcpus(
-    xenmca_coordinator: FlowBed,
-) -> None:
-    bed = xenmca_coordinator
-    size = await bed.hv.GetStateInfoSize(
-        hv_pb2.GetStateInfoSizeRequest(type=CMC), metadata=bed.dom0_md
-    )
-    sal_size = await bed.sal(0).GetStateInfoSize(
-        sal_pb2.GetStateInfoSizeRequest(type=CMC), metadata=bed.md(XEN)
-    )
-    assert size.sal_status == 0 and size.size == sal_size.size > 0
-
-
-@pytest.mark.xenmca(pcpus=2)
-async def test_bad_requests_get_invalid_argument_with_error_info(
-    xenmca_coordinator: FlowBed,
-) -> None:
-    bed = xenmca_coordinator
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await bed.hv.GetStateInfo(hv_pb2.GetStateInfoRequest(type=0), metadata=bed.dom0_md)
-    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error_info_of(caught.value).reason == "INVALID_RECORD_TYPE"
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await bed.hv.SetVcpuPlacement(
-            hv_pb2.SetVcpuPlacementRequest(pcpu=7), metadata=bed.md(OPERATOR)
-        )
-    assert error_info_of(caught.value).reason == "UNKNOWN_PCPU"
-    with pytest.raises(grpc.aio.AioRpcError) as caught:
-        await bed.hv.SetVcpuPlacement(hv_pb2.SetVcpuPlacementRequest(pcpu=1), metadata=bed.dom0_md)
-    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert bed.coordinator.vcpu0_pcpu == 0
-    moved = await bed.hv.SetVcpuPlacement(
-        hv_pb2.SetVcpuPlacementRequest(pcpu=1), metadata=bed.md(OPERATOR)
-    )
-    assert moved.previous_pcpu == 0 and bed.coordinator.vcpu0_pcpu == 1
-
-
 @pytest.mark.xenmca(pcpus=2, vcpu0_pcpu=1)
 async def test_placement_decides_local_or_ipi(xenmca_coordinator: FlowBed) -> None:
     bed = xenmca_coordinator
@@ -275,110 +205,6 @@ async def test_placement_decides_local_or_ipi(xenmca_coordinator: FlowBed) -> No
     assert got.record.pcpu == 1 and not got.by_ipi
     await dom0.clear(got.record.record_id)
     await dom0.detach()
-
-
-@pytest.mark.xenmca(pcpus=2)
-async def test_dom0_gone_between_get_and_clear_record_logged_once(
-    tmp_path, xenmca_coordinator: FlowBed
-) -> None:
-    bed = xenmca_coordinator
-    await bed.inject(1)
-    first = ScriptedDom0(bed, "first")
-    await first.next_interrupt()
-    got = await first.get()
-    await first.detach()
-    await bed.watch.wait_for("dom0_detached")
-    store = await LogStore.open(tmp_path / "dom0.sqlite")
-    logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
-    await logger.start()
-    try:
-        await bed.watch.wait_for("entry_freed", pcpu=1)
-    finally:
-        await logger.stop()
-    records = await store.list_records()
-    assert [(r.pcpu, r.record_id) for r in records] == [(1, got.record.record_id)]
-    assert bed.watch.matching("injected", reinjected=True)
-    assert (await bed.pending(1)).pending == 0
-    await store.close()
-
-
-@pytest.mark.xenmca(pcpus=2)
-async def test_dom0_gone_between_commit_and_clear_drops_the_duplicate(
-    tmp_path, xenmca_coordinator: FlowBed
-) -> None:
-    bed = xenmca_coordinator
-    await bed.inject(1)
-    store = await LogStore.open(tmp_path / "dom0.sqlite")
-    first = ScriptedDom0(bed, "first")
-    await first.next_interrupt()
-    got = await first.get()
-    assert await store.commit(got.record)  # durable, then dom0 dies before CLEAR
-    await first.detach()
-    await bed.watch.wait_for("dom0_detached")
-    logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
-    await logger.start()
-    try:
-        await bed.watch.wait_for("entry_freed", pcpu=1)
-    finally:
-        await logger.stop()
-    assert len(await store.list_records()) == 1
-    assert await store.duplicates_dropped() == 1
-    assert (await bed.pending(1)).pending == 0
-    await store.close()
-
-
-@pytest.mark.xenmca(pcpus=3)
-async def test_coordinator_restart_rebuilds_queues_from_pending_records(
-    tmp_path, xenmca_coordinator: FlowBed
-) -> None:
-    bed = xenmca_coordinator
-    for pcpu in range(3):
-        await bed.inject(pcpu, count=2)
-    await bed.watch.wait_for("entry_queued", count=3)
-    await bed.built.server.stop(0)
-    await bed.coordinator.stop()
-    watch = EventWatch()
-    coordinator, built, address = await start_coordinator(bed.host.addresses, bed.tokens, watch)
-    store = await LogStore.open(tmp_path / "dom0.sqlite")
-    logger = Dom0Logger(address, store, token=bed.tokens.token_for(DOM0))
-    await logger.start()
-    try:
-        await watch.wait_for("entry_freed", count=3)
-        assert len(watch.matching("entry_queued", why="reconcile")) == 3
-        await watch.until(lambda: coordinator.counters.records_cleared == 6)
-    finally:
-        await logger.stop()
-        await built.server.stop(0)
-        await coordinator.stop()
-    assert len(await store.list_records()) == 6
-    await store.close()
-
-
-@pytest.mark.xenmca(pcpus=3, vcpu0_pcpu=0)
-async def test_unreachable_pcpu_delays_only_its_own_entries(
-    tmp_path, xenmca_coordinator: FlowBed
-) -> None:
-    bed = xenmca_coordinator
-    await bed.inject(1, count=2)
-    await bed.watch.wait_for("entry_queued", pcpu=1)
-    stopped = await bed.stop_pcpu(1)
-    await bed.inject(0, count=2)
-    await bed.inject(2, count=2)
-    store = await LogStore.open(tmp_path / "dom0.sqlite")
-    logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
-    await logger.start()
-    try:
-        await bed.watch.until(lambda: bed.coordinator.counters.records_cleared >= 4, within=20)
-        logged = {(r.pcpu, r.record_id) for r in await store.list_records()}
-        assert {pcpu for pcpu, _ in logged} == {0, 2}
-        assert bed.watch.matching("entry_requeued", pcpu=1, why="call_failed")
-        await bed.restart_pcpu(stopped)
-        await bed.watch.until(lambda: bed.coordinator.counters.records_cleared >= 6, within=20)
-    finally:
-        await logger.stop()
-    records = await store.list_records()
-    assert sorted(r.pcpu for r in records) == [0, 0, 1, 1, 2, 2]
-    await store.close()
 
 
 @pytest.mark.xenmca(pcpus=2)
@@ -393,30 +219,6 @@ async def test_cpe_is_polled_by_dom0_not_injected(tmp_path, xenmca_coordinator: 
     assert not bed.watch.matching("injected", type="CPE")
     assert (await dom0.clear(got.record.record_id, CPE)).sal_status == 0
     await dom0.detach()
-
-
-async def test_restarted_coordinator_unmasks_a_line_left_masked_by_its_predecessor() -> None:
-    slow_polls = PRESETS["linux-ia64"]  # the line stays in polling mode for 60 s
-    async with flow_bed(pcpus=2, throttle=slow_polls) as bed:
-        await bed.inject(1, count=10)  # 10 interrupts at once: a storm
-        await bed.watch.wait_for("line_masked", pcpu=1)
-        state = await bed.sal(1).DescribePcpu(
-            sal_pb2.DescribePcpuRequest(), metadata=bed.md(OPERATOR)
-        )
-        assert next(t for t in state.types if t.type == CMC).masked
-        await bed.built.server.stop(0)
-        await bed.coordinator.stop()
-        watch = EventWatch()
-        coordinator, built, _ = await start_coordinator(
-            bed.host.addresses, bed.tokens, watch, throttle=slow_polls
-        )
-        try:
-            await watch.wait_for("mask_aligned", pcpu=1, masked=False)
-            await bed.inject(1)
-            await watch.wait_for("interrupt_received", pcpu=1)
-        finally:
-            await built.server.stop(0)
-            await coordinator.stop()
 
 
 @pytest.mark.xenmca(pcpus=2, reinject_after=0.4)
