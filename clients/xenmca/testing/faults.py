@@ -11,7 +11,7 @@ server acts, the reply is lost), ``delay`` (``delay`` seconds), ``fail``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from xenmca.rpc.identity import OPERATOR, TokenBook, call_metadata
 from xenmca.testbed.infra import fault_client
@@ -24,6 +24,18 @@ class RpcFault:
     address: str
     fault_id: str
     rule: dict[str, Any]
+
+
+class RuleOptions(TypedDict, total=False):
+    """A rule's optional keywords, as add_rpc_fault takes them (Testbed.add_fault passes
+    them on): ``pcpu`` (None: every pCPU), ``count`` (0: every call), ``skip``,
+    ``delay`` and ``duration`` in seconds."""
+
+    pcpu: int | None
+    count: int
+    skip: int
+    delay: float
+    duration: float
 
 
 async def add_rpc_fault(

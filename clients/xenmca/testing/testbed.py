@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Unpack
 
 from xenmca.pcpu.server import PcpuHost
 from xenmca.rpc.events import Event
@@ -26,7 +26,7 @@ from xenmca.testing.checks import CheckReport, run_checkers
 from xenmca.testing.config import BedConfig
 from xenmca.testing.dom0 import RunningDom0, running_dom0
 from xenmca.testing.events import DEFAULT_WITHIN, EventWatch
-from xenmca.testing.faults import RpcFault, add_rpc_fault
+from xenmca.testing.faults import RpcFault, RuleOptions, add_rpc_fault
 from xenmca.testing.flow import CMC, FlowBed, attached_coordinator, make_tokens, running_pcpus
 from xenmca.testing.log import LogContents, read_log
 from xenmca.xen.coordinator import Coordinator
@@ -165,18 +165,15 @@ class Testbed:
         method: str,
         action: str,
         *,
-        pcpu: int | None = None,
-        count: int = 0,
-        skip: int = 0,
-        delay: float = 0.0,
-        duration: float = 0.0,
         on: Literal["pcpus", "xen"] | None = None,
+        **options: Unpack[RuleOptions],
     ) -> RpcFault:
         """A per-RPC fault rule (``xenmca.testing.faults``) where method is served.
 
         ``SalService`` methods go to the pCPU host (a lost, late or failed IPI; give
         ``pcpu`` to narrow it), ``HypervisorService`` ones to the coordinator (dom0's
-        calls); ``on`` says where when the method's name does not.
+        calls); ``on`` says where when the method's name does not. The other keywords
+        are add_rpc_fault's: ``pcpu=None, count=0, skip=0, delay=0.0, duration=0.0``.
         """
         where = on or ("pcpus" if "SalService" in method else "xen")
         address = (
@@ -184,17 +181,7 @@ class Testbed:
             if where == "pcpus"
             else (self.xen_address)
         )
-        return await add_rpc_fault(
-            address,
-            self.tokens,
-            method,
-            action,
-            pcpu=pcpu,
-            count=count,
-            skip=skip,
-            delay=delay,
-            duration=duration,
-        )
+        return await add_rpc_fault(address, self.tokens, method, action, **options)
 
     # -- dom0 ----------------------------------------------------------------------
 
