@@ -23,6 +23,16 @@ from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.xen.throttle_settings import PRESETS
 
 
+async def log_until_freed(bed: FlowBed, store: LogStore, pcpu: int) -> None:
+    """A new dom0 (a real Dom0Logger into store) runs until pcpu's entry is freed."""
+    logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
+    await logger.start()
+    try:
+        await bed.watch.wait_for("entry_freed", pcpu=pcpu)
+    finally:
+        await logger.stop()
+
+
 @pytest.mark.xenmca(pcpus=2)
 async def test_dom0_gone_between_get_and_clear_record_logged_once(
     tmp_path, xenmca_coordinator: FlowBed
@@ -35,12 +45,7 @@ async def test_dom0_gone_between_get_and_clear_record_logged_once(
     await first.detach()
     await bed.watch.wait_for("dom0_detached")
     store = await LogStore.open(tmp_path / "dom0.sqlite")
-    logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
-    await logger.start()
-    try:
-        await bed.watch.wait_for("entry_freed", pcpu=1)
-    finally:
-        await logger.stop()
+    await log_until_freed(bed, store, pcpu=1)
     records = await store.list_records()
     assert [(r.pcpu, r.record_id) for r in records] == [(1, got.record.record_id)]
     assert bed.watch.matching("injected", reinjected=True)
@@ -61,12 +66,7 @@ async def test_dom0_gone_between_commit_and_clear_drops_the_duplicate(
     assert await store.commit(got.record)  # durable, then dom0 dies before CLEAR
     await first.detach()
     await bed.watch.wait_for("dom0_detached")
-    logger = Dom0Logger(bed.xen_address, store, token=bed.tokens.token_for(DOM0))
-    await logger.start()
-    try:
-        await bed.watch.wait_for("entry_freed", pcpu=1)
-    finally:
-        await logger.stop()
+    await log_until_freed(bed, store, pcpu=1)
     assert len(await store.list_records()) == 1
     assert await store.duplicates_dropped() == 1
     assert (await bed.pending(1)).pending == 0
