@@ -140,7 +140,7 @@ for file in deploy/compose.yaml deploy/compose.faults.yaml; do
   fi
 done
 if python -c 'import json, sys; json.load(open(sys.argv[1]))' deploy/compose/target.json; then
-  checked+=("deploy/compose/target.json parses (its contents: tests/test_deploy_agents.py)")
+  checked+=("deploy/compose/target.json parses (its contents: tests/test_deploy_runner.py)")
 else
   fail "deploy/compose/target.json is not JSON"
 fi

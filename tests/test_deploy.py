@@ -18,16 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 from deploy_files import (
-    DEPLOY,
-    DOCKERFILE,
     K8S,
     TLS_DIR,
     TLS_FLAGS,
     UID,
     StatefulSetLayout,
-    child_words,
-    compose_components,
-    dockerfile_instructions,
     env_of,
     find,
     flag_value,
@@ -38,20 +33,6 @@ from deploy_files import (
 
 from xenmca.pcpu.command import parse_pcpu_list
 from xenmca.xen.inventory import load_inventory
-
-# tests/test_deploy_metrics.py imports these from here; they live in deploy_files.py.
-__all__ = [
-    "DEPLOY",
-    "DOCKERFILE",
-    "child_words",
-    "compose_components",
-    "dockerfile_instructions",
-    "find",
-    "flag_value",
-    "k8s_documents",
-    "run_line",
-    "workloads",
-]
 
 MAKE_INVENTORY = K8S / "make-inventory.py"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from test_deploy import (
+from deploy_files import (
     DEPLOY,
     DOCKERFILE,
     child_words,
