@@ -4,7 +4,7 @@ The log is full through SQLite's own error path: ``LogStore.set_page_limit``
 caps the database at the pages it has and filler rows use them up, so the next
 commit fails with SQLITE_FULL ("database or disk is full") as on a full
 filesystem; lifting the cap is space coming back. The fake coordinator of
-test_dom0_logger answers dom0's calls and stamps each GET with the FakeClock's
+dom0_logger_helpers answers dom0's calls and stamps each GET with the FakeClock's
 time. The clock moves only when dom0 has nothing left to do at the current
 instant, so the tests compare the instants of GETs and commits with the
 backoff schedule itself, never with wall time.
@@ -18,16 +18,13 @@ import itertools
 import logging
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-from test_dom0_logger import (
+from dom0_logger_helpers import (
     CMC,
     CPE,
     WAIT,
@@ -36,6 +33,10 @@ from test_dom0_logger import (
     Harness,
     make_record,
 )
+from dom0_logger_helpers import harness as harness
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from xenmca.dom0.log_health import DEFAULT_COMMIT_BACKOFF, LogHealth
 from xenmca.dom0.log_store import LogStore
@@ -58,15 +59,6 @@ POLL = 0.125  # a fixed CPE poll interval (min = max); binary fractions keep the
 RECOVERABLE = record_pb2.SEVERITY_RECOVERABLE
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
-
-
-@pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
-    h = Harness(tmp_path)
-    try:
-        yield h
-    finally:
-        await h.close()
 
 
 def delays(policy: BackoffPolicy = DEFAULT_COMMIT_BACKOFF) -> Iterator[float]:
