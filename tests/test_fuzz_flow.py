@@ -16,6 +16,16 @@ from typing import Any
 
 import grpc
 from flow_harness import DOMU
+from fuzz_strategies import (
+    MAX_U32,
+    RECORD_TYPES,
+    SAL_CALL_ERROR,
+    SAL_NO_INFORMATION,
+    SAL_OK,
+    Credential,
+    credentials,
+    record_ids,
+)
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -26,21 +36,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from test_fuzz_support import (
-    CALL_TIMEOUT,
-    MAX_U32,
-    RECORD_TYPES,
-    SAL_CALL_ERROR,
-    SAL_NO_INFORMATION,
-    SAL_OK,
-    Credential,
-    LoopBed,
-    answer,
-    check_conservation,
-    check_coordinator,
-    credentials,
-    record_ids,
-)
+from test_fuzz_support import CALL_TIMEOUT, LoopBed, answer, check_conservation, check_coordinator
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.record.v1 import record_pb2

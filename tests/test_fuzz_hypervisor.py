@@ -14,36 +14,38 @@ from dataclasses import dataclass, field
 import grpc
 import pytest
 from flow_harness import ScriptedDom0
-from hypothesis import strategies as st
-from test_fuzz_support import (
-    CALL_TIMEOUT,
+from fuzz_strategies import (
     MAX_U32,
     PRINTABLE,
     RECORD_TYPES,
     SAL_CALL_ERROR,
     SAL_NO_INFORMATION,
     SAL_OK,
-    Answer,
     Credential,
+    caller,
+    credentials,
+    enum_values,
+    mostly,
+    record_ids,
+    unknown_fields,
+)
+from hypothesis import strategies as st
+from test_fuzz_support import (
+    CALL_TIMEOUT,
+    Answer,
     FuzzBed,
     LoopBed,
     answer,
-    caller,
     check_alive_and_conserved,
     check_conservation,
     check_coordinator,
     check_queues,
     check_refusal,
-    credentials,
     describe_pcpus,
-    enum_values,
     fuzz_bed,
     is_oversized_refusal,
-    mostly,
-    record_ids,
     run_examples,
     type_state,
-    unknown_fields,
 )
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2

@@ -13,38 +13,40 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from hypothesis import strategies as st
-from test_fuzz_support import (
-    CALL_TIMEOUT,
+from fuzz_strategies import (
     MAX_U32,
     RECORD_TYPES,
     SAL_NO_INFORMATION,
     SAL_OK,
     SEVERITIES,
     Credential,
-    FuzzBed,
     FuzzSection,
-    LoopBed,
-    answer,
     caller,
-    check_alive_and_conserved,
-    check_conservation,
-    check_refusal,
     counts,
     credentials,
-    describe_pcpus,
-    end_paced_injections,
     enum_values,
-    fuzz_bed,
-    is_oversized_refusal,
     mostly,
     rates,
     record_ids,
-    run_examples,
     section_lists,
-    type_state,
     unknown_fields,
     valid_rate,
+)
+from hypothesis import strategies as st
+from test_fuzz_support import (
+    CALL_TIMEOUT,
+    FuzzBed,
+    LoopBed,
+    answer,
+    check_alive_and_conserved,
+    check_conservation,
+    check_refusal,
+    describe_pcpus,
+    end_paced_injections,
+    fuzz_bed,
+    is_oversized_refusal,
+    run_examples,
+    type_state,
 )
 
 from xenmca.layout.codec import decode_record
