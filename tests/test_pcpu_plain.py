@@ -1,146 +1,37 @@
 """Plain SAL mode (what real SAL offers) beside extended mode, and DescribePcpu's pending ids.
 
-Real in-process servers on port 0, with and without identities; `xenmca serve
-pcpu --sal` parsed, refused and run as a real process.
+Real in-process servers on port 0 (pcpu_plain_helpers), with and without identities;
+`xenmca serve pcpu --sal` is in test_pcpu_plain_cli.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import re
-import signal
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
+from pcpu_plain_helpers import (
+    CMC,
+    CPE,
+    PcpuFactory,
+    refused,
+)
+from pcpu_plain_helpers import make_pcpu as make_pcpu
+from pcpu_plain_helpers import tokens as tokens
 
-from xenmca.cli import build_parser
-from xenmca.cli import main as xenmca_main
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.model import MAX_PENDING_IDS_LIMIT, SalMode
-from xenmca.pcpu.server import PcpuHost, PcpuServer, create_server
+from xenmca.pcpu.server import PcpuHost
 from xenmca.pcpu.store import RecordStore
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
-from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.errors import RequestError, error_info_of
-from xenmca.rpc.events import Event, EventLog
-from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 
-CMC = record_pb2.RECORD_TYPE_CMC
-CPE = record_pb2.RECORD_TYPE_CPE
 MODES = (SalMode.EXTENDED, SalMode.PLAIN)
-
-
-@dataclass
-class Pcpu:
-    """One started pCPU server, a stub on it, and the events it emitted."""
-
-    server: PcpuServer
-    stub: sal_grpc.SalServiceStub
-    events: list[Event]
-    tokens: TokenBook | None
-
-    def as_(self, identity: str | None) -> tuple[tuple[str, str], ...]:
-        """Call metadata presenting identity's token (none in development mode)."""
-        if identity is None or self.tokens is None:
-            return ()
-        return call_metadata(self.tokens.token_for(identity))
-
-    async def describe(
-        self, identity: str | None = OPERATOR, limit: int = 0
-    ) -> sal.DescribePcpuResponse:
-        return await self.stub.DescribePcpu(
-            sal.DescribePcpuRequest(pending_ids_limit=limit), metadata=self.as_(identity)
-        )
-
-    async def state(self, record_type: int = CMC) -> sal.RecordTypeState:
-        reply = await self.describe(limit=MAX_PENDING_IDS_LIMIT)
-        return next(t for t in reply.types if t.type == record_type)
-
-    async def inject(self, count: int, record_type: int = CMC) -> sal.InjectErrorResponse:
-        return await self.stub.InjectError(
-            sal.InjectErrorRequest(type=record_type, count=count),  # type: ignore[arg-type]
-            metadata=self.as_(OPERATOR),
-        )
-
-    async def clear(self, record_type: int = CMC, **kw: int) -> sal.ClearStateInfoResponse:
-        return await self.stub.ClearStateInfo(
-            sal.ClearStateInfoRequest(type=record_type, **kw),  # type: ignore[arg-type]
-            metadata=self.as_(XEN),
-        )
-
-    async def get(self, record_type: int = CMC) -> sal.GetStateInfoResponse:
-        return await self.stub.GetStateInfo(
-            sal.GetStateInfoRequest(type=record_type),  # type: ignore[arg-type]
-            metadata=self.as_(XEN),
-        )
-
-    async def mask(self, masked: bool, record_type: int = CMC) -> sal.SetInterruptMaskResponse:
-        return await self.stub.SetInterruptMask(
-            sal.SetInterruptMaskRequest(type=record_type, masked=masked),  # type: ignore[arg-type]
-            metadata=self.as_(XEN),
-        )
-
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e["kind"] == kind]
-
-
-PcpuFactory = Callable[..., Awaitable[Pcpu]]
-
-
-@pytest.fixture
-async def make_pcpu() -> AsyncIterator[PcpuFactory]:
-    started: list[tuple[PcpuServer, grpc.aio.Channel]] = []
-
-    async def make(
-        sal_mode: SalMode | str | None = None, tokens: TokenBook | None = None, **options: object
-    ) -> Pcpu:
-        events = EventLog("pcpu-plain-test")
-        seen: list[Event] = []
-        events.subscribe(seen.append)
-        if sal_mode is not None:
-            options["sal_mode"] = sal_mode
-        server, port = create_server(
-            "127.0.0.1:0",
-            3,
-            events=events,
-            clock=FakeClock(),
-            token_book=tokens,
-            **options,  # type: ignore[arg-type]
-        )
-        await server.start()
-        channel = open_channel(f"127.0.0.1:{port}")
-        started.append((server, channel))
-        return Pcpu(server, sal_grpc.SalServiceStub(channel), seen, tokens)
-
-    yield make
-    for server, channel in started:
-        await channel.close()
-        await server.stop(None)
-
-
-@pytest.fixture
-def tokens() -> TokenBook:
-    return TokenBook.generate(DOM0, OPERATOR, XEN)
-
-
-async def refused(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str
-) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    info = error_info_of(raised.value)
-    assert info is not None and info.reason == reason, info
-    assert info.domain == "xenmca.dev"
-    return raised.value
 
 
 # --- the mode and how it is chosen ----------------------------------------------
@@ -389,75 +280,3 @@ async def test_a_pending_ids_limit_too_large_is_refused(
         assert info is not None
         assert (info.metadata["field"], info.metadata["value"]) == ("pending_ids_limit", str(limit))
     assert (await pcpu.state()).pending == 1
-
-
-# --- `xenmca serve pcpu --sal` ----------------------------------------------------
-
-
-def test_serve_pcpu_parses_sal() -> None:
-    for argv, expected in (
-        (["serve", "pcpu", "--pcpu", "0"], "extended"),
-        (["serve", "pcpu", "--pcpu", "0", "--sal", "plain"], "plain"),
-        (["serve", "pcpu", "--pcpus", "0-3", "--sal", "extended"], "extended"),
-    ):
-        args = build_parser(argv).parse_args(argv)
-        assert args.sal == expected and SalMode(args.sal) == expected
-
-
-@pytest.mark.parametrize("value", ["bogus", "PLAIN", ""])
-def test_serve_pcpu_refuses_a_bad_sal_in_one_line(
-    value: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    with pytest.raises(SystemExit) as raised:
-        xenmca_main(["serve", "pcpu", "--pcpu", "0", "--sal", value])
-    assert raised.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1, err
-    assert "--sal" in err and "plain" in err and "extended" in err, err
-
-
-@pytest.mark.slow
-async def test_serve_pcpu_with_sal_plain_serves_plain_sal() -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "xenmca.cli",
-        "serve",
-        "pcpu",
-        "--pcpu",
-        "2",
-        "--listen",
-        "127.0.0.1:0",
-        "--sal",
-        "plain",
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert process.stderr is not None
-    try:
-        serving = ""
-        async with asyncio.timeout(30):
-            while "serving pCPUs" not in serving:
-                line = await process.stderr.readline()
-                assert line, "serve exited before serving"
-                serving = line.decode()
-        assert "plain SAL" in serving, serving
-        found = re.search(r"on (127\.0\.0\.1:\d+)", serving)
-        assert found is not None, serving
-        async with open_channel(found.group(1)) as channel:
-            stub = sal_grpc.SalServiceStub(channel)
-            reply = await stub.DescribePcpu(sal.DescribePcpuRequest(), timeout=10)
-            assert (reply.pcpu, reply.sal_mode) == (2, sal.SAL_MODE_PLAIN)
-            await stub.InjectError(sal.InjectErrorRequest(type=CMC, count=1), timeout=10)
-            await refused(
-                stub.ClearStateInfo(sal.ClearStateInfoRequest(type=CMC, record_id=1), timeout=10),
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "PLAIN_SAL_NO_CLEAR_BY_ID",
-            )
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(30):
-            await process.stderr.read()
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
