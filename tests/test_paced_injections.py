@@ -1,249 +1,34 @@
-"""Paced injections (issue 12 item 4): bounded rates and durations, ListInjections, CancelInjection.
+"""Paced injections (issue 12 item 4): ListInjections and CancelInjection.
 
-A paced InjectError holds one of a pCPU's MAX_PACED_INJECTIONS slots until it ends, so
-rates too slow to end in bounded time are refused; the operator can list the running
-injections and cancel one. Real servers on port 0 with a fake clock where timing
-matters; `xenmca inject --list/--cancel` as a real process against a real host.
+A paced InjectError holds one of a pCPU's MAX_PACED_INJECTIONS slots until it ends; the
+operator can list the running injections and cancel one. Real servers on port 0 with a
+fake clock where timing matters. The bounds on rates and durations are in
+test_paced_limits.py, `xenmca inject --list/--cancel` in test_paced_injections_cli.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
-from cli_process import xenmca
+from paced_injections_helpers import (
+    CMC,
+    CPE,
+    Pcpu,
+    PcpuFactory,
+    refused,
+)
+from paced_injections_helpers import make_pcpu as make_pcpu
+from paced_injections_helpers import pcpu as pcpu
 
-from xenmca.pcpu import validation
 from xenmca.pcpu.firmware import MAX_PACED_INJECTIONS
 from xenmca.pcpu.model import LoadedState
-from xenmca.pcpu.server import PcpuHost, PcpuServer, create_server
 from xenmca.pcpu.store import RecordStore, StoreChange
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc.channels import open_channel
-from xenmca.rpc.clock import FakeClock
 from xenmca.rpc.errors import error_info_of
-from xenmca.rpc.events import Event, EventLog
-from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
+from xenmca.rpc.identity import DOM0, XEN, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
-from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
-from xenmca.testbed.run.workload_plan import SEVERITY_VALUES, plan_injections
-from xenmca.testbed.scenario.errors import ScenarioError
-from xenmca.testbed.scenario.loader import SCENARIO_DIR, load_scenario, parse_scenario_text
-from xenmca.vocab import TYPES_BY_NAME
-
-CMC = record_pb2.RECORD_TYPE_CMC
-CPE = record_pb2.RECORD_TYPE_CPE
-ROOT = Path(__file__).resolve().parent.parent
-Metadata = tuple[tuple[str, str], ...]
-
-
-@dataclass
-class Pcpu:
-    server: PcpuServer
-    stub: sal_grpc.SalServiceStub
-    events: list[Event]
-    log: EventLog
-    clock: FakeClock
-    tokens: TokenBook
-
-    @property
-    def operator(self) -> Metadata:
-        return call_metadata(self.tokens.token_for(OPERATOR))
-
-    async def inject(
-        self, count: int, rate: float, record_type: int = CMC, **fields: object
-    ) -> sal.InjectErrorResponse:
-        request = sal.InjectErrorRequest(
-            type=record_type,  # type: ignore[arg-type]
-            count=count,
-            rate_per_second=rate,
-            **fields,  # type: ignore[arg-type]
-        )
-        return await self.stub.InjectError(request, metadata=self.operator)
-
-    async def listed(self) -> list[sal.PacedInjection]:
-        reply = await self.stub.ListInjections(sal.ListInjectionsRequest(), metadata=self.operator)
-        return list(reply.injections)
-
-    async def cancel(self, injection_id: int) -> sal.PacedInjection:
-        reply = await self.stub.CancelInjection(
-            sal.CancelInjectionRequest(injection_id=injection_id), metadata=self.operator
-        )
-        return reply.injection
-
-    async def state(self, record_type: int = CMC) -> sal.RecordTypeState:
-        reply = await self.stub.DescribePcpu(sal.DescribePcpuRequest())
-        return next(t for t in reply.types if t.type == record_type)
-
-    async def until_events(self, kind: str, n: int) -> None:
-        """Wait until the pCPU has emitted n events of kind."""
-        reached = asyncio.Event()
-
-        def check(_: Event | None = None) -> None:
-            if sum(1 for e in self.events if e["kind"] == kind) >= n:
-                reached.set()
-
-        unsubscribe = self.log.subscribe(check)
-        try:
-            check()
-            await asyncio.wait_for(reached.wait(), 5)
-        finally:
-            unsubscribe()
-
-    def kinds(self, kind: str) -> list[Event]:
-        return [e for e in self.events if e["kind"] == kind]
-
-
-PcpuFactory = Callable[..., Awaitable[Pcpu]]
-
-
-@pytest.fixture
-async def make_pcpu() -> AsyncIterator[PcpuFactory]:
-    started: list[tuple[PcpuServer, grpc.aio.Channel]] = []
-
-    async def make(**options: object) -> Pcpu:
-        events = EventLog("pcpu-test")
-        seen: list[Event] = []
-        events.subscribe(seen.append)
-        clock = FakeClock()
-        tokens = TokenBook.generate(DOM0, OPERATOR, XEN)
-        server, port = create_server(
-            "127.0.0.1:0",
-            3,
-            events=events,
-            clock=clock,
-            token_book=tokens,
-            **options,  # type: ignore[arg-type]
-        )
-        await server.start()
-        channel = open_channel(f"127.0.0.1:{port}")
-        started.append((server, channel))
-        return Pcpu(server, sal_grpc.SalServiceStub(channel), seen, events, clock, tokens)
-
-    yield make
-    for server, channel in started:
-        await channel.close()
-        await server.stop(None)
-
-
-@pytest.fixture
-async def pcpu(make_pcpu: PcpuFactory) -> Pcpu:
-    return await make_pcpu()
-
-
-async def refused(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str, field: str | None = None
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    info = error_info_of(raised.value)
-    assert info is not None and info.reason == reason, info
-    if field is not None:
-        assert info.metadata["field"] == field, info
-    assert len(raised.value.details().splitlines()) == 1
-
-
-# --- bounded rates and durations ------------------------------------------------------
-
-
-async def test_the_slowest_rate_attack_is_refused_and_a_storm_still_starts(pcpu: Pcpu) -> None:
-    before = await pcpu.stub.DescribePcpu(sal.DescribePcpuRequest())
-    for _ in range(MAX_PACED_INJECTIONS):
-        await refused(
-            pcpu.inject(2, 1e-300),
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "RATE_TOO_LOW",
-            "rate_per_second",
-        )
-    assert await pcpu.stub.DescribePcpu(sal.DescribePcpuRequest()) == before
-    assert pcpu.server.firmware.paced_injections == 0 and await pcpu.listed() == []
-
-    storm = await pcpu.inject(400, 200.0)  # two seconds at 200/s
-    assert storm.accepted == 400 and storm.injection_id == 1
-    await pcpu.until_events("records_created", 1)
-    await pcpu.clock.advance(2.0)
-    await pcpu.server.firmware.wait_paced()
-    state = await pcpu.state()
-    assert (state.created, state.pending + state.overflowed) == (400, 400)
-    (finished,) = pcpu.kinds("injection_finished")
-    assert finished["injection_id"] == 1 and finished["complete"]
-
-
-async def test_a_paced_injection_must_end_within_a_day(pcpu: Pcpu) -> None:
-    too_long = [(86_401, 1.0), (1_000_000, 1.0), (87, 0.001), (1, 0.000999)]
-    for count, rate in too_long:
-        reason = "RATE_TOO_LOW" if rate < 0.001 else "INJECTION_TOO_LONG"
-        field = "rate_per_second" if rate < 0.001 else "count"
-        await refused(pcpu.inject(count, rate), grpc.StatusCode.INVALID_ARGUMENT, reason, field)
-    assert (await pcpu.state()).created == 0 and pcpu.server.firmware.paced_injections == 0
-
-    # Exactly a day passes: a storm of a day at 1/s, and 86 records at the slowest rate.
-    day = await pcpu.inject(86_400, 1.0)
-    slowest = await pcpu.inject(86, 0.001, CPE)
-    assert (day.injection_id, slowest.injection_id) == (1, 2)
-    assert [i.injection_id for i in await pcpu.listed()] == [1, 2]
-    for injection_id in (1, 2):
-        await pcpu.cancel(injection_id)
-    # At the slowest rate, an injection still ends in bounded time: 3 records in 3000 s.
-    few = await pcpu.inject(3, 0.001, record_pb2.RECORD_TYPE_MCA)
-    await pcpu.clock.advance(2500.0)
-    assert await pcpu.listed() == []
-    (finished,) = pcpu.kinds("injection_finished")
-    assert (finished["injection_id"], finished["created"]) == (few.injection_id, 3)
-    assert finished["complete"]
-
-
-@pytest.mark.parametrize(
-    "path",
-    [*sorted(SCENARIO_DIR.glob("*.yaml")), ROOT / "scenarios" / "soak-100k.yaml"],
-    ids=lambda p: p.name,
-)
-def test_every_shipped_storm_passes_the_pcpus_limits(path: Path) -> None:
-    for planned in plan_injections(load_scenario(path)):
-        validation.injection(
-            sal.InjectErrorRequest(
-                type=TYPES_BY_NAME[planned.type],  # type: ignore[arg-type]
-                severity=SEVERITY_VALUES[planned.severity],  # type: ignore[arg-type]
-                count=planned.count,
-                rate_per_second=planned.rate,
-            )
-        )
-
-
-SCENARIO_DAY = "name: t\nseed: 1\npcpus: 2\nduration_s: 86400\n"
-
-
-@pytest.mark.parametrize(
-    ("storm", "message"),
-    [
-        ("{rate: 1e-300, duration_s: 1}", "too slow for a paced injection; at least 0.001"),
-        ("{rate: 0.0009, duration_s: 86400}", "too slow for a paced injection; at least 0.001"),
-        # rate * duration_s rounds up to 130 records: 86 667 s at 0.0015/s.
-        ("{rate: 0.0015, duration_s: 86400}", "130 records at 0.0015/s take 86,667 s"),
-    ],
-)
-def test_the_scenario_loader_refuses_what_the_pcpu_would(storm: str, message: str) -> None:
-    text = SCENARIO_DAY + "workload: {storms: [{type: cmc, pcpus: [1], " + storm[1:] + "]}"
-    with pytest.raises(ScenarioError) as raised:
-        parse_scenario_text(text, "t.yaml")
-    assert str(raised.value).startswith("t.yaml: workload.storms[0].rate: "), raised.value
-    assert message in str(raised.value)
-
-
-@pytest.mark.parametrize("storm", ["{rate: 1, duration_s: 86400}", "{rate: 0.001, duration_s: 5}"])
-def test_a_storm_of_a_day_and_the_slowest_storm_load_and_validate(storm: str) -> None:
-    text = SCENARIO_DAY + "workload: {storms: [{type: cmc, pcpus: [1], " + storm[1:] + "]}"
-    (planned,) = plan_injections(parse_scenario_text(text, "t.yaml"))
-    validation.injection(
-        sal.InjectErrorRequest(type=CMC, count=planned.count, rate_per_second=planned.rate)
-    )
-
 
 # --- ListInjections -------------------------------------------------------------------
 
@@ -375,84 +160,3 @@ async def test_only_the_operator_lists_and_cancels(pcpu: Pcpu) -> None:
             assert raised.value.code() == code
             assert error_info_of(raised.value) is not None
     assert [i.injection_id for i in await pcpu.listed()] == [started.injection_id]
-
-
-# --- xenmca inject --list / --cancel ----------------------------------------------------
-
-
-@dataclass
-class Host:
-    host: PcpuHost
-    common: tuple[str, ...]
-
-
-@pytest.fixture
-async def host(tmp_path: Path) -> AsyncIterator[Host]:
-    tokens = TokenBook.generate(DOM0, OPERATOR, XEN)
-    token_file = tmp_path / "tokens.json"
-    tokens.save(token_file)
-    pcpus = PcpuHost([0], token_book=tokens)
-    await pcpus.start()
-    try:
-        yield Host(pcpus, ("--pcpu", pcpus.addresses[0], "--token-file", str(token_file)))
-    finally:
-        await pcpus.stop(grace=None)
-
-
-async def test_cli_lists_and_cancels(host: Host) -> None:
-    started = await xenmca(
-        "inject", *host.common, "--type", "cpe", "--count", "1000", "--rate", "0.5"
-    )
-    assert (started.code, started.out.strip()) == (
-        0,
-        "accepted 1000, paced at 0.5/s as injection 1",
-    ), started.err
-
-    listed = await xenmca("inject", *host.common, "--list", "--json")
-    assert listed.code == 0, listed.err
-    (entry,) = json.loads(listed.out)
-    assert {k: entry[k] for k in ("injection_id", "type", "severity", "count")} == {
-        "injection_id": 1,
-        "type": "CPE",
-        "severity": "CORRECTED",
-        "count": 1000,
-    }
-    assert entry["created"] >= 1 and entry["rate_per_second"] == 0.5
-    assert entry["created"] == entry["stored"] + entry["overflowed"]
-    table = await xenmca("inject", *host.common, "--list")
-    header, row = table.out.splitlines()
-    assert header.split() == ["ID", "TYPE", "SEVERITY", "RATE/S", "CREATED", "COUNT", "STARTED"]
-    assert row.split()[:4] == ["1", "CPE", "CORRECTED", "0.5"]
-
-    cancelled = await xenmca("inject", *host.common, "--cancel", "1")
-    assert cancelled.code == 0, cancelled.err
-    assert cancelled.out.startswith("cancelled injection 1: created ")
-    assert host.host.servers[0].firmware.injections() == []
-    empty = await xenmca("inject", *host.common, "--list")
-    assert (empty.code, empty.out.strip()) == (0, "no paced injections")
-
-    again = await xenmca("inject", *host.common, "--cancel", "1")
-    assert again.code == 2 and len(again.err.strip().splitlines()) == 1
-    assert "NOT_FOUND [INJECTION_NOT_FOUND]" in again.err
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("--list", "--type", "cmc"), "--list does not take --type"),
-        (("--cancel", "2", "--rate", "5"), "--cancel does not take --rate"),
-        (("--list", "--cancel", "1"), "not allowed with argument"),
-        (("--cancel", "0"), "injection ids are 1 or more"),
-        (("--cancel", "x"), "not an injection id"),
-        ((), "--type is required"),
-        (("--type", "cmc", "--count", "5", "--rate", "1e-300"), "[RATE_TOO_LOW]"),
-        (("--type", "cmc", "--count", "100000", "--rate", "1"), "[INJECTION_TOO_LONG]"),
-    ],
-)
-async def test_cli_bad_input_is_one_line_and_exit_2(
-    host: Host, args: tuple[str, ...], message: str
-) -> None:
-    result = await xenmca("inject", *host.common, *args)
-    assert result.code == 2, result
-    assert len(result.err.strip().splitlines()) == 1 and message in result.err, result.err
-    assert host.host.servers[0].firmware.paced_injections == 0
