@@ -1,31 +1,24 @@
-"""Mutual TLS over real handshakes: generated certificates, identities from them, every rule.
+"""Mutual TLS over real handshakes: every rule, the handshake, tokens with certificates.
 
 Each security rule of DESIGN.md section 3 is shown refusing the wrong identity
 and accepting the right one, with the identity taken from the client
-certificate; then the whole flow over mTLS, the command-line flags, and that
-no log line of a multi-process run carries a token or a private key.
+certificate; then the handshake itself, bearer tokens on mTLS calls, the whole
+flow over mTLS and the plaintext health listener. Certificates and files are in
+test_tls_certs.py, the command line in test_tls_cli.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import signal
-import socket
-import sqlite3
-import stat
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tls_harness import DOMU, TlsBed, make_pki, run_xenmca, tls_bed, tls_flags
+from tls_harness import DOMU, TlsBed, make_pki, tls_bed
+from tls_helpers import CMC, CPE, PCPU, pending
+from tls_helpers import bed as bed
+from tls_helpers import pki as pki
 
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.logger import Dom0Logger
@@ -34,41 +27,20 @@ from xenmca.fault.v1 import fault_service_pb2_grpc as fault_grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.pcpu.server import create_server as create_pcpu_server
-from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.health_listener import HealthListener
-from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, authenticate
-from xenmca.rpc.tls import (
-    TlsFileError,
-    TlsFiles,
-    channel_credentials,
-    tls_files_from_args,
-)
+from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook
+from xenmca.rpc.tls import TlsFiles, channel_credentials
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
 from xenmca.testbed.infra.fault_client import rule_from_dict
-
-CMC = record_pb2.RECORD_TYPE_CMC
-CPE = record_pb2.RECORD_TYPE_CPE
-PCPU = "pcpu"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsFiles]:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
 def rogue(tmp_path_factory: pytest.TempPathFactory) -> dict[str, TlsFiles]:
     """Certificates with the same names from another CA."""
     return make_pki(tmp_path_factory.mktemp("rogue-pki"))
-
-
-@pytest.fixture
-async def bed(pki: dict[str, TlsFiles]) -> AsyncIterator[TlsBed]:
-    async with tls_bed(pki) as started:
-        yield started
 
 
 async def refused(call: object, code: grpc.StatusCode, reason: str | None = None) -> None:
@@ -85,134 +57,6 @@ async def inject(bed: TlsBed, pcpu: int, count: int = 1, record_type: int = CMC)
         sal_pb2.InjectErrorRequest(type=record_type, count=count), timeout=5
     )
     assert reply.stored == count
-
-
-async def pending(bed: TlsBed, pcpu: int, record_type: int = CMC) -> int:
-    state = await bed.sal(pcpu, OPERATOR).DescribePcpu(sal_pb2.DescribePcpuRequest(), timeout=5)
-    return next(t.pending for t in state.types if t.type == record_type)
-
-
-# -- certificates and files ----------------------------------------------------------
-
-
-def test_generated_pki_is_private_and_names_each_identity(pki: dict[str, TlsFiles]) -> None:
-    assert set(pki) == {DOM0, OPERATOR, XEN, PCPU, DOMU}
-    for identity, files in pki.items():
-        for path in (files.cert, files.key, files.ca):
-            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-        assert files.ca == pki[DOM0].ca
-        certificate = x509.load_pem_x509_certificate(files.cert.read_bytes())
-        cn = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        assert cn == identity == files.load().identity
-        sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
-        assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
-    assert stat.S_IMODE(pki[DOM0].cert.parent.stat().st_mode) == 0o700
-
-
-def test_bad_tls_files_get_one_line_naming_file_and_problem(
-    pki: dict[str, TlsFiles], tmp_path: Path
-) -> None:
-    good = pki[DOM0]
-    garbage = tmp_path / "garbage.pem"
-    garbage.write_text("hello\n")
-    empty = tmp_path / "empty.pem"
-    empty.write_text("")
-    cases = [
-        (TlsFiles(tmp_path / "nope.crt", good.key, good.ca), "nope.crt: no such file"),
-        (TlsFiles(good.cert, tmp_path, good.ca), "is a directory"),
-        (TlsFiles(garbage, good.key, good.ca), "garbage.pem: not a PEM certificate"),
-        (TlsFiles(good.cert, garbage, good.ca), "garbage.pem: not a PEM private key"),
-        (TlsFiles(good.cert, good.key, garbage), "garbage.pem: not a PEM certificate"),
-        (TlsFiles(good.cert, good.key, empty), "empty.pem: is empty"),
-        (TlsFiles(good.cert, pki[OPERATOR].key, good.ca), "does not belong to certificate"),
-    ]
-    if os.geteuid() != 0:  # root reads anything
-        unreadable = tmp_path / "unreadable.key"
-        unreadable.write_bytes(good.key.read_bytes())
-        unreadable.chmod(0)
-        cases.append((TlsFiles(good.cert, unreadable, good.ca), "cannot read"))
-    for files, expected in cases:
-        with pytest.raises(TlsFileError) as caught:
-            files.load()
-        message = str(caught.value)
-        assert expected in message and "\n" not in message, message
-        assert "PRIVATE KEY" not in message
-
-
-def test_tls_flags_go_together() -> None:
-    def namespace(**given: str | None) -> argparse.Namespace:
-        return argparse.Namespace(
-            tls_cert=given.get("cert"), tls_key=given.get("key"), tls_ca=given.get("ca")
-        )
-
-    assert tls_files_from_args(namespace()) is None
-    assert tls_files_from_args(namespace(cert="c", key="k", ca="a")) == TlsFiles(
-        Path("c"), Path("k"), Path("a")
-    )
-    with pytest.raises(TlsFileError, match=r"go together \(missing --tls-key, --tls-ca\)"):
-        tls_files_from_args(namespace(cert="c"))
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["serve", "pcpu", "--pcpu", "0"],
-        ["serve", "xen", "--pcpu", "0=127.0.0.1:1"],
-        ["dom0", "--xen", "127.0.0.1:1", "--db", "log.sqlite"],
-        ["inject", "--pcpu", "127.0.0.1:1", "--type", "cmc"],
-        ["status", "--xen", "127.0.0.1:1"],
-        ["fault", "add", "--pcpu", "127.0.0.1:1", "--method", "M", "--action", "fail"],
-        ["fault", "list", "--pcpu", "127.0.0.1:1"],
-        ["fault", "clear", "--xen", "127.0.0.1:1"],
-    ],
-)
-def test_every_serve_dom0_and_client_command_takes_the_tls_flags(command: list[str]) -> None:
-    from xenmca.cli import build_parser
-
-    files = TlsFiles(Path("/etc/xenmca/tls/tls.crt"), Path("/k/tls.key"), Path("/k/ca.crt"))
-    args = build_parser().parse_args([*command, *files.flags()])
-    assert tls_files_from_args(args) == files
-
-
-class FakeContext:
-    """What authenticate() reads of a servicer context: the auth context and the metadata."""
-
-    def __init__(self, auth: dict[str, list[bytes]], token: str | None = None) -> None:
-        self._auth = auth
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-
-    def auth_context(self) -> dict[str, list[bytes]]:
-        return self._auth
-
-    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
-        return self._metadata
-
-
-def test_how_the_identity_is_derived() -> None:
-    book = TokenBook({DOM0: "dom0-token-123", OPERATOR: "operator-token-123"})
-    mtls = {"transport_security_type": [b"ssl"], "x509_pem_cert": [b"PEM"]}
-    dom0_cert = {**mtls, "x509_common_name": [b"dom0"]}
-    plaintext: dict[str, list[bytes]] = {}
-    cases = [
-        # (auth context, token, book) -> (identity, enforced, problem)
-        ((dom0_cert, None, None), (DOM0, True, None)),
-        ((dom0_cert, None, book), (DOM0, True, None)),
-        ((dom0_cert, "dom0-token-123", book), (DOM0, True, None)),
-        ((dom0_cert, "operator-token-123", book), (None, True, "CREDENTIALS_DISAGREE")),
-        ((dom0_cert, "nobody-issued-this", book), (None, True, "INVALID_TOKEN")),
-        ((dom0_cert, "nobody-issued-this", None), (DOM0, True, None)),  # cannot check: ignored
-        ((mtls, None, None), (None, True, "CERTIFICATE_WITHOUT_IDENTITY")),
-        ((mtls, "dom0-token-123", book), (None, True, "CERTIFICATE_WITHOUT_IDENTITY")),
-        (({"transport_security_type": [b"ssl"]}, None, None), (None, True, "MISSING_CREDENTIALS")),
-        ((plaintext, "dom0-token-123", book), (DOM0, True, None)),
-        ((plaintext, None, book), (None, True, "MISSING_CREDENTIALS")),
-        ((plaintext, "nobody-issued-this", book), (None, True, "INVALID_TOKEN")),
-        ((plaintext, "dom0-token-123", None), (None, False, None)),  # development setup
-    ]
-    for (auth, token, tokens), expected in cases:
-        caller = authenticate(FakeContext(auth, token), tokens)  # type: ignore[arg-type]
-        assert (caller.identity, caller.enforced, caller.problem) == expected, (auth, token)
 
 
 # -- the rules, identity from the client certificate -----------------------------------
@@ -532,206 +376,3 @@ async def test_the_health_listener_serves_health_only_in_plaintext() -> None:
             )
     finally:
         await listener.stop()
-
-
-# -- the command line ----------------------------------------------------------------------
-
-
-async def test_client_commands_with_tls_flags(bed: TlsBed, pki: dict[str, TlsFiles]) -> None:
-    operator = tls_flags(pki[OPERATOR])
-    pcpu0, xen = bed.host.addresses[0], bed.xen_address
-    injected, status_xen, status_pcpu, as_dom0, plaintext, partial = await asyncio.gather(
-        run_xenmca("inject", "--pcpu", pcpu0, "--type", "cpe", "--count", "2", *operator),
-        run_xenmca("status", "--xen", xen, "--json", *operator),
-        run_xenmca("status", "--pcpu", pcpu0, "--json", *operator),
-        run_xenmca("inject", "--pcpu", pcpu0, "--type", "cmc", *tls_flags(pki[DOM0])),
-        run_xenmca("status", "--xen", xen),
-        run_xenmca("status", "--xen", xen, "--tls-cert", str(pki[OPERATOR].cert)),
-    )
-    assert injected[0] == 0 and "accepted 2, stored 2" in injected[1], injected
-    assert status_xen[0] == 0 and len(json.loads(status_xen[1])["pcpus"]) == 2, status_xen
-    assert status_pcpu[0] == 0 and json.loads(status_pcpu[1])["types"], status_pcpu
-    assert as_dom0[0] == 2 and "PERMISSION_DENIED [IDENTITY_NOT_ALLOWED]" in as_dom0[2], as_dom0
-    assert plaintext[0] == 3 and "UNAVAILABLE" in plaintext[2], plaintext
-    assert partial[0] == 2 and partial[2].count("\n") == 1, partial
-    assert "missing --tls-key, --tls-ca" in partial[2]
-    assert await pending(bed, 0, CPE) == 2
-    added = await run_xenmca(
-        "fault", "add", "--xen", xen, "--method", "HypervisorService.DescribeHypervisor",
-        "--action", "delay", "--delay", "0.01", "--count", "1", *operator,
-    )  # fmt: skip
-    assert added[0] == 0, added
-    listed = await run_xenmca("fault", "list", "--xen", xen, "--json", *operator)
-    assert listed[0] == 0 and json.loads(listed[1])[0]["fault_id"] == added[1].strip(), listed
-    cleared = await run_xenmca("fault", "clear", "--xen", xen, *operator)
-    assert cleared[0] == 0 and "cleared 1 fault rule" in cleared[1], cleared
-
-
-async def test_serve_and_dom0_refuse_bad_tls_flags_with_one_line(
-    pki: dict[str, TlsFiles], tmp_path: Path
-) -> None:
-    good = pki[XEN]
-    results = await asyncio.gather(
-        run_xenmca("serve", "pcpu", "--pcpu", "0", "--listen", "127.0.0.1:0",
-                   "--tls-cert", str(good.cert)),
-        run_xenmca("serve", "xen", "--pcpu", "0=127.0.0.1:1", "--tls-cert",
-                   str(tmp_path / "absent.crt"), "--tls-key", str(good.key), "--tls-ca",
-                   str(good.ca)),
-        run_xenmca("dom0", "--xen", "127.0.0.1:1", "--db", str(tmp_path / "log.sqlite"),
-                   "--tls-cert", str(good.cert), "--tls-key", str(good.cert), "--tls-ca",
-                   str(good.ca)),
-        run_xenmca("serve", "xen", "--pcpu", "0=127.0.0.1:1", "--health-listen", "nope",
-                   *good.flags()),
-    )  # fmt: skip
-    expected = [
-        "xenmca serve pcpu: error: --tls-cert, --tls-key and --tls-ca go together",
-        "xenmca serve xen: error: TLS certificate " + str(tmp_path / "absent.crt"),
-        "xenmca dom0: error: TLS private key " + str(good.cert) + ": not a PEM private key",
-        "xenmca serve xen: error: --health-listen: address 'nope' is not HOST:PORT",
-    ]
-    for (code, _, err), start in zip(results, expected, strict=True):
-        assert code == 2 and err.startswith(start) and err.count("\n") == 1, err
-
-
-async def test_certs_generate_command(tmp_path: Path) -> None:
-    out = tmp_path / "certs"
-    code, stdout, stderr = await run_xenmca(
-        "certs", "generate", "--dir", str(out), "--host", "xen.example", "--host", "10.1.2.3"
-    )
-    assert code == 0, stderr
-    assert "xen: --tls-cert" in stdout and "PRIVATE" not in stdout
-    names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(
-        ["ca.crt"] + [f"{i}.{s}" for i in (DOM0, OPERATOR, XEN, PCPU) for s in ("crt", "key")]
-    )
-    assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in out.iterdir())
-    certificate = x509.load_pem_x509_certificate((out / "xen.crt").read_bytes())
-    sans = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert sans.get_values_for_type(x509.DNSName) == ["localhost", "xen.example"]
-    assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {
-        "127.0.0.1",
-        "::1",
-        "10.1.2.3",
-    }
-    again = await run_xenmca("certs", "generate", "--dir", str(out))
-    assert again[0] == 2 and "exists (use --force" in again[2]
-    forced = await run_xenmca(
-        "certs", "generate", "--dir", str(out), "--force", "--identity", "xen"
-    )
-    assert forced[0] == 0, forced
-    bad = await run_xenmca("certs", "generate", "--dir", str(out), "--host", "not a host")
-    assert bad[0] == 2 and "neither an IP address nor a DNS name" in bad[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def wait_for_file(path: Path, process: asyncio.subprocess.Process, log: Path) -> dict:
-    async with asyncio.timeout(30):
-        while not await asyncio.to_thread(path.exists):
-            assert process.returncode is None, await asyncio.to_thread(log.read_text)
-            await asyncio.sleep(0.05)
-    return json.loads(await asyncio.to_thread(path.read_text))
-
-
-def read_all(paths: list[Path]) -> str:
-    return "".join(path.read_text() for path in paths)
-
-
-@pytest.mark.slow
-async def test_serve_and_dom0_commands_over_mtls_log_no_secret(
-    pki: dict[str, TlsFiles], tmp_path: Path
-) -> None:
-    tokens = TokenBook.generate(DOM0, OPERATOR, XEN)
-    token_file = tmp_path / "tokens.json"
-    tokens.save(token_file)
-    auth = ["--token-file", str(token_file)]
-    pcpu_health, xen_health = free_port(), free_port()
-    processes: list[asyncio.subprocess.Process] = []
-    logs: list[Path] = []
-
-    async def start(name: str, *args: str) -> asyncio.subprocess.Process:
-        log = tmp_path / f"{name}.log"
-        logs.append(log)
-        with log.open("wb") as sink:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "xenmca.cli", "-v", *args, stdout=sink, stderr=sink
-            )
-        processes.append(process)
-        return process
-
-    try:
-        pcpu = await start(
-            "pcpu", "serve", "pcpu", "--pcpus", "0-1", "--base-port", "0",
-            "--ready-file", str(tmp_path / "pcpu-ready.json"),
-            "--events", str(tmp_path / "pcpu-events.jsonl"),
-            "--health-listen", f"127.0.0.1:{pcpu_health}", *auth, *tls_flags(pki[PCPU]),
-        )  # fmt: skip
-        addresses = await wait_for_file(tmp_path / "pcpu-ready.json", pcpu, logs[0])
-        xen = await start(
-            "xen", "serve", "xen", "--listen", "127.0.0.1:0", "--throttle-preset", "fast",
-            *(f"--pcpu={p}={a}" for p, a in addresses.items()),
-            "--ready-file", str(tmp_path / "xen-ready.json"),
-            "--events", str(tmp_path / "xen-events.jsonl"),
-            "--health-listen", f"127.0.0.1:{xen_health}", *auth, *tls_flags(pki[XEN]),
-        )  # fmt: skip
-        xen_address = (await wait_for_file(tmp_path / "xen-ready.json", xen, logs[1]))["address"]
-        await start(
-            "dom0", "dom0", "--xen", xen_address, "--db", str(tmp_path / "dom0.sqlite"),
-            "--events", str(tmp_path / "dom0-events.jsonl"), "--no-cpe-poll",
-            *auth, *tls_flags(pki[DOM0]),
-        )  # fmt: skip
-        # Probes: plaintext health on the listeners, while the TLS ports refuse plaintext.
-        for port in (pcpu_health, xen_health):
-            async with open_channel(f"127.0.0.1:{port}") as channel:
-                answer = await health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=10, wait_for_ready=True
-                )
-                assert answer.status == health_pb2.HealthCheckResponse.SERVING
-        for address in addresses.values():
-            injected = await run_xenmca(
-                "inject", "--pcpu", address, "--type", "cmc", "--count", "3",
-                *auth, *tls_flags(pki[OPERATOR]),
-            )  # fmt: skip
-            assert injected[0] == 0, injected
-        operator = channel_credentials(pki[OPERATOR])
-        metadata = (("authorization", f"Bearer {tokens.token_for(OPERATOR)}"),)
-        async with open_channel(xen_address, operator) as channel:
-            hv = hv_grpc.HypervisorServiceStub(channel)
-            async with asyncio.timeout(60):
-                while True:
-                    state = await hv.DescribeHypervisor(
-                        hv_pb2.DescribeHypervisorRequest(), metadata=metadata, timeout=5
-                    )
-                    if state.counters.records_cleared >= 6:
-                        break
-                    await asyncio.sleep(0.1)
-        status = await run_xenmca("status", "--xen", xen_address, *auth, *tls_flags(pki[OPERATOR]))
-        assert status[0] == 0, status
-    finally:
-        for process in reversed(processes):
-            if process.returncode is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                async with asyncio.timeout(15):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-    assert [p.returncode for p in processes] == [0, 0, 0], await asyncio.to_thread(read_all, logs)
-    with sqlite3.connect(tmp_path / "dom0.sqlite") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM records").fetchone()[0] == 6
-    events = [tmp_path / f"{name}-events.jsonl" for name in ("pcpu", "xen", "dom0")]
-    text = await asyncio.to_thread(read_all, [*logs, *events])
-    assert "mutual TLS as 'pcpu'" in text and "mutual TLS as 'xen'" in text
-    assert "mutual TLS as 'dom0'" in text and "health-only listener" in text
-    for token in tokens.tokens.values():
-        assert token not in text
-    for identity in (PCPU, XEN, DOM0, OPERATOR):
-        key_lines = pki[identity].key.read_text().splitlines()[1:-1]
-        assert key_lines and not any(line in text for line in key_lines)
-    assert "PRIVATE KEY" not in text
