@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,31 @@ async def test_time_stands_still_while_work_is_in_flight() -> None:
         assert clock.elapsed == 5.0
     finally:
         advancer.cancel()
+
+
+async def test_time_stands_still_while_dom0_commits(tmp_path: Path, monkeypatch) -> None:
+    # A commit whose fsync is slow (a busy disk) runs on the log's thread, away from the
+    # clock: without LogStore holding the clock busy, virtual time would jump meanwhile.
+    from xenmca.dom0 import log_store
+    from xenmca.record.v1 import record_pb2
+
+    real_commit = log_store._commit
+
+    def slow_commit(*args: object) -> bool:
+        time.sleep(0.05)  # real time on the log's thread: many quiet windows
+        return real_commit(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(log_store, "_commit", slow_commit)
+    clock = VirtualClock(start=0.0, quiet_s=0.001)
+    store = await log_store.LogStore.open(tmp_path / "dom0.sqlite", clock)
+    advancer = asyncio.create_task(clock.run())
+    sleeping = asyncio.create_task(clock.sleep(60.0))
+    try:
+        record = record_pb2.ErrorRecord(pcpu=1, record_id=7, type=record_pb2.RECORD_TYPE_CMC)
+        assert await store.commit(record) is True
+        assert not sleeping.done() and clock.elapsed == 0.0
+        await asyncio.wait_for(sleeping, timeout=10)  # idle again: the clock moves on
+        assert clock.elapsed == 60.0
+    finally:
+        advancer.cancel()
+        await store.close()

@@ -91,7 +91,10 @@ class LogStore:
 
     async def _run_raw(self, fn: Callable[..., T], *args: object) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, *args)
+        # The commit's thread does not touch the clock: on virtual time (an in-process
+        # run) an fsync slower than the clock's quiet window would let time jump meanwhile.
+        with self.clock.busy():
+            return await loop.run_in_executor(self._executor, fn, *args)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         if self._conn is None:

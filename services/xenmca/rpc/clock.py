@@ -10,9 +10,11 @@ speed (calibration floors, a call's cost in milliseconds) read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 
@@ -33,6 +35,12 @@ class Clock(Protocol):
         """Wait until now() has advanced by seconds."""
         ...
 
+    def busy(self) -> AbstractContextManager[None]:
+        """Work in flight that does not touch the clock (a commit on another thread): a
+        clock that moves when its run is idle (the testbed's VirtualClock) holds still
+        meanwhile; the real and the fake clock ignore it."""
+        ...
+
 
 class MonotonicClock:
     """The real clock."""
@@ -48,6 +56,9 @@ class MonotonicClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    def busy(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class FakeClock:
@@ -73,6 +84,9 @@ class FakeClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._sleepers, (self._now + max(0.0, seconds), next(self._seq), future))
         await future
+
+    def busy(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
     @property
     def sleepers(self) -> int:

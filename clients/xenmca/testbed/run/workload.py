@@ -17,6 +17,7 @@ import logging
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 import grpc
@@ -99,6 +100,9 @@ class _IdleWhileSleeping:
 
     def wall(self) -> float:
         return self._driver.clock.wall()
+
+    def busy(self) -> AbstractContextManager[None]:
+        return self._driver.clock.busy()
 
     async def sleep(self, seconds: float) -> None:
         self._driver._set_busy(-1)
