@@ -15,7 +15,7 @@ import asyncio
 from typing import Any
 
 import grpc
-from flow_harness import DOMU
+from fuzz_flow_helpers import CAPACITY, CMC, CPE, FLOW_TYPES, PCPUS, Dom0Stream, not_dom0, not_xen
 from fuzz_strategies import (
     MAX_U32,
     RECORD_TYPES,
@@ -26,7 +26,7 @@ from fuzz_strategies import (
     credentials,
     record_ids,
 )
-from hypothesis import Phase, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -39,47 +39,9 @@ from hypothesis.stateful import (
 from test_fuzz_support import CALL_TIMEOUT, LoopBed, answer, check_conservation, check_coordinator
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
-from xenmca.record.v1 import record_pb2
-from xenmca.rpc.identity import DOM0, OPERATOR, XEN
+from xenmca.rpc.identity import OPERATOR, XEN
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.xen.queues import State
-
-PCPUS = (0, 1, 2)
-CAPACITY = 6
-"""Small, so that storms overflow the firmware stores (counted, never lost)."""
-CMC, CPE = record_pb2.RECORD_TYPE_CMC, record_pb2.RECORD_TYPE_CPE
-FLOW_TYPES = (CMC, CMC, CPE, record_pb2.RECORD_TYPE_MCA)
-not_dom0 = st.one_of(
-    st.sampled_from([Credential("token", i) for i in (OPERATOR, XEN, DOMU)]),
-    credentials.filter(lambda c: c.identity != DOM0),
-)
-not_xen = credentials.filter(lambda c: c.identity != XEN)
-
-
-class Dom0Stream:
-    """dom0's AttachDom0 stream, drained into a queue by a task on the bed's loop."""
-
-    def __init__(self, machine: FlowMachine, instance: str) -> None:
-        flow = machine.bed.flow
-        self.call = flow.hv.AttachDom0(
-            hv_pb2.AttachDom0Request(instance=instance), metadata=flow.dom0_md
-        )
-        self.interrupts: asyncio.Queue[hv_pb2.AttachDom0Response] = asyncio.Queue()
-        self.error: grpc.aio.AioRpcError | None = None
-        self.task = asyncio.create_task(self._drain())
-
-    async def _drain(self) -> None:
-        try:
-            async for interrupt in self.call:
-                self.interrupts.put_nowait(interrupt)
-        except grpc.aio.AioRpcError as error:
-            if error.code() != grpc.StatusCode.CANCELLED:
-                self.error = error
-
-    async def close(self) -> None:
-        self.call.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-        assert self.error is None, self.error
 
 
 class FlowMachine(RuleBasedStateMachine):
@@ -411,28 +373,3 @@ def test_fuzz_flow_state_machine() -> None:
         FlowMachine,
         settings=settings(max_examples=40, stateful_step_count=40),
     )
-
-
-class ClearOnGetMachine(FlowMachine):
-    """The same machine against a coordinator that clears on GET (a deliberately broken
-    rule): the invariants must catch it."""
-
-    def bed_config(self) -> dict[str, Any]:
-        return {"broken_rule": "clear-on-get"}
-
-
-def test_the_state_machine_catches_a_coordinator_that_clears_on_get() -> None:
-    caught: BaseException | None = None
-    try:
-        run_state_machine_as_test(
-            ClearOnGetMachine,
-            settings=settings(
-                max_examples=30,
-                stateful_step_count=40,
-                phases=[Phase.generate],
-                report_multiple_bugs=False,
-            ),
-        )
-    except Exception as error:  # AssertionError, or a group of them
-        caught = error
-    assert caught is not None and "before dom0 asked" in repr(caught), caught
