@@ -1,6 +1,5 @@
 """Real pCPU servers on port 0 with a fake clock, for the paced injection tests:
-``make_pcpu`` starts one, ``pcpu`` is one with the defaults; ``refused`` checks a
-refusal's code and ErrorInfo.
+``make_pcpu`` starts one, ``pcpu`` is one with the defaults (refusals: tests/refusals.py).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from xenmca.pcpu.server import PcpuServer, create_server
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import FakeClock
-from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import Event, EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
@@ -121,16 +119,3 @@ async def make_pcpu() -> AsyncIterator[PcpuFactory]:
 @pytest.fixture
 async def pcpu(make_pcpu: PcpuFactory) -> Pcpu:
     return await make_pcpu()
-
-
-async def refused(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str, field: str | None = None
-) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    info = error_info_of(raised.value)
-    assert info is not None and info.reason == reason, info
-    if field is not None:
-        assert info.metadata["field"] == field, info
-    assert len(raised.value.details().splitlines()) == 1

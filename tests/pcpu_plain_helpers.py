@@ -1,6 +1,6 @@
 """Real in-process SalService servers on port 0 in either SAL mode, for the plain-mode tests:
 ``make_pcpu`` starts one (with or without identities), ``tokens`` is a token book for
-dom0, the operator and Xen; ``refused`` checks a refusal's code and ErrorInfo.
+dom0, the operator and Xen (refusals: tests/refusals.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from xenmca.pcpu.server import PcpuServer, create_server
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import FakeClock
-from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import Event, EventLog
 from xenmca.rpc.identity import DOM0, OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
@@ -117,15 +116,3 @@ async def make_pcpu() -> AsyncIterator[PcpuFactory]:
 @pytest.fixture
 def tokens() -> TokenBook:
     return TokenBook.generate(DOM0, OPERATOR, XEN)
-
-
-async def refused(
-    call: Awaitable[object], code: grpc.StatusCode, reason: str
-) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    info = error_info_of(raised.value)
-    assert info is not None and info.reason == reason, info
-    assert info.domain == "xenmca.dev"
-    return raised.value

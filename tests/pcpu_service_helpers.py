@@ -1,6 +1,6 @@
 """A SalService on a real in-process gRPC server on port 0, for the pCPU service tests:
 ``make_pcpu`` starts one (on a FakeClock, its events recorded), ``pcpu`` is one with the
-defaults; ``refused`` checks a refusal's code and ErrorInfo, ``until`` waits for a condition.
+defaults, ``until`` waits for a condition (refusals: tests/refusals.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from xenmca.pcpu.server import PcpuServer, create_server
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import FakeClock
-from xenmca.rpc.errors import error_info_of
 from xenmca.rpc.events import Event, EventLog
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
@@ -79,15 +78,6 @@ async def make_pcpu() -> AsyncIterator[PcpuFactory]:
 @pytest.fixture
 async def pcpu(make_pcpu: PcpuFactory) -> Pcpu:
     return await make_pcpu()
-
-
-async def refused(call: Awaitable[object], code: grpc.StatusCode, reason: str) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as raised:
-        await call
-    assert raised.value.code() == code, raised.value.details()
-    info = error_info_of(raised.value)
-    assert info is not None and info.reason == reason, info
-    assert info.domain == "xenmca.dev"
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:

@@ -17,10 +17,10 @@ from paced_injections_helpers import (
     CPE,
     Pcpu,
     PcpuFactory,
-    refused,
 )
 from paced_injections_helpers import make_pcpu as make_pcpu
 from paced_injections_helpers import pcpu as pcpu
+from refusals import refused
 
 from xenmca.pcpu.firmware import MAX_PACED_INJECTIONS
 from xenmca.pcpu.model import LoadedState

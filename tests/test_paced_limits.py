@@ -13,10 +13,10 @@ from paced_injections_helpers import (
     CMC,
     CPE,
     Pcpu,
-    refused,
 )
 from paced_injections_helpers import make_pcpu as make_pcpu
 from paced_injections_helpers import pcpu as pcpu
+from refusals import refused
 
 from xenmca.pcpu import validation
 from xenmca.pcpu.firmware import MAX_PACED_INJECTIONS

@@ -14,10 +14,10 @@ from pcpu_service_helpers import (
     CPE,
     Pcpu,
     PcpuFactory,
-    refused,
 )
 from pcpu_service_helpers import make_pcpu as make_pcpu
 from pcpu_service_helpers import pcpu as pcpu
+from refusals import refused
 
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.events import Event

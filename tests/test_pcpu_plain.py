@@ -15,10 +15,10 @@ from pcpu_plain_helpers import (
     CMC,
     CPE,
     PcpuFactory,
-    refused,
 )
 from pcpu_plain_helpers import make_pcpu as make_pcpu
 from pcpu_plain_helpers import tokens as tokens
+from refusals import refused
 
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.model import MAX_PENDING_IDS_LIMIT, SalMode

@@ -13,8 +13,8 @@ import grpc
 import pytest
 from pcpu_plain_helpers import (
     CMC,
-    refused,
 )
+from refusals import refused
 
 from xenmca.cli import build_parser
 from xenmca.cli import main as xenmca_main

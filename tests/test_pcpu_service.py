@@ -12,10 +12,10 @@ from pcpu_service_helpers import (
     MCA,
     Pcpu,
     PcpuFactory,
-    refused,
 )
 from pcpu_service_helpers import make_pcpu as make_pcpu
 from pcpu_service_helpers import pcpu as pcpu
+from refusals import refused
 
 from xenmca.layout.codec import decode_record
 from xenmca.layout.limits import max_encoded_size
