@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import grpc
 
@@ -154,6 +155,17 @@ class Coordinator:
     @property
     def session(self) -> Dom0Session | None:
         return self.state.session
+
+    @contextmanager
+    def trapped_call(self) -> Iterator[None]:
+        """Around one trapped SAL call of dom0: its virtual interrupts wait for the reply
+        (Dom0Session.held)."""
+        session = self.state.session
+        if session is None:
+            yield
+            return
+        with session.held():
+            yield
 
     @property
     def vcpu0_pcpu(self) -> int:

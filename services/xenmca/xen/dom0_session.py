@@ -7,13 +7,21 @@ reading. Beyond ``max_outbox`` the session ends as lagging rather than growing:
 the stream is cut off with RESOURCE_EXHAUSTED at once (``cut_off``, even while a
 write waits for dom0), and detaching gives the entries dom0 held back to the
 queues for the next dom0 that attaches.
+
+A virtual interrupt raised while dom0 is inside a trapped SAL call is sent after
+that call's reply (``held``), as Xen/ia64 delivers a pending event only on the
+way back to the guest: ia64_leave_kernel (linux-xen/entry.S) calls reflect_event
+(xen/faults.c) after the hypercall, never in the middle of it. It also keeps the
+interrupt's write off dom0's serial path: the CLEAR's reply, which dom0's next
+GET waits for, goes out first.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 
@@ -34,6 +42,7 @@ class Dom0Session:
         """Set when the session ended because dom0 left max_outbox interrupts unread."""
         self.cut_off = asyncio.Event()
         """Set with lagging, for a stream writer blocked on a dom0 that does not read."""
+        self._holds = 0
 
     @property
     def waiting(self) -> int:
@@ -52,12 +61,30 @@ class Dom0Session:
         self._outbox.append(interrupt)
         self._wake()
 
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep injected interrupts in the outbox until the block (a trapped call) is over.
+
+        The handler returns its reply in the same step of the event loop as it leaves
+        the block, and the stream's writer runs only at a later one: the reply is
+        sent first. Holds nest (dom0's CMC and CPE handlers trap concurrently).
+        """
+        self._holds += 1
+        try:
+            yield
+        finally:
+            self._holds -= 1
+            if self._outbox:
+                self._wake()
+
     def close(self) -> None:
         """End the stream (a newer dom0 took over, the coordinator stops, or dom0 lags)."""
         self.closed = True
-        self._wake()
+        self._wake(even_held=True)
 
-    def _wake(self) -> None:
+    def _wake(self, even_held: bool = False) -> None:
+        if self._holds and not even_held:
+            return
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -72,7 +99,7 @@ class Dom0Session:
         What was injected before a close is still sent (a dom0 replaced by another
         gets its last interrupts), except after a lagging close, which drops them.
         """
-        while not self._outbox:
+        while not self._outbox or (self._holds and not self.closed):
             if self.closed:
                 return None
             self._waiter = asyncio.get_running_loop().create_future()

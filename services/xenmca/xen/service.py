@@ -126,7 +126,8 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
             return hv_pb2.GetStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         # Shielded: once dom0's call is trapped it completes even if dom0 goes away,
         # so the entry's state and the pCPU's firmware never disagree.
-        return await asyncio.shield(self.coordinator.get_state_info(request.type))
+        with self.coordinator.trapped_call():
+            return await asyncio.shield(self.coordinator.get_state_info(request.type))
 
     async def GetStateInfoSize(
         self, request: hv_pb2.GetStateInfoSizeRequest, context: grpc.aio.ServicerContext
@@ -150,9 +151,10 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
             return hv_pb2.ClearStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         record_id = request.record_id if request.HasField("record_id") else None
         pcpu = request.pcpu if request.HasField("pcpu") else None
-        return await asyncio.shield(
-            self.coordinator.clear_state_info(request.type, record_id, pcpu)
-        )
+        with self.coordinator.trapped_call():
+            return await asyncio.shield(
+                self.coordinator.clear_state_info(request.type, record_id, pcpu)
+            )
 
     async def DescribeHypervisor(
         self, request: hv_pb2.DescribeHypervisorRequest, context: grpc.aio.ServicerContext
