@@ -203,6 +203,7 @@ async def test_a_run_has_every_section_rows_and_machine(monkeypatch, tmp_path: P
     assert by_name["pipelined / skeleton"].ratio == pytest.approx(1.25)  # 500 / 400
     assert by_name["CPU per record: skeleton"].measured == pytest.approx(3.5)
     assert by_name["CPU per record: faithful"].measured == pytest.approx(5.0)
+    assert "bare skeleton on asyncio's own loop" not in by_name  # the fake ran no such round
     assert by_name["latency inject->durable p99 at half load"].ratio == pytest.approx(9.0)
     assert by_name["pCPU hosts' RSS per pCPU"].met is True
     assert {"cpu_count", "cpu_model", "python", "grpcio"} <= set(result["machine"])
@@ -283,8 +284,30 @@ async def test_the_skeleton_moves_every_record_through_three_processes(tmp_path:
     assert 100 < size < 1000  # a CMC ErrorRecord as GetStateInfo returns it
     figures = await measure_skeleton(tmp_path, records=50, size=size)
     assert figures["records"] == 50 and figures["records_per_s"] > 0
+    assert figures["event_loop"] == "uvloop"  # the components' loop: like for like
     assert set(figures["cpu_ms_per_record"]) == {"pcpu", "xen", "dom0"}
     with sqlite3.connect(tmp_path / "skeleton.sqlite") as log:
         rows = log.execute("SELECT raw FROM records").fetchall()
     ids = [int.from_bytes(raw[:8], "little") for (raw,) in rows]
     assert ids == list(range(50))  # each once, in order: CLEAR reached the pCPU every time
+
+
+def test_the_skeleton_on_asyncio_s_own_loop_is_reported_beside_the_like_for_like_one() -> None:
+    from xenmca.testbed.bench import skeleton
+
+    section = {
+        "event_loop": "uvloop",
+        "skeleton_records_per_s": 460.0,
+        "faithful_over_skeleton": 0.65,
+        "skeleton_asyncio_records_per_s": 410.0,
+        "faithful_over_skeleton_asyncio": 0.73,
+        "skeleton_runs": [],
+        "faithful_runs": [],
+    }
+    by_name = {row.name: row for row in skeleton.rows({"skeleton": section})}
+    assert by_name["bare skeleton of the same hops"].note.endswith("; uvloop")
+    assert by_name["bare skeleton on asyncio's own loop"].measured == 410.0
+    stock = by_name["faithful / skeleton on asyncio's loop"]
+    assert (stock.measured, stock.met, stock.note) == (0.73, None, "faithful on uvloop")
+    # The verdict stays on the like-for-like ratio.
+    assert by_name["faithful / skeleton (interleaved)"].met is False

@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
+from xenmca.rpc import event_loop
+
 log = logging.getLogger("xenmca")
 
 DIE_WITH_PARENT_ENV = "XENMCA_DIE_WITH_PARENT"
@@ -74,9 +76,10 @@ async def wait_for_stop_signal() -> None:
 
 
 def run_until_signal(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """asyncio.run(main()) and turn a KeyboardInterrupt into exit status 130."""
+    """Run main() on the chosen event loop (xenmca.rpc.event_loop); a KeyboardInterrupt
+    gives exit status 130."""
     try:
-        return asyncio.run(main())
+        return event_loop.run(main)
     except KeyboardInterrupt:
         return 130
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -24,6 +25,7 @@ from typing import Any
 from xenmca.pcpu.model import StoredRecord
 from xenmca.pcpu.records import error_record, raw_factory
 from xenmca.record.v1 import record_pb2
+from xenmca.rpc import event_loop
 from xenmca.testbed.bench.flow import FlowShape, measure_throughput
 from xenmca.testbed.bench.rows import Row, at_least, figure, ratio
 from xenmca.testbed.infra.processes import cpu_seconds
@@ -41,12 +43,13 @@ def record_size() -> int:
     return len(error_record(0, stored).SerializeToString())
 
 
-async def _start(workdir: Path, role: str, *args: str) -> asyncio.subprocess.Process:
+async def _start(workdir: Path, loop: str, role: str, *args: str) -> asyncio.subprocess.Process:
     log = (workdir / f"skeleton-{role}.log").open("ab")
     with log:
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", ROLES, role, *args,
             stdout=asyncio.subprocess.PIPE if role == "dom0" else log, stderr=log,
+            env={**os.environ, event_loop.EVENT_LOOP_ENV: loop},
         )  # fmt: skip
 
 
@@ -75,22 +78,26 @@ async def _port(process: asyncio.subprocess.Process, port_file: Path, within: fl
     return f"127.0.0.1:{port}"
 
 
-async def measure_skeleton(workdir: Path, records: int, size: int) -> dict[str, Any]:
-    """One run of the skeleton over `records` records of `size` bytes."""
+async def measure_skeleton(
+    workdir: Path, records: int, size: int, loop: str | None = None
+) -> dict[str, Any]:
+    """One run of the skeleton over `records` records of `size` bytes, its processes on
+    `loop` (default: the components' loop, xenmca.rpc.event_loop)."""
+    loop = loop or event_loop.chosen()
     _fresh(workdir)
     servers: list[asyncio.subprocess.Process] = []
     try:
         pcpu = await _start(
-            workdir, "pcpu", str(workdir / "skeleton-pcpu.port"), str(records), str(size)
+            workdir, loop, "pcpu", str(workdir / "skeleton-pcpu.port"), str(records), str(size)
         )
         servers.append(pcpu)
         pcpu_address = await _port(pcpu, workdir / "skeleton-pcpu.port")
-        xen = await _start(workdir, "xen", str(workdir / "skeleton-xen.port"), pcpu_address)
+        xen = await _start(workdir, loop, "xen", str(workdir / "skeleton-xen.port"), pcpu_address)
         servers.append(xen)
         xen_address = await _port(xen, workdir / "skeleton-xen.port")
         before = {"pcpu": cpu_seconds(pcpu.pid), "xen": cpu_seconds(xen.pid)}
         dom0 = await _start(
-            workdir, "dom0", xen_address, str(workdir / "skeleton.sqlite"), str(records)
+            workdir, loop, "dom0", xen_address, str(workdir / "skeleton.sqlite"), str(records)
         )
         out, _ = await dom0.communicate()
         used = {
@@ -108,6 +115,7 @@ async def measure_skeleton(workdir: Path, records: int, size: int) -> dict[str, 
     span = figures["first_to_last_s"]
     return {
         "records": records,
+        "event_loop": loop,
         "payload_bytes": size,
         "records_per_s": round((records - 1) / span, 1) if span else None,
         "cpu_ms_per_record": {
@@ -117,18 +125,31 @@ async def measure_skeleton(workdir: Path, records: int, size: int) -> dict[str, 
 
 
 async def measure_interleaved(workdir: Path, shape: FlowShape, rounds: int) -> dict[str, Any]:
-    """skeleton, faithful, skeleton, faithful, ...: both medians, their ratio, CPU per record."""
+    """skeleton, faithful, skeleton, faithful, ...: both medians, their ratio, CPU per record.
+
+    The skeleton runs on the components' event loop (like for like). When that is not
+    asyncio's own, each round also runs the skeleton on asyncio's loop, first: the
+    stock Python gRPC figure, reported beside the other."""
     size = record_size()
+    loop = event_loop.chosen()
     skeletons: list[dict[str, Any]] = []
+    stock: list[dict[str, Any]] = []
     faithfuls: list[dict[str, Any]] = []
     for index in range(rounds):
+        if loop != "asyncio":
+            stock.append(
+                await measure_skeleton(workdir / f"skeleton-asyncio-{index}", shape.records,
+                                       size, "asyncio")
+            )  # fmt: skip
         skeletons.append(await measure_skeleton(workdir / f"skeleton-{index}", shape.records, size))
         faithfuls.append(await measure_throughput(workdir / f"faithful-{index}", shape))
     skeleton_rps = statistics.median(run["records_per_s"] for run in skeletons)
     faithful_rps = statistics.median(run["records_per_s"] for run in faithfuls)
-    return {
+    per_round = ("skeleton on asyncio, " if stock else "") + "skeleton, faithful"
+    result: dict[str, Any] = {
         "rounds": rounds,
-        "order": "skeleton, faithful, " * (rounds - 1) + "skeleton, faithful",
+        "event_loop": loop,
+        "order": ", ".join([per_round] * rounds),
         "payload_bytes": size,
         "skeleton_records_per_s": skeleton_rps,
         "faithful_records_per_s": faithful_rps,
@@ -139,6 +160,12 @@ async def measure_interleaved(workdir: Path, shape: FlowShape, rounds: int) -> d
             for run in faithfuls
         ],
     }
+    if stock:
+        stock_rps = statistics.median(run["records_per_s"] for run in stock)
+        result["skeleton_asyncio_records_per_s"] = stock_rps
+        result["faithful_over_skeleton_asyncio"] = round(faithful_rps / stock_rps, 3)
+        result["skeleton_asyncio_runs"] = stock
+    return result
 
 
 def rows(sections: Mapping[str, Any]) -> list[Row]:
@@ -149,9 +176,38 @@ def rows(sections: Mapping[str, Any]) -> list[Row]:
     pipelined_share = ratio(figure(sections.get("pipelined"), "records_per_s"), skeleton_rps)
     skeleton_cpu = _median_cpu(figure(skeleton, "skeleton_runs"))
     faithful_cpu = _median_cpu(figure(skeleton, "faithful_runs"))
+    loop = figure(skeleton, "event_loop") or "asyncio"
+    stock_rps = figure(skeleton, "skeleton_asyncio_records_per_s")
+    stock_rows = (
+        [
+            Row(
+                "skeleton",
+                "bare skeleton on asyncio's own loop",
+                "rec/s",
+                stock_rps,
+                "",
+                None,
+                None,
+                "stock Python gRPC, same rounds",
+            ),
+            Row(
+                "skeleton",
+                "faithful / skeleton on asyncio's loop",
+                "x",
+                figure(skeleton, "faithful_over_skeleton_asyncio"),
+                "",
+                None,
+                None,
+                f"faithful on {loop}",
+            ),
+        ]
+        if stock_rps is not None
+        else []
+    )
     return [
         Row("skeleton", "bare skeleton of the same hops", "rec/s", skeleton_rps, "", None, None,
-            "3 processes, raw-bytes unary calls, WAL + synchronous=FULL commit"),
+            f"3 processes, raw-bytes unary calls, WAL + synchronous=FULL commit; {loop}"),
+        *stock_rows,
         Row("skeleton", "faithful / skeleton (interleaved)", "x", faithful_share,
             ">= 0.8 (goal 0.9)", faithful_share, at_least(faithful_share, 0.8)),
         Row("skeleton", "pipelined / skeleton", "x", pipelined_share, ">= 1.5",

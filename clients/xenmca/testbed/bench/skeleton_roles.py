@@ -13,12 +13,13 @@
 
 Raw-bytes unary methods (no protobuf decoding, no interceptors, no events, no metrics,
 no retries): what Python gRPC and SQLite cost for one record, so the faithful flow's
-figure can be compared with the least that the same hops can do on this machine.
+figure can be compared with the least that the same hops can do on this machine. The
+processes run on the event loop the components run on (xenmca.rpc.event_loop,
+XENMCA_EVENT_LOOP), so that the comparison is like for like.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import json
 import sqlite3
@@ -27,6 +28,8 @@ import time
 from pathlib import Path
 
 import grpc
+
+from xenmca.rpc import event_loop
 
 SERVICE = "xenmca.bench.Skeleton"
 GET = f"/{SERVICE}/Get"
@@ -117,11 +120,11 @@ async def dom0(xen_address: str, db: Path, count: int) -> dict[str, float | int]
 def main(argv: list[str]) -> None:
     role, *rest = argv
     if role == "pcpu":
-        asyncio.run(pcpu(Path(rest[0]), int(rest[1]), int(rest[2])))
+        event_loop.run(lambda: pcpu(Path(rest[0]), int(rest[1]), int(rest[2])))
     elif role == "xen":
-        asyncio.run(xen(Path(rest[0]), rest[1]))
+        event_loop.run(lambda: xen(Path(rest[0]), rest[1]))
     elif role == "dom0":
-        print(json.dumps(asyncio.run(dom0(rest[0], Path(rest[1]), int(rest[2])))))
+        print(json.dumps(event_loop.run(lambda: dom0(rest[0], Path(rest[1]), int(rest[2])))))
     else:
         raise SystemExit(f"unknown role {role!r}: pcpu, xen or dom0")
 
