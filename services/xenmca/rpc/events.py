@@ -17,6 +17,9 @@ from xenmca.rpc.clock import Clock, MonotonicClock
 
 Event = dict[str, Any]
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+"""One encoder for every line: json.dumps with options builds a new one per call."""
+
 
 class EventLog:
     """Writes events as JSON lines (line-buffered: one write per event) and feeds listeners."""
@@ -47,7 +50,7 @@ class EventLog:
             **fields,
         }
         if self._file is not None:
-            line = json.dumps(event, separators=(",", ":"), default=str)
+            line = _ENCODER.encode(event)
             with self._lock:
                 self._file.write(line + "\n")
         for listener in list(self._listeners):
