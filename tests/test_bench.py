@@ -143,6 +143,10 @@ def _fake_figures() -> dict[str, Any]:
             "skeleton_runs": [{"cpu_ms_per_record": {"pcpu": 1.0, "xen": 1.5, "dom0": 1.0}}],
             "faithful_runs": [{"cpu_ms_per_record": {"pcpu-host0": 2.0, "xen": 3.0}}],
         },
+        "hops": {
+            "skeleton": {"cycle_us": 2500.0, "per_record_us": {"transit": 2250.0, "commit": 250.0}},
+            "faithful": {"cycle_us": 3500.0, "per_record_us": {"transit": 2400.0, "xen": 350.0}},
+        },
         "scale": {
             "pcpus": 8,
             "hosts": 2,
@@ -177,8 +181,12 @@ async def test_a_run_has_every_section_rows_and_machine(monkeypatch, tmp_path: P
         assert rounds == 2  # skeleton, faithful, skeleton, faithful
         return json.loads(json.dumps(fakes["skeleton"]))
 
+    async def fake_hops(where: Path, shape: Any) -> dict:
+        return json.loads(json.dumps(fakes["hops"]))
+
     monkeypatch.setattr(bench_suite, "measure_floors", fake_floors)
     monkeypatch.setattr(bench_suite, "measure_interleaved", fake_interleaved)
+    monkeypatch.setattr(bench_suite, "measure_hops", fake_hops)
     monkeypatch.setattr(bench_suite, "measure_throughput", fake_throughput)
     monkeypatch.setattr(bench_suite, "measure_latency", fake_latency)
     monkeypatch.setattr(bench_suite, "measure_storm_isolation", fake_storm)
@@ -204,6 +212,8 @@ async def test_a_run_has_every_section_rows_and_machine(monkeypatch, tmp_path: P
     assert by_name["CPU per record: skeleton"].measured == pytest.approx(3.5)
     assert by_name["CPU per record: faithful"].measured == pytest.approx(5.0)
     assert "bare skeleton on asyncio's own loop" not in by_name  # the fake ran no such round
+    assert by_name["per record on the serial path (trace)"].ratio == pytest.approx(1.4)
+    assert by_name["  inside the coordinator"].measured == 350.0
     assert by_name["latency inject->durable p99 at half load"].ratio == pytest.approx(9.0)
     assert by_name["pCPU hosts' RSS per pCPU"].met is True
     assert {"cpu_count", "cpu_model", "python", "grpcio"} <= set(result["machine"])

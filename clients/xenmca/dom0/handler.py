@@ -21,6 +21,7 @@ from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.trapped_calls import get_state_info, get_state_info_size
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.rpc import hop_trace
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
@@ -195,6 +196,7 @@ class StateInfoHandler:
         get_started = time.perf_counter()
         # GET is idempotent and CLEAR names the record, so both are retried when the
         # call (or its reply) is lost on the way: a lost reply must not strand the entry.
+        hop_trace.mark("dom0.get.send")
         got = await get_state_info(
             self._stub, record_type, self._metadata, self._retry, self._clock
         )
@@ -207,6 +209,7 @@ class StateInfoHandler:
         if got.sal_status != SalStatus.SUCCESS:
             log.warning("%s GET: unexpected SAL status %d", name, got.sal_status)
             return Outcome.NOTHING
+        hop_trace.mark("dom0.get.reply")
         record = got.record
         ids = {"pcpu": record.pcpu, "type": name, "record_id": record.record_id}
         get_ms = (time.perf_counter() - get_started) * 1000
@@ -214,7 +217,9 @@ class StateInfoHandler:
         await self._fits(record_type, len(record.raw), ids)
 
         started = time.perf_counter()
+        hop_trace.mark("dom0.commit.start")
         is_new = await self._store.commit(record)
+        hop_trace.mark("dom0.commit.end")
         commit_ms = (time.perf_counter() - started) * 1000
         self._log_health.commit_succeeded()
         if self._commit_observer is not None:
@@ -233,6 +238,7 @@ class StateInfoHandler:
 
         self._events.emit("record_clear_requested", **ids)
         self._counters.clears += 1
+        hop_trace.mark("dom0.clear.send")
         cleared, _ = await call_with_retry(
             lambda attempt_timeout: self._stub.ClearStateInfo(
                 hv_pb2.ClearStateInfoRequest(
@@ -247,6 +253,7 @@ class StateInfoHandler:
             retryable=RETRYABLE_CODES,
             clock=self._clock,
         )
+        hop_trace.mark("dom0.clear.reply")
         self._events.emit(
             "record_cleared",
             **ids,

@@ -35,6 +35,7 @@ from xenmca.dom0.policies import DEFAULT_POLICY, make_policy
 from xenmca.dom0.policy import Dom0Context, Dom0Policy
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
+from xenmca.rpc import hop_trace
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.events import EventLog
@@ -230,6 +231,7 @@ class Dom0Logger:
         return delivered
 
     def _on_interrupt(self, interrupt: hv_pb2.AttachDom0Response) -> None:
+        hop_trace.mark("dom0.virq")
         self.counters.interrupts += 1
         self.events.emit(
             "interrupt_received",

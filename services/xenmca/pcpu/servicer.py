@@ -24,6 +24,7 @@ from xenmca.pcpu.auth import authorize, refuse_extension_to_xen
 from xenmca.pcpu.firmware import PcpuFirmware
 from xenmca.pcpu.interrupts import SubscriptionLagged
 from xenmca.pcpu.model import PacedInjectionState, SalMode
+from xenmca.rpc import hop_trace
 from xenmca.rpc.errors import RequestError, abort
 from xenmca.rpc.identity import TokenBook
 from xenmca.rpc.stream_writer import write_stream
@@ -83,13 +84,16 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
     async def GetStateInfo(
         self, request: sal_pb2.GetStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> sal_pb2.GetStateInfoResponse:
+        hop_trace.mark("pcpu.get.in")
         record_type = validation.record_type(request.type)
         stored = self.firmware.store.current(record_type)
         if stored is None:
             return sal_pb2.GetStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
-        return sal_pb2.GetStateInfoResponse(
+        reply = sal_pb2.GetStateInfoResponse(
             sal_status=SalStatus.SUCCESS, record=records.error_record(self.firmware.pcpu, stored)
         )
+        hop_trace.mark("pcpu.get.out")
+        return reply
 
     @_refusals
     async def GetStateInfoSize(
@@ -105,8 +109,10 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
         self, request: sal_pb2.ClearStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> sal_pb2.ClearStateInfoResponse:
         record_type = validation.record_type(request.type)
+        hop_trace.mark("pcpu.clear.in")
         record_id = request.record_id if request.HasField("record_id") else None
         outcome = await self.firmware.clear(record_type, record_id)
+        hop_trace.mark("pcpu.clear.out")
         if self.firmware.plain:
             return sal_pb2.ClearStateInfoResponse(
                 sal_status=outcome.sal_status, cleared_record_id=outcome.cleared_record_id

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
+from xenmca.rpc import hop_trace
 
 DEFAULT_MAX_OUTBOX = 256
 """Virtual interrupts waiting to be sent to one dom0 before it is cut off."""
@@ -91,6 +92,7 @@ class Dom0Session:
     async def interrupts(self) -> AsyncIterator[hv_pb2.AttachDom0Response]:
         """Every virtual interrupt to send, until the session is over."""
         while (interrupt := await self.next_interrupt()) is not None:
+            hop_trace.mark("xen.virq.send")
             yield interrupt
 
     async def next_interrupt(self) -> hv_pb2.AttachDom0Response | None:

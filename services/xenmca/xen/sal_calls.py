@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import grpc
 
+from xenmca.rpc import hop_trace
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.retry import RETRYABLE_CODES, RetryPolicy, call_with_retry
@@ -144,11 +145,15 @@ class SalCaller:
             self.retried(link, attempt, code)
 
         attempts = 0
+        send_point, reply_point = f"xen.ipi.{name}.send", f"xen.ipi.{name}.reply"
 
         async def counted(attempt_timeout: float) -> T:
             nonlocal attempts
             attempts += 1
-            return await call(attempt_timeout)
+            hop_trace.mark(send_point)
+            reply = await call(attempt_timeout)
+            hop_trace.mark(reply_point)
+            return reply
 
         started = time.perf_counter()
         try:

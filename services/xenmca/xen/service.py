@@ -10,7 +10,7 @@ import grpc
 from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.record.v1 import record_pb2
-from xenmca.rpc import errors
+from xenmca.rpc import errors, hop_trace
 from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import (
     DOM0,
@@ -120,6 +120,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         self, request: hv_pb2.GetStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.GetStateInfoResponse:
         # UNAUTHENTICATED before any argument check.
+        hop_trace.mark("xen.get.in")
         await self._identity(context, "GetStateInfo")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "GetStateInfo", request.type):
@@ -127,7 +128,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         # Shielded: once dom0's call is trapped it completes even if dom0 goes away,
         # so the entry's state and the pCPU's firmware never disagree.
         with self.coordinator.trapped_call():
-            return await asyncio.shield(self.coordinator.get_state_info(request.type))
+            reply = await asyncio.shield(self.coordinator.get_state_info(request.type))
+        hop_trace.mark("xen.get.out")
+        return reply
 
     async def GetStateInfoSize(
         self, request: hv_pb2.GetStateInfoSizeRequest, context: grpc.aio.ServicerContext
@@ -145,6 +148,7 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         self, request: hv_pb2.ClearStateInfoRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.ClearStateInfoResponse:
         # UNAUTHENTICATED before any argument check.
+        hop_trace.mark("xen.clear.in")
         await self._identity(context, "ClearStateInfo")
         await self._check_type(context, request.type)
         if not await self._is_dom0(context, "ClearStateInfo", request.type):
@@ -152,9 +156,11 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         record_id = request.record_id if request.HasField("record_id") else None
         pcpu = request.pcpu if request.HasField("pcpu") else None
         with self.coordinator.trapped_call():
-            return await asyncio.shield(
+            cleared = await asyncio.shield(
                 self.coordinator.clear_state_info(request.type, record_id, pcpu)
             )
+        hop_trace.mark("xen.clear.out")
+        return cleared
 
     async def DescribeHypervisor(
         self, request: hv_pb2.DescribeHypervisorRequest, context: grpc.aio.ServicerContext

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from xenmca.testbed.bench import floor, flow, scale, skeleton, storm
+from xenmca.testbed.bench import floor, flow, hops, scale, skeleton, storm
 from xenmca.testbed.bench.rows import Row, fmt
 
 
@@ -55,6 +55,7 @@ def machine_info() -> dict[str, Any]:
 ROWS: tuple[tuple[str, Callable[[Mapping[str, Any]], list[Row]]], ...] = (
     ("floors", floor.rows),
     ("skeleton", skeleton.rows),
+    ("hops", hops.rows),
     ("throughput", flow.throughput_rows),
     ("pipelined", flow.pipelined_rows),
     ("latency", flow.latency_rows),

@@ -108,7 +108,7 @@ async def measure_skeleton(
     finally:
         for server in servers:
             with contextlib.suppress(ProcessLookupError):
-                server.kill()
+                server.terminate()  # SIGTERM: a server writes its hop trace (if on), then exits
             await server.wait()
     figures = json.loads(out)
     used["dom0"] = figures["cpu_s"]

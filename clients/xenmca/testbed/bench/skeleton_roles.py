@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 import sqlite3
 import sys
 import time
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import grpc
 
-from xenmca.rpc import event_loop
+from xenmca.rpc import event_loop, hop_trace
 
 SERVICE = "xenmca.bench.Skeleton"
 GET = f"/{SERVICE}/Get"
@@ -63,9 +65,11 @@ async def pcpu(port_file: Path, count: int, size: int) -> None:
     records = collections.deque(i.to_bytes(8, "little") + bytes(size - 8) for i in range(count))
 
     async def get(request: bytes, context: object) -> bytes:
+        hop_trace.mark("pcpu.get.in")
         return records[0] if records else b""
 
     async def clear(request: bytes, context: object) -> bytes:
+        hop_trace.mark("pcpu.clear.in")
         if records and records[0][:8] == request:
             records.popleft()
         return b""
@@ -79,11 +83,17 @@ async def xen(port_file: Path, pcpu_address: str) -> None:
     pcpu_clear = channel.unary_unary(CLEAR)
 
     async def get(request: bytes, context: object) -> bytes:
+        hop_trace.mark("xen.get.in")
+        hop_trace.mark("xen.ipi.get.send")
         reply: bytes = await pcpu_get(request)
+        hop_trace.mark("xen.ipi.get.reply")
         return reply
 
     async def clear(request: bytes, context: object) -> bytes:
+        hop_trace.mark("xen.clear.in")
+        hop_trace.mark("xen.ipi.clear.send")
         reply: bytes = await pcpu_clear(request)
+        hop_trace.mark("xen.ipi.clear.reply")
         return reply
 
     await _serve(port_file, _handler(get, clear))
@@ -100,12 +110,18 @@ async def dom0(xen_address: str, db: Path, count: int) -> dict[str, float | int]
         started, cpu_started = time.monotonic(), time.process_time()
         stamps = []
         for _ in range(count):
+            hop_trace.mark("dom0.get.send")
             record: bytes = await get(b"")
+            hop_trace.mark("dom0.get.reply")
+            hop_trace.mark("dom0.commit.start")
             log.execute("BEGIN")
             log.execute("INSERT INTO records (raw) VALUES (?)", (record,))
             log.execute("COMMIT")
+            hop_trace.mark("dom0.commit.end")
             stamps.append(time.monotonic())
+            hop_trace.mark("dom0.clear.send")
             await clear(record[:8])
+            hop_trace.mark("dom0.clear.reply")
         seconds = time.monotonic() - started
         cpu_s = time.process_time() - cpu_started
     log.close()
@@ -119,6 +135,8 @@ async def dom0(xen_address: str, db: Path, count: int) -> dict[str, float | int]
 
 def main(argv: list[str]) -> None:
     role, *rest = argv
+    # The bench stops the servers with SIGTERM: their hop trace (if on) is written first.
+    signal.signal(signal.SIGTERM, lambda *_: (hop_trace.flush(), os._exit(0)))
     if role == "pcpu":
         event_loop.run(lambda: pcpu(Path(rest[0]), int(rest[1]), int(rest[2])))
     elif role == "xen":

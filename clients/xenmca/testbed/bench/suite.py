@@ -1,10 +1,11 @@
 """The `xenmca bench` run: which sections, with what sizes, in which order, into one result.
 
 Sections: floors, skeleton (the bare flow of the same hops, interleaved with the
-faithful one), throughput (faithful), pipelined, latency (at half of the faithful
-throughput), storm (isolation), scale. A section that needs another's
-figure pulls it in (latency needs throughput; the flow sections need floors).
-A section that fails is reported with its error and the run goes on.
+faithful one), hops (both traced once, hop by hop: where a record's time goes),
+throughput (faithful), pipelined, latency (at half of the faithful throughput),
+storm (isolation), scale. A section that needs another's figure pulls it in
+(latency needs throughput; the flow sections need floors). A section that fails
+is reported with its error and the run goes on.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from typing import Any
 
 from xenmca.testbed.bench.floor import floor_records_per_s, measure_floors
 from xenmca.testbed.bench.flow import FlowShape, measure_latency, measure_throughput
+from xenmca.testbed.bench.hops import measure_hops
 from xenmca.testbed.bench.report import build_rows, machine_info
 from xenmca.testbed.bench.scale import measure_scale
 from xenmca.testbed.bench.skeleton import measure_interleaved
 from xenmca.testbed.bench.storm import measure_storm_isolation
 
-SECTIONS = ("floors", "skeleton", "throughput", "pipelined", "latency", "storm", "scale")
+SECTIONS = (
+    "floors", "skeleton", "hops", "throughput", "pipelined", "latency", "storm", "scale",
+)  # fmt: skip
 NEEDS = {
     "throughput": ("floors",),
     "pipelined": ("floors",),
@@ -154,6 +158,8 @@ async def _section(
         done["floor_samples"].append(sample)
     if name == "skeleton":
         return await measure_interleaved(where, sizes.flow, rounds=SKELETON_ROUNDS)
+    if name == "hops":
+        return await measure_hops(where, sizes.flow)
     if name == "throughput":
         return await measure_throughput(where, sizes.flow)
     if name == "pipelined":
