@@ -244,10 +244,12 @@ class PcpuFirmware:
     async def _run_paced(self, run: _PacedRun) -> None:
         rate, count = run.injection.rate_per_second, run.injection.count
         start = self.clock.now()
+        batch_at = start - PACE_TICK
         try:
             while run.created < count and not run.stopping:
                 due = min(count, math.floor(rate * (self.clock.now() - start) + 1e-6) + 1)
                 if due > run.created:
+                    batch_at = self.clock.now()
                     run.in_batch = True
                     try:
                         outcome = await self._create(run.injection, due - run.created)
@@ -257,8 +259,12 @@ class PcpuFirmware:
                     run.stored += outcome.stored
                     run.overflowed += outcome.overflowed
                 if run.created < count and not run.stopping:
-                    wait = start + run.created / rate - self.clock.now()
-                    await self.clock.sleep(max(PACE_TICK, wait))
+                    # Until the next record is due, but batches at least PACE_TICK apart.
+                    # Measured from the last batch, not from now: a timer that fires a
+                    # little early (uvloop's, whose clock is read once per loop pass) must
+                    # not push the record a whole tick late.
+                    wake = max(start + run.created / rate, batch_at + PACE_TICK)
+                    await self.clock.sleep(max(1e-6, wake - self.clock.now()))
         except Exception:
             log.exception(
                 "pCPU %d: paced injection %d failed after %d records",
