@@ -37,6 +37,7 @@ from xenmca.pcpu.model import (
     TypeState,
 )
 from xenmca.pcpu.store import RecordStore
+from xenmca.rpc import hop_trace
 from xenmca.rpc.clock import Clock, MonotonicClock
 from xenmca.rpc.errors import RequestError
 from xenmca.rpc.events import EventLog
@@ -310,6 +311,7 @@ class PcpuFirmware:
                 self.pcpu, injection.record_type, injection.severity, injection.sections
             )
         wall_ns = self._wall_ns()
+        hop_trace.mark("pcpu.create")
         outcome = await self.store.create(
             injection.record_type,
             injection.severity,

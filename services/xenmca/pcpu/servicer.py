@@ -179,6 +179,7 @@ class SalServicer(sal_grpc.SalServiceServicer):  # type: ignore[misc]
                     record_id=interrupt.record_id,
                 )
                 response.raised_at.FromNanoseconds(interrupt.raised_wall_ns)
+                hop_trace.mark("pcpu.irq.send")
                 yield response
 
         def lagging() -> RequestError:

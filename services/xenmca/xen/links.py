@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 
+from xenmca.rpc import hop_trace
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.fault_interceptor import SAL_PATH_METADATA
@@ -118,6 +119,7 @@ class PcpuLink:
                     self.release()
                     await on_connect(self.pcpu)
                     async for interrupt in call:
+                        hop_trace.mark("xen.irq.in")
                         on_interrupt(self.pcpu, interrupt.type, interrupt.record_id)
                     log.info("pCPU %d interrupt stream ended (%s)", self.pcpu, await call.code())
             except grpc.aio.AioRpcError as exc:
