@@ -123,3 +123,18 @@ async def test_the_hops_section_traces_both_flows_for_real(tmp_path: Path) -> No
     points = {segment["from"] for segment in faithful["segments"]}
     assert {"xen.ipi.get.send", "pcpu.get.in", "dom0.commit.start"} <= points
     assert HOP_TRACE_ENV not in os.environ
+
+
+def test_rows_give_a_ratio_only_where_the_skeleton_does_the_same_work() -> None:
+    from xenmca.testbed.bench import hops
+
+    side = {"cycle_us": 2000.0, "per_record_us": {"transit": 1800.0, "commit": 200.0, "xen": 1.0}}
+    faithful = {"cycle_us": 3000.0, "per_record_us": {"transit": 2000.0, "commit": 300.0}}
+    faithful["per_record_us"].update(dom0=200.0, xen=300.0, pcpu=200.0)
+    section = {"hops": {"skeleton": side, "faithful": faithful}}
+    rows = {row.name.strip(): row for row in hops.rows(section)}
+    assert rows["per record on the serial path (trace)"].ratio == 1.5
+    assert rows["gRPC transit between processes"].ratio == pytest.approx(1.11)
+    assert rows["dom0's durable commit"].ratio == 1.5
+    inside = [rows[f"inside {what}"] for what in ("dom0", "the coordinator", "the pCPU host")]
+    assert [(r.measured, r.ratio) for r in inside] == [(200.0, None), (300.0, None), (200.0, None)]
