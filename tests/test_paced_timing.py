@@ -32,9 +32,9 @@ async def test_records_are_created_on_time_when_timers_fire_early(
     pcpu = await make_pcpu()
     created_at: list[float] = []
     pcpu.log.subscribe(
-        lambda event: created_at.append(pcpu.clock.now())
-        if event["kind"] == "records_created"
-        else None
+        lambda event: (
+            created_at.append(pcpu.clock.now()) if event["kind"] == "records_created" else None
+        )
     )
     start = pcpu.clock.now()
     await pcpu.inject(8, 2.0)  # one record every 0.5 s
