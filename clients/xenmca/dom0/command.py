@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=Path, metavar="FILE", help="write events as JSON lines")
     parser.add_argument("--instance", default="dom0", help="name of this dom0 in events")
     parser.add_argument(
+        "--no-interrupt-on-clear",
+        dest="carry_interrupts",
+        action="store_false",
+        help="take every virtual interrupt from the AttachDom0 stream, none on a CLEAR's "
+        "reply (as dom0 clients that do not set carry_interrupt_for)",
+    )
+    parser.add_argument(
         "--cpe-poll-min",
         type=float,
         default=LINUX_CPE_POLL_MIN,
@@ -166,6 +173,7 @@ async def _setup(
         polled_types=polled,
         credentials=channel_credentials(tls) if tls is not None else None,
         policy=policy,
+        carry_interrupts=args.carry_interrupts,
     )
     if args.metrics_port is not None:
         from xenmca.dom0.metrics import Dom0Metrics

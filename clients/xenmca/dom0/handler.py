@@ -103,8 +103,14 @@ class StateInfoHandler:
         metadata: tuple[tuple[str, str], ...] = (),
         call_timeout: float = 10.0,
         commit_observer: CommitObserver | None = None,
+        carry_for: str = "",
+        carried: Callable[[hv_pb2.AttachDom0Response], None] | None = None,
     ) -> None:
         self._stub = stub
+        # A CLEAR names this dom0 (carry_for) so that the next virtual interrupt comes on
+        # its reply, one stream message fewer per record; carried takes it.
+        self._carry_for = carry_for if carried is not None else ""
+        self._carried = carried
         self._store = store
         self._events = events
         self._counters = counters
@@ -245,6 +251,7 @@ class StateInfoHandler:
                     type=record_type,  # type: ignore[arg-type]
                     record_id=record.record_id,
                     pcpu=record.pcpu,
+                    carry_interrupt_for=self._carry_for,
                 ),
                 metadata=self._metadata,
                 timeout=attempt_timeout,
@@ -261,6 +268,8 @@ class StateInfoHandler:
             by_ipi=cleared.by_ipi,
             already_cleared=cleared.already_cleared,
         )
+        if self._carried is not None and cleared.HasField("next_interrupt"):
+            self._carried(cleared.next_interrupt)
         if cleared.sal_status == SalStatus.SUCCESS:
             return Outcome.LOGGED if is_new else Outcome.DUPLICATE
         if cleared.sal_status == SalStatus.CALL_ERROR:

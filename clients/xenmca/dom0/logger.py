@@ -81,9 +81,13 @@ class Dom0Logger:
         connect_timeout: float = 2.0,
         commit_observer: CommitObserver | None = None,
         policy: Dom0Policy | str = DEFAULT_POLICY,
+        carry_interrupts: bool = True,
     ) -> None:
         self.xen_address = xen_address
         self.instance = instance
+        self.carry_interrupts = carry_interrupts
+        """Ask each CLEAR to carry the next virtual interrupt on its reply (one stream
+        message fewer per record); False: every interrupt comes on the stream."""
         self.store = store
         self.events = events or EventLog("dom0")
         self.counters = Dom0Counters()
@@ -135,6 +139,8 @@ class Dom0Logger:
                 metadata=call_metadata(self._token),
                 call_timeout=self._call_timeout,
                 commit_observer=self.commit_observer,
+                instance=self.instance,
+                carried=self._on_carried_interrupt if self.carry_interrupts else None,
             )
         )
         self._started = True
@@ -230,7 +236,11 @@ class Dom0Logger:
             log.warning("detached from coordinator %s: %s", self.xen_address, reason)
         return delivered
 
-    def _on_interrupt(self, interrupt: hv_pb2.AttachDom0Response) -> None:
+    def _on_carried_interrupt(self, interrupt: hv_pb2.AttachDom0Response) -> None:
+        """A virtual interrupt that came on a CLEAR's reply: as one from the stream."""
+        self._on_interrupt(interrupt, via="clear reply")
+
+    def _on_interrupt(self, interrupt: hv_pb2.AttachDom0Response, via: str = "stream") -> None:
         hop_trace.mark("dom0.virq")
         self.counters.interrupts += 1
         self.events.emit(
@@ -238,6 +248,7 @@ class Dom0Logger:
             type=type_name(interrupt.type),
             injection_id=interrupt.injection_id,
             reinjected=interrupt.reinjected,
+            via=via,
         )
         record_type = int(interrupt.type)
         if interrupt.reinjected and self._queued.get(record_type, 0) > 0:

@@ -41,6 +41,8 @@ class XenmcaPolicy:
             metadata=context.metadata,
             call_timeout=context.call_timeout,
             commit_observer=context.commit_observer,
+            carry_for=context.instance if context.carried is not None else "",
+            carried=context.carried,
         )
 
     @property

@@ -11,13 +11,14 @@ themselves are in ``xenmca.dom0.policies`` (their names) and
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from xenmca.dom0.handler import CommitObserver, Dom0Counters, DrainResult
 from xenmca.dom0.log_health import LogHealth
 from xenmca.dom0.log_store import LogStore
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.hypervisor.v1 import hypervisor_service_pb2_grpc as hv_grpc
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
@@ -39,6 +40,12 @@ class Dom0Context:
     metadata: tuple[tuple[str, str], ...] = ()
     call_timeout: float = 10.0
     commit_observer: CommitObserver | None = None
+    instance: str = ""
+    """The name this dom0 attached as; a CLEAR that names it gets the next virtual
+    interrupt on its reply (ClearStateInfoRequest.carry_interrupt_for)."""
+    carried: Callable[[hv_pb2.AttachDom0Response], None] | None = None
+    """Takes a virtual interrupt that came on a CLEAR's reply, as one from the stream;
+    None: every interrupt comes on the stream."""
     _locks: dict[int, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
 
     def vcpu_lock(self, record_type: int) -> asyncio.Lock:

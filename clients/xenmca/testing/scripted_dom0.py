@@ -34,10 +34,14 @@ class ScriptedDom0:
         )
 
     async def clear(
-        self, record_id: int | None, record_type: int = CMC
+        self, record_id: int | None, record_type: int = CMC, carry_for: str = ""
     ) -> hv_pb2.ClearStateInfoResponse:
-        """CLEAR by record id, or the current record when record_id is None."""
-        request = hv_pb2.ClearStateInfoRequest(type=record_type)  # type: ignore[arg-type]
+        """CLEAR by record id, or the current record when record_id is None; with carry_for
+        (the instance attached as), the next virtual interrupt comes on the reply."""
+        request = hv_pb2.ClearStateInfoRequest(
+            type=record_type,  # type: ignore[arg-type]
+            carry_interrupt_for=carry_for,
+        )
         if record_id is not None:
             request.record_id = record_id
         return await self.bed.hv.ClearStateInfo(request, metadata=self.bed.dom0_md)

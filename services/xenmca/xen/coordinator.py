@@ -302,9 +302,9 @@ class Coordinator:
         return await self.trapped.get_state_info(record_type)
 
     async def clear_state_info(
-        self, record_type: int, record_id: int | None, pcpu: int | None = None
+        self, record_type: int, record_id: int | None, pcpu: int | None = None, carry_for: str = ""
     ) -> hv_pb2.ClearStateInfoResponse:
-        return await self.trapped.clear_state_info(record_type, record_id, pcpu)
+        return await self.trapped.clear_state_info(record_type, record_id, pcpu, carry_for)
 
     # -- the rest of HypervisorService ------------------------------------------
 

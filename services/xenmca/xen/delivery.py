@@ -70,18 +70,26 @@ class Delivery(Protocol):
 def send_interrupt(
     state: CoordinatorState, queue_type: int, entry: Entry | None, why: str, seq: list[int]
 ) -> None:
-    """One virtual interrupt to the attached dom0 (AttachDom0 stream)."""
+    """One virtual interrupt to the attached dom0: on the AttachDom0 stream, or, for an
+    entry injected while a CLEAR that asked for it releases its own (`state.carry`),
+    on that CLEAR's reply: the event Xen/ia64 delivers as the trapped call returns to
+    the guest (ia64_leave_kernel calls reflect_event), with the reply."""
     assert state.session is not None
     seq[0] += 1
     state.counters.injections += 1
     reinjected = entry.reinjected if entry is not None else False
-    state.session.inject(
-        hv_pb2.AttachDom0Response(
-            type=queue_type,  # type: ignore[arg-type]
-            injection_id=seq[0],
-            reinjected=reinjected,
-        )
+    interrupt = hv_pb2.AttachDom0Response(
+        type=queue_type,  # type: ignore[arg-type]
+        injection_id=seq[0],
+        reinjected=reinjected,
     )
+    carried = state.carry is not None and entry is not None
+    if carried:
+        assert state.carry is not None and entry is not None
+        state.carry.append(interrupt)
+        state.carried[queue_type] = (entry, interrupt)
+    else:
+        state.session.inject(interrupt)
     state.events.emit(
         "injected",
         pcpu=entry.pcpu if entry is not None else None,
@@ -89,6 +97,7 @@ def send_interrupt(
         injection_id=seq[0],
         reinjected=reinjected,
         why=why,
+        via="clear reply" if carried else "stream",
     )
     if entry is not None:
         entry.touched = state.clock.now()

@@ -157,7 +157,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         pcpu = request.pcpu if request.HasField("pcpu") else None
         with self.coordinator.trapped_call():
             cleared = await asyncio.shield(
-                self.coordinator.clear_state_info(request.type, record_id, pcpu)
+                self.coordinator.clear_state_info(
+                    request.type, record_id, pcpu, request.carry_interrupt_for
+                )
             )
         hop_trace.mark("xen.clear.out")
         return cleared

@@ -13,6 +13,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.vocab import RECORD_TYPES
@@ -20,7 +21,7 @@ from xenmca.xen.counters import Counters
 from xenmca.xen.dom0_session import Dom0Session
 from xenmca.xen.links import PcpuLink
 from xenmca.xen.model import CoordinatorConfig
-from xenmca.xen.queues import TypeQueue
+from xenmca.xen.queues import Entry, TypeQueue
 
 
 @dataclass
@@ -41,6 +42,16 @@ class CoordinatorState:
     max_record_size: dict[int, int] = field(default_factory=lambda: dict.fromkeys(RECORD_TYPES, 0))
     session: Dom0Session | None = None
     timers: set[asyncio.Task[None]] = field(default_factory=set)
+    # While a CLEAR that asked for it releases its entry: where the next virtual
+    # interrupt goes instead of the AttachDom0 stream (its reply's next_interrupt).
+    carry: list[hv_pb2.AttachDom0Response] | None = None
+    # Per type, the interrupt last carried on a CLEAR's reply and the entry it stands
+    # for: a CLEAR repeated after that reply was lost gets it again.
+    carried: dict[int, tuple[Entry, hv_pb2.AttachDom0Response]] = field(default_factory=dict)
+
+    def carries_for(self, instance: str) -> bool:
+        """Whether instance names the attached dom0 (a CLEAR may carry its next interrupt)."""
+        return bool(instance) and self.session is not None and self.session.instance == instance
 
     def by_ipi(self, pcpu: int) -> bool:
         """A SAL call for pcpu's records is made by IPI unless vCPU0 runs on pcpu."""

@@ -114,7 +114,7 @@ class TrappedCalls:
     # -- step 4-5: trapped CLEAR ------------------------------------------------
 
     async def clear_state_info(
-        self, queue_type: int, record_id: int | None, pcpu: int | None = None
+        self, queue_type: int, record_id: int | None, pcpu: int | None = None, carry_for: str = ""
     ) -> hv_pb2.ClearStateInfoResponse:
         state = self.state
         name = type_name(queue_type)
@@ -124,13 +124,17 @@ class TrappedCalls:
             if choice is None:
                 return hv_pb2.ClearStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
             if choice.entry is None:  # cleared before: this CLEAR repeats one whose reply was lost
-                return hv_pb2.ClearStateInfoResponse(
+                repeated = hv_pb2.ClearStateInfoResponse(
                     sal_status=SalStatus.SUCCESS,
                     cleared_record_id=choice.record_id or 0,
                     pcpu=choice.pcpu or 0,
                     by_ipi=state.by_ipi(choice.pcpu or 0),
                     already_cleared=True,
                 )
+                again = self._carried_again(queue_type, carry_for)
+                if again is not None:
+                    repeated.next_interrupt.CopyFrom(again)
+                return repeated
             entry = choice.entry
             link = state.links[entry.pcpu]
             by_ipi = state.by_ipi(entry.pcpu)
@@ -154,10 +158,30 @@ class TrappedCalls:
                 if cleared is not None and cleared_id:
                     target.cleared(queue_type, entry.pcpu, cleared_id)
                 status = self._after_clear(queue_type, entry, cleared)
-        self.delivery.after_release(queue_type)
-        return hv_pb2.ClearStateInfoResponse(
+        carried: list[hv_pb2.AttachDom0Response] = []
+        state.carry = carried if state.carries_for(carry_for) else None
+        try:
+            self.delivery.after_release(queue_type)  # synchronous: only this type's next
+        finally:
+            state.carry = None
+        reply = hv_pb2.ClearStateInfoResponse(
             sal_status=status, cleared_record_id=cleared_id, pcpu=entry.pcpu, by_ipi=by_ipi
         )
+        if carried:
+            reply.next_interrupt.CopyFrom(carried[0])
+        return reply
+
+    def _carried_again(self, queue_type: int, carry_for: str) -> hv_pb2.AttachDom0Response | None:
+        """For a repeated CLEAR: the interrupt the lost reply carried, if its entry still waits
+        for dom0's handler (in flight, injected, not re-injected since on the stream)."""
+        carried = self.state.carried.get(queue_type)
+        if carried is None or not self.state.carries_for(carry_for):
+            return None
+        entry, interrupt = carried
+        queue = self.state.queues[queue_type]
+        if queue.in_flight is not entry or entry.state is not State.INJECTED:
+            return None
+        return interrupt
 
     def _after_clear(self, queue_type: int, entry: Entry, cleared: Cleared | None) -> SalStatus:
         """Place the entry after its clear landed (or failed); the SAL status dom0 gets."""

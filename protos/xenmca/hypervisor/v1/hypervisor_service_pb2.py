@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from xenmca.record.v1 import record_pb2 as xenmca_dot_record_dot_v1_dot_record__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-xenmca/hypervisor/v1/hypervisor_service.proto\x12\x14xenmca.hypervisor.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dxenmca/record/v1/record.proto\"%\n\x11\x41ttachDom0Request\x12\x10\n\x08instance\x18\x01 \x01(\t\"j\n\x12\x41ttachDom0Response\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x14\n\x0cinjection_id\x18\x02 \x01(\x04\x12\x12\n\nreinjected\x18\x03 \x01(\x08\"A\n\x13GetStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"i\n\x14GetStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12-\n\x06record\x18\x02 \x01(\x0b\x32\x1d.xenmca.record.v1.ErrorRecord\x12\x0e\n\x06\x62y_ipi\x18\x03 \x01(\x08\"E\n\x17GetStateInfoSizeRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"<\n\x18GetStateInfoSizeResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\r\"\x85\x01\n\x15\x43learStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x16\n\trecord_id\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x11\n\x04pcpu\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x0c\n\n_record_idB\x07\n\x05_pcpu\"~\n\x16\x43learStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x19\n\x11\x63leared_record_id\x18\x02 \x01(\x04\x12\x0c\n\x04pcpu\x18\x03 \x01(\r\x12\x0e\n\x06\x62y_ipi\x18\x04 \x01(\x08\x12\x17\n\x0f\x61lready_cleared\x18\x05 \x01(\x08\"\x1b\n\x19\x44\x65scribeHypervisorRequest\"\xfe\x02\n\x1a\x44\x65scribeHypervisorResponse\x12-\n\x05pcpus\x18\x01 \x03(\x0b\x32\x1e.xenmca.hypervisor.v1.PcpuLink\x12/\n\x06queues\x18\x02 \x03(\x0b\x32\x1f.xenmca.hypervisor.v1.TypeQueue\x12\x34\n\x08throttle\x18\x03 \x03(\x0b\x32\".xenmca.hypervisor.v1.ThrottleLine\x12\x30\n\x08\x63ounters\x18\x04 \x01(\x0b\x32\x1e.xenmca.hypervisor.v1.Counters\x12\x12\n\nvcpu0_pcpu\x18\x05 \x01(\r\x12\x15\n\rdom0_attached\x18\x06 \x01(\x08\x12\x34\n\x0einjected_types\x18\x07 \x03(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x37\n\x06policy\x18\x08 \x01(\x0b\x32\'.xenmca.hypervisor.v1.PolicyDescription\"\xb9\x01\n\x11PolicyDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x45\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x34.xenmca.hypervisor.v1.PolicyDescription.ChoicesEntry\x12\x10\n\x08sal_mode\x18\x04 \x01(\t\x1a.\n\x0c\x43hoicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x08PcpuLink\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x10\n\x08\x63onnects\x18\x04 \x01(\x04\"\x8e\x01\n\nQueueEntry\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .xenmca.hypervisor.v1.EntryState\x12\x11\n\trecord_id\x18\x03 \x01(\x04\x12.\n\x08sal_type\x18\x04 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"\xc4\x01\n\tTypeQueue\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\r\x12\x33\n\tin_flight\x18\x03 \x01(\x0b\x32 .xenmca.hypervisor.v1.QueueEntry\x12\x31\n\x07\x65ntries\x18\x04 \x03(\x0b\x32 .xenmca.hypervisor.v1.QueueEntry\x12\x14\n\x0cvirq_pending\x18\x05 \x01(\x08\"\xc1\x01\n\x0cThrottleLine\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x30\n\x04mode\x18\x03 \x01(\x0e\x32\".xenmca.hypervisor.v1.ThrottleMode\x12\x30\n\rpoll_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0btransitions\x18\x05 \x01(\x04\"\x9c\x02\n\x08\x43ounters\x12\x12\n\ninterrupts\x18\x01 \x01(\x04\x12\x12\n\ninjections\x18\x02 \x01(\x04\x12\x13\n\x0blocal_calls\x18\x03 \x01(\x04\x12\x11\n\tipi_calls\x18\x04 \x01(\x04\x12\x0f\n\x07retries\x18\x05 \x01(\x04\x12\x16\n\x0erecords_copied\x18\x06 \x01(\x04\x12\x17\n\x0frecords_cleared\x18\x07 \x01(\x04\x12\x10\n\x08requeues\x18\x08 \x01(\x04\x12\x15\n\rcall_failures\x18\t \x01(\x04\x12\x15\n\rrefused_calls\x18\n \x01(\x04\x12\r\n\x05polls\x18\x0b \x01(\x04\x12\x16\n\x0epolled_records\x18\x0c \x01(\x04\x12\x17\n\x0fvirqs_coalesced\x18\r \x01(\x04\"\'\n\x17SetVcpuPlacementRequest\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\"1\n\x18SetVcpuPlacementResponse\x12\x15\n\rprevious_pcpu\x18\x01 \x01(\r*q\n\nEntryState\x12\x1b\n\x17\x45NTRY_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45NTRY_STATE_QUEUED\x10\x01\x12\x18\n\x14\x45NTRY_STATE_INJECTED\x10\x02\x12\x14\n\x10\x45NTRY_STATE_READ\x10\x03*e\n\x0cThrottleMode\x12\x1d\n\x19THROTTLE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17THROTTLE_MODE_INTERRUPT\x10\x01\x12\x19\n\x15THROTTLE_MODE_POLLING\x10\x02\x32\xa9\x05\n\x11HypervisorService\x12\x61\n\nAttachDom0\x12\'.xenmca.hypervisor.v1.AttachDom0Request\x1a(.xenmca.hypervisor.v1.AttachDom0Response0\x01\x12\x65\n\x0cGetStateInfo\x12).xenmca.hypervisor.v1.GetStateInfoRequest\x1a*.xenmca.hypervisor.v1.GetStateInfoResponse\x12q\n\x10GetStateInfoSize\x12-.xenmca.hypervisor.v1.GetStateInfoSizeRequest\x1a..xenmca.hypervisor.v1.GetStateInfoSizeResponse\x12k\n\x0e\x43learStateInfo\x12+.xenmca.hypervisor.v1.ClearStateInfoRequest\x1a,.xenmca.hypervisor.v1.ClearStateInfoResponse\x12w\n\x12\x44\x65scribeHypervisor\x12/.xenmca.hypervisor.v1.DescribeHypervisorRequest\x1a\x30.xenmca.hypervisor.v1.DescribeHypervisorResponse\x12q\n\x10SetVcpuPlacement\x12-.xenmca.hypervisor.v1.SetVcpuPlacementRequest\x1a..xenmca.hypervisor.v1.SetVcpuPlacementResponseB=Z;xenmca.dev/clients/go/gen/xenmca/hypervisor/v1;hypervisorv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-xenmca/hypervisor/v1/hypervisor_service.proto\x12\x14xenmca.hypervisor.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1dxenmca/record/v1/record.proto\"%\n\x11\x41ttachDom0Request\x12\x10\n\x08instance\x18\x01 \x01(\t\"j\n\x12\x41ttachDom0Response\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x14\n\x0cinjection_id\x18\x02 \x01(\x04\x12\x12\n\nreinjected\x18\x03 \x01(\x08\"A\n\x13GetStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"i\n\x14GetStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12-\n\x06record\x18\x02 \x01(\x0b\x32\x1d.xenmca.record.v1.ErrorRecord\x12\x0e\n\x06\x62y_ipi\x18\x03 \x01(\x08\"E\n\x17GetStateInfoSizeRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"<\n\x18GetStateInfoSizeResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x0c\n\x04size\x18\x02 \x01(\r\"\xa2\x01\n\x15\x43learStateInfoRequest\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x16\n\trecord_id\x18\x02 \x01(\x04H\x00\x88\x01\x01\x12\x11\n\x04pcpu\x18\x03 \x01(\rH\x01\x88\x01\x01\x12\x1b\n\x13\x63\x61rry_interrupt_for\x18\x04 \x01(\tB\x0c\n\n_record_idB\x07\n\x05_pcpu\"\xc0\x01\n\x16\x43learStateInfoResponse\x12\x12\n\nsal_status\x18\x01 \x01(\x05\x12\x19\n\x11\x63leared_record_id\x18\x02 \x01(\x04\x12\x0c\n\x04pcpu\x18\x03 \x01(\r\x12\x0e\n\x06\x62y_ipi\x18\x04 \x01(\x08\x12\x17\n\x0f\x61lready_cleared\x18\x05 \x01(\x08\x12@\n\x0enext_interrupt\x18\x06 \x01(\x0b\x32(.xenmca.hypervisor.v1.AttachDom0Response\"\x1b\n\x19\x44\x65scribeHypervisorRequest\"\xfe\x02\n\x1a\x44\x65scribeHypervisorResponse\x12-\n\x05pcpus\x18\x01 \x03(\x0b\x32\x1e.xenmca.hypervisor.v1.PcpuLink\x12/\n\x06queues\x18\x02 \x03(\x0b\x32\x1f.xenmca.hypervisor.v1.TypeQueue\x12\x34\n\x08throttle\x18\x03 \x03(\x0b\x32\".xenmca.hypervisor.v1.ThrottleLine\x12\x30\n\x08\x63ounters\x18\x04 \x01(\x0b\x32\x1e.xenmca.hypervisor.v1.Counters\x12\x12\n\nvcpu0_pcpu\x18\x05 \x01(\r\x12\x15\n\rdom0_attached\x18\x06 \x01(\x08\x12\x34\n\x0einjected_types\x18\x07 \x03(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x37\n\x06policy\x18\x08 \x01(\x0b\x32\'.xenmca.hypervisor.v1.PolicyDescription\"\xb9\x01\n\x11PolicyDescription\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x45\n\x07\x63hoices\x18\x03 \x03(\x0b\x32\x34.xenmca.hypervisor.v1.PolicyDescription.ChoicesEntry\x12\x10\n\x08sal_mode\x18\x04 \x01(\t\x1a.\n\x0c\x43hoicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"N\n\x08PcpuLink\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\tconnected\x18\x03 \x01(\x08\x12\x10\n\x08\x63onnects\x18\x04 \x01(\x04\"\x8e\x01\n\nQueueEntry\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12/\n\x05state\x18\x02 \x01(\x0e\x32 .xenmca.hypervisor.v1.EntryState\x12\x11\n\trecord_id\x18\x03 \x01(\x04\x12.\n\x08sal_type\x18\x04 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\"\xc4\x01\n\tTypeQueue\x12*\n\x04type\x18\x01 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\r\x12\x33\n\tin_flight\x18\x03 \x01(\x0b\x32 .xenmca.hypervisor.v1.QueueEntry\x12\x31\n\x07\x65ntries\x18\x04 \x03(\x0b\x32 .xenmca.hypervisor.v1.QueueEntry\x12\x14\n\x0cvirq_pending\x18\x05 \x01(\x08\"\xc1\x01\n\x0cThrottleLine\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.xenmca.record.v1.RecordType\x12\x30\n\x04mode\x18\x03 \x01(\x0e\x32\".xenmca.hypervisor.v1.ThrottleMode\x12\x30\n\rpoll_interval\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x13\n\x0btransitions\x18\x05 \x01(\x04\"\x9c\x02\n\x08\x43ounters\x12\x12\n\ninterrupts\x18\x01 \x01(\x04\x12\x12\n\ninjections\x18\x02 \x01(\x04\x12\x13\n\x0blocal_calls\x18\x03 \x01(\x04\x12\x11\n\tipi_calls\x18\x04 \x01(\x04\x12\x0f\n\x07retries\x18\x05 \x01(\x04\x12\x16\n\x0erecords_copied\x18\x06 \x01(\x04\x12\x17\n\x0frecords_cleared\x18\x07 \x01(\x04\x12\x10\n\x08requeues\x18\x08 \x01(\x04\x12\x15\n\rcall_failures\x18\t \x01(\x04\x12\x15\n\rrefused_calls\x18\n \x01(\x04\x12\r\n\x05polls\x18\x0b \x01(\x04\x12\x16\n\x0epolled_records\x18\x0c \x01(\x04\x12\x17\n\x0fvirqs_coalesced\x18\r \x01(\x04\"\'\n\x17SetVcpuPlacementRequest\x12\x0c\n\x04pcpu\x18\x01 \x01(\r\"1\n\x18SetVcpuPlacementResponse\x12\x15\n\rprevious_pcpu\x18\x01 \x01(\r*q\n\nEntryState\x12\x1b\n\x17\x45NTRY_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x45NTRY_STATE_QUEUED\x10\x01\x12\x18\n\x14\x45NTRY_STATE_INJECTED\x10\x02\x12\x14\n\x10\x45NTRY_STATE_READ\x10\x03*e\n\x0cThrottleMode\x12\x1d\n\x19THROTTLE_MODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17THROTTLE_MODE_INTERRUPT\x10\x01\x12\x19\n\x15THROTTLE_MODE_POLLING\x10\x02\x32\xa9\x05\n\x11HypervisorService\x12\x61\n\nAttachDom0\x12\'.xenmca.hypervisor.v1.AttachDom0Request\x1a(.xenmca.hypervisor.v1.AttachDom0Response0\x01\x12\x65\n\x0cGetStateInfo\x12).xenmca.hypervisor.v1.GetStateInfoRequest\x1a*.xenmca.hypervisor.v1.GetStateInfoResponse\x12q\n\x10GetStateInfoSize\x12-.xenmca.hypervisor.v1.GetStateInfoSizeRequest\x1a..xenmca.hypervisor.v1.GetStateInfoSizeResponse\x12k\n\x0e\x43learStateInfo\x12+.xenmca.hypervisor.v1.ClearStateInfoRequest\x1a,.xenmca.hypervisor.v1.ClearStateInfoResponse\x12w\n\x12\x44\x65scribeHypervisor\x12/.xenmca.hypervisor.v1.DescribeHypervisorRequest\x1a\x30.xenmca.hypervisor.v1.DescribeHypervisorResponse\x12q\n\x10SetVcpuPlacement\x12-.xenmca.hypervisor.v1.SetVcpuPlacementRequest\x1a..xenmca.hypervisor.v1.SetVcpuPlacementResponseB=Z;xenmca.dev/clients/go/gen/xenmca/hypervisor/v1;hypervisorv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,10 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._serialized_options = b'Z;xenmca.dev/clients/go/gen/xenmca/hypervisor/v1;hypervisorv1'
   _globals['_POLICYDESCRIPTION_CHOICESENTRY']._loaded_options = None
   _globals['_POLICYDESCRIPTION_CHOICESENTRY']._serialized_options = b'8\001'
-  _globals['_ENTRYSTATE']._serialized_start=2453
-  _globals['_ENTRYSTATE']._serialized_end=2566
-  _globals['_THROTTLEMODE']._serialized_start=2568
-  _globals['_THROTTLEMODE']._serialized_end=2669
+  _globals['_ENTRYSTATE']._serialized_start=2549
+  _globals['_ENTRYSTATE']._serialized_end=2662
+  _globals['_THROTTLEMODE']._serialized_start=2664
+  _globals['_THROTTLEMODE']._serialized_end=2765
   _globals['_ATTACHDOM0REQUEST']._serialized_start=134
   _globals['_ATTACHDOM0REQUEST']._serialized_end=171
   _globals['_ATTACHDOM0RESPONSE']._serialized_start=173
@@ -53,31 +53,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSTATEINFOSIZERESPONSE']._serialized_start=526
   _globals['_GETSTATEINFOSIZERESPONSE']._serialized_end=586
   _globals['_CLEARSTATEINFOREQUEST']._serialized_start=589
-  _globals['_CLEARSTATEINFOREQUEST']._serialized_end=722
-  _globals['_CLEARSTATEINFORESPONSE']._serialized_start=724
-  _globals['_CLEARSTATEINFORESPONSE']._serialized_end=850
-  _globals['_DESCRIBEHYPERVISORREQUEST']._serialized_start=852
-  _globals['_DESCRIBEHYPERVISORREQUEST']._serialized_end=879
-  _globals['_DESCRIBEHYPERVISORRESPONSE']._serialized_start=882
-  _globals['_DESCRIBEHYPERVISORRESPONSE']._serialized_end=1264
-  _globals['_POLICYDESCRIPTION']._serialized_start=1267
-  _globals['_POLICYDESCRIPTION']._serialized_end=1452
-  _globals['_POLICYDESCRIPTION_CHOICESENTRY']._serialized_start=1406
-  _globals['_POLICYDESCRIPTION_CHOICESENTRY']._serialized_end=1452
-  _globals['_PCPULINK']._serialized_start=1454
-  _globals['_PCPULINK']._serialized_end=1532
-  _globals['_QUEUEENTRY']._serialized_start=1535
-  _globals['_QUEUEENTRY']._serialized_end=1677
-  _globals['_TYPEQUEUE']._serialized_start=1680
-  _globals['_TYPEQUEUE']._serialized_end=1876
-  _globals['_THROTTLELINE']._serialized_start=1879
-  _globals['_THROTTLELINE']._serialized_end=2072
-  _globals['_COUNTERS']._serialized_start=2075
-  _globals['_COUNTERS']._serialized_end=2359
-  _globals['_SETVCPUPLACEMENTREQUEST']._serialized_start=2361
-  _globals['_SETVCPUPLACEMENTREQUEST']._serialized_end=2400
-  _globals['_SETVCPUPLACEMENTRESPONSE']._serialized_start=2402
-  _globals['_SETVCPUPLACEMENTRESPONSE']._serialized_end=2451
-  _globals['_HYPERVISORSERVICE']._serialized_start=2672
-  _globals['_HYPERVISORSERVICE']._serialized_end=3353
+  _globals['_CLEARSTATEINFOREQUEST']._serialized_end=751
+  _globals['_CLEARSTATEINFORESPONSE']._serialized_start=754
+  _globals['_CLEARSTATEINFORESPONSE']._serialized_end=946
+  _globals['_DESCRIBEHYPERVISORREQUEST']._serialized_start=948
+  _globals['_DESCRIBEHYPERVISORREQUEST']._serialized_end=975
+  _globals['_DESCRIBEHYPERVISORRESPONSE']._serialized_start=978
+  _globals['_DESCRIBEHYPERVISORRESPONSE']._serialized_end=1360
+  _globals['_POLICYDESCRIPTION']._serialized_start=1363
+  _globals['_POLICYDESCRIPTION']._serialized_end=1548
+  _globals['_POLICYDESCRIPTION_CHOICESENTRY']._serialized_start=1502
+  _globals['_POLICYDESCRIPTION_CHOICESENTRY']._serialized_end=1548
+  _globals['_PCPULINK']._serialized_start=1550
+  _globals['_PCPULINK']._serialized_end=1628
+  _globals['_QUEUEENTRY']._serialized_start=1631
+  _globals['_QUEUEENTRY']._serialized_end=1773
+  _globals['_TYPEQUEUE']._serialized_start=1776
+  _globals['_TYPEQUEUE']._serialized_end=1972
+  _globals['_THROTTLELINE']._serialized_start=1975
+  _globals['_THROTTLELINE']._serialized_end=2168
+  _globals['_COUNTERS']._serialized_start=2171
+  _globals['_COUNTERS']._serialized_end=2455
+  _globals['_SETVCPUPLACEMENTREQUEST']._serialized_start=2457
+  _globals['_SETVCPUPLACEMENTREQUEST']._serialized_end=2496
+  _globals['_SETVCPUPLACEMENTRESPONSE']._serialized_start=2498
+  _globals['_SETVCPUPLACEMENTRESPONSE']._serialized_end=2547
+  _globals['_HYPERVISORSERVICE']._serialized_start=2768
+  _globals['_HYPERVISORSERVICE']._serialized_end=3449
 # @@protoc_insertion_point(module_scope)

@@ -78,28 +78,32 @@ class GetStateInfoSizeResponse(_message.Message):
     def __init__(self, sal_status: _Optional[int] = ..., size: _Optional[int] = ...) -> None: ...
 
 class ClearStateInfoRequest(_message.Message):
-    __slots__ = ("type", "record_id", "pcpu")
+    __slots__ = ("type", "record_id", "pcpu", "carry_interrupt_for")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     PCPU_FIELD_NUMBER: _ClassVar[int]
+    CARRY_INTERRUPT_FOR_FIELD_NUMBER: _ClassVar[int]
     type: _record_pb2.RecordType
     record_id: int
     pcpu: int
-    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., record_id: _Optional[int] = ..., pcpu: _Optional[int] = ...) -> None: ...
+    carry_interrupt_for: str
+    def __init__(self, type: _Optional[_Union[_record_pb2.RecordType, str]] = ..., record_id: _Optional[int] = ..., pcpu: _Optional[int] = ..., carry_interrupt_for: _Optional[str] = ...) -> None: ...
 
 class ClearStateInfoResponse(_message.Message):
-    __slots__ = ("sal_status", "cleared_record_id", "pcpu", "by_ipi", "already_cleared")
+    __slots__ = ("sal_status", "cleared_record_id", "pcpu", "by_ipi", "already_cleared", "next_interrupt")
     SAL_STATUS_FIELD_NUMBER: _ClassVar[int]
     CLEARED_RECORD_ID_FIELD_NUMBER: _ClassVar[int]
     PCPU_FIELD_NUMBER: _ClassVar[int]
     BY_IPI_FIELD_NUMBER: _ClassVar[int]
     ALREADY_CLEARED_FIELD_NUMBER: _ClassVar[int]
+    NEXT_INTERRUPT_FIELD_NUMBER: _ClassVar[int]
     sal_status: int
     cleared_record_id: int
     pcpu: int
     by_ipi: bool
     already_cleared: bool
-    def __init__(self, sal_status: _Optional[int] = ..., cleared_record_id: _Optional[int] = ..., pcpu: _Optional[int] = ..., by_ipi: _Optional[bool] = ..., already_cleared: _Optional[bool] = ...) -> None: ...
+    next_interrupt: AttachDom0Response
+    def __init__(self, sal_status: _Optional[int] = ..., cleared_record_id: _Optional[int] = ..., pcpu: _Optional[int] = ..., by_ipi: _Optional[bool] = ..., already_cleared: _Optional[bool] = ..., next_interrupt: _Optional[_Union[AttachDom0Response, _Mapping]] = ...) -> None: ...
 
 class DescribeHypervisorRequest(_message.Message):
     __slots__ = ()

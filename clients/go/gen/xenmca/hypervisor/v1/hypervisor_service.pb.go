@@ -473,9 +473,17 @@ type ClearStateInfoRequest struct {
 	RecordId *uint64 `protobuf:"varint,2,opt,name=record_id,json=recordId,proto3,oneof" json:"record_id,omitempty"`
 	// The pCPU of that record (record ids are per pCPU): with record_id, it
 	// names the record exactly.
-	Pcpu          *uint32 `protobuf:"varint,3,opt,name=pcpu,proto3,oneof" json:"pcpu,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Pcpu *uint32 `protobuf:"varint,3,opt,name=pcpu,proto3,oneof" json:"pcpu,omitempty"`
+	// The instance this dom0 attached as (AttachDom0Request.instance). When it
+	// names the attached dom0, the next virtual interrupt this CLEAR raises (the
+	// next entry of the type, injected once this one is cleared) comes on the
+	// reply (ClearStateInfoResponse.next_interrupt) instead of the AttachDom0
+	// stream, and a CLEAR repeated after a lost reply gets it again. Empty (as
+	// from a dom0 that does not know this field): every interrupt comes on the
+	// stream.
+	CarryInterruptFor string `protobuf:"bytes,4,opt,name=carry_interrupt_for,json=carryInterruptFor,proto3" json:"carry_interrupt_for,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *ClearStateInfoRequest) Reset() {
@@ -529,6 +537,13 @@ func (x *ClearStateInfoRequest) GetPcpu() uint32 {
 	return 0
 }
 
+func (x *ClearStateInfoRequest) GetCarryInterruptFor() string {
+	if x != nil {
+		return x.CarryInterruptFor
+	}
+	return ""
+}
+
 // ClearStateInfoResponse reports the clear.
 type ClearStateInfoResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -546,8 +561,13 @@ type ClearStateInfoResponse struct {
 	// True when the record had been cleared already, by an earlier CLEAR whose
 	// reply dom0 did not get: nothing was done, and the answer is 0.
 	AlreadyCleared bool `protobuf:"varint,5,opt,name=already_cleared,json=alreadyCleared,proto3" json:"already_cleared,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The next virtual interrupt, when the request asked for it
+	// (carry_interrupt_for) and this CLEAR raised one (or repeats one that
+	// raised one whose entry is still waiting): dom0 handles it as one from the
+	// AttachDom0 stream, which does not also carry it.
+	NextInterrupt *AttachDom0Response `protobuf:"bytes,6,opt,name=next_interrupt,json=nextInterrupt,proto3" json:"next_interrupt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClearStateInfoResponse) Reset() {
@@ -613,6 +633,13 @@ func (x *ClearStateInfoResponse) GetAlreadyCleared() bool {
 		return x.AlreadyCleared
 	}
 	return false
+}
+
+func (x *ClearStateInfoResponse) GetNextInterrupt() *AttachDom0Response {
+	if x != nil {
+		return x.NextInterrupt
+	}
+	return nil
 }
 
 // DescribeHypervisorRequest asks for the coordinator's state.
@@ -1421,21 +1448,23 @@ const file_xenmca_hypervisor_v1_hypervisor_service_proto_rawDesc = "" +
 	"\x18GetStateInfoSizeResponse\x12\x1d\n" +
 	"\n" +
 	"sal_status\x18\x01 \x01(\x05R\tsalStatus\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\rR\x04size\"\x9b\x01\n" +
+	"\x04size\x18\x02 \x01(\rR\x04size\"\xcb\x01\n" +
 	"\x15ClearStateInfoRequest\x120\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1c.xenmca.record.v1.RecordTypeR\x04type\x12 \n" +
 	"\trecord_id\x18\x02 \x01(\x04H\x00R\brecordId\x88\x01\x01\x12\x17\n" +
-	"\x04pcpu\x18\x03 \x01(\rH\x01R\x04pcpu\x88\x01\x01B\f\n" +
+	"\x04pcpu\x18\x03 \x01(\rH\x01R\x04pcpu\x88\x01\x01\x12.\n" +
+	"\x13carry_interrupt_for\x18\x04 \x01(\tR\x11carryInterruptForB\f\n" +
 	"\n" +
 	"_record_idB\a\n" +
-	"\x05_pcpu\"\xb7\x01\n" +
+	"\x05_pcpu\"\x88\x02\n" +
 	"\x16ClearStateInfoResponse\x12\x1d\n" +
 	"\n" +
 	"sal_status\x18\x01 \x01(\x05R\tsalStatus\x12*\n" +
 	"\x11cleared_record_id\x18\x02 \x01(\x04R\x0fclearedRecordId\x12\x12\n" +
 	"\x04pcpu\x18\x03 \x01(\rR\x04pcpu\x12\x15\n" +
 	"\x06by_ipi\x18\x04 \x01(\bR\x05byIpi\x12'\n" +
-	"\x0falready_cleared\x18\x05 \x01(\bR\x0ealreadyCleared\"\x1b\n" +
+	"\x0falready_cleared\x18\x05 \x01(\bR\x0ealreadyCleared\x12O\n" +
+	"\x0enext_interrupt\x18\x06 \x01(\v2(.xenmca.hypervisor.v1.AttachDom0ResponseR\rnextInterrupt\"\x1b\n" +
 	"\x19DescribeHypervisorRequest\"\xd1\x03\n" +
 	"\x1aDescribeHypervisorResponse\x124\n" +
 	"\x05pcpus\x18\x01 \x03(\v2\x1e.xenmca.hypervisor.v1.PcpuLinkR\x05pcpus\x127\n" +
@@ -1567,38 +1596,39 @@ var file_xenmca_hypervisor_v1_hypervisor_service_proto_depIdxs = []int32{
 	22, // 2: xenmca.hypervisor.v1.GetStateInfoResponse.record:type_name -> xenmca.record.v1.ErrorRecord
 	21, // 3: xenmca.hypervisor.v1.GetStateInfoSizeRequest.type:type_name -> xenmca.record.v1.RecordType
 	21, // 4: xenmca.hypervisor.v1.ClearStateInfoRequest.type:type_name -> xenmca.record.v1.RecordType
-	13, // 5: xenmca.hypervisor.v1.DescribeHypervisorResponse.pcpus:type_name -> xenmca.hypervisor.v1.PcpuLink
-	15, // 6: xenmca.hypervisor.v1.DescribeHypervisorResponse.queues:type_name -> xenmca.hypervisor.v1.TypeQueue
-	16, // 7: xenmca.hypervisor.v1.DescribeHypervisorResponse.throttle:type_name -> xenmca.hypervisor.v1.ThrottleLine
-	17, // 8: xenmca.hypervisor.v1.DescribeHypervisorResponse.counters:type_name -> xenmca.hypervisor.v1.Counters
-	21, // 9: xenmca.hypervisor.v1.DescribeHypervisorResponse.injected_types:type_name -> xenmca.record.v1.RecordType
-	12, // 10: xenmca.hypervisor.v1.DescribeHypervisorResponse.policy:type_name -> xenmca.hypervisor.v1.PolicyDescription
-	20, // 11: xenmca.hypervisor.v1.PolicyDescription.choices:type_name -> xenmca.hypervisor.v1.PolicyDescription.ChoicesEntry
-	0,  // 12: xenmca.hypervisor.v1.QueueEntry.state:type_name -> xenmca.hypervisor.v1.EntryState
-	21, // 13: xenmca.hypervisor.v1.QueueEntry.sal_type:type_name -> xenmca.record.v1.RecordType
-	21, // 14: xenmca.hypervisor.v1.TypeQueue.type:type_name -> xenmca.record.v1.RecordType
-	14, // 15: xenmca.hypervisor.v1.TypeQueue.in_flight:type_name -> xenmca.hypervisor.v1.QueueEntry
-	14, // 16: xenmca.hypervisor.v1.TypeQueue.entries:type_name -> xenmca.hypervisor.v1.QueueEntry
-	21, // 17: xenmca.hypervisor.v1.ThrottleLine.type:type_name -> xenmca.record.v1.RecordType
-	1,  // 18: xenmca.hypervisor.v1.ThrottleLine.mode:type_name -> xenmca.hypervisor.v1.ThrottleMode
-	23, // 19: xenmca.hypervisor.v1.ThrottleLine.poll_interval:type_name -> google.protobuf.Duration
-	2,  // 20: xenmca.hypervisor.v1.HypervisorService.AttachDom0:input_type -> xenmca.hypervisor.v1.AttachDom0Request
-	4,  // 21: xenmca.hypervisor.v1.HypervisorService.GetStateInfo:input_type -> xenmca.hypervisor.v1.GetStateInfoRequest
-	6,  // 22: xenmca.hypervisor.v1.HypervisorService.GetStateInfoSize:input_type -> xenmca.hypervisor.v1.GetStateInfoSizeRequest
-	8,  // 23: xenmca.hypervisor.v1.HypervisorService.ClearStateInfo:input_type -> xenmca.hypervisor.v1.ClearStateInfoRequest
-	10, // 24: xenmca.hypervisor.v1.HypervisorService.DescribeHypervisor:input_type -> xenmca.hypervisor.v1.DescribeHypervisorRequest
-	18, // 25: xenmca.hypervisor.v1.HypervisorService.SetVcpuPlacement:input_type -> xenmca.hypervisor.v1.SetVcpuPlacementRequest
-	3,  // 26: xenmca.hypervisor.v1.HypervisorService.AttachDom0:output_type -> xenmca.hypervisor.v1.AttachDom0Response
-	5,  // 27: xenmca.hypervisor.v1.HypervisorService.GetStateInfo:output_type -> xenmca.hypervisor.v1.GetStateInfoResponse
-	7,  // 28: xenmca.hypervisor.v1.HypervisorService.GetStateInfoSize:output_type -> xenmca.hypervisor.v1.GetStateInfoSizeResponse
-	9,  // 29: xenmca.hypervisor.v1.HypervisorService.ClearStateInfo:output_type -> xenmca.hypervisor.v1.ClearStateInfoResponse
-	11, // 30: xenmca.hypervisor.v1.HypervisorService.DescribeHypervisor:output_type -> xenmca.hypervisor.v1.DescribeHypervisorResponse
-	19, // 31: xenmca.hypervisor.v1.HypervisorService.SetVcpuPlacement:output_type -> xenmca.hypervisor.v1.SetVcpuPlacementResponse
-	26, // [26:32] is the sub-list for method output_type
-	20, // [20:26] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	3,  // 5: xenmca.hypervisor.v1.ClearStateInfoResponse.next_interrupt:type_name -> xenmca.hypervisor.v1.AttachDom0Response
+	13, // 6: xenmca.hypervisor.v1.DescribeHypervisorResponse.pcpus:type_name -> xenmca.hypervisor.v1.PcpuLink
+	15, // 7: xenmca.hypervisor.v1.DescribeHypervisorResponse.queues:type_name -> xenmca.hypervisor.v1.TypeQueue
+	16, // 8: xenmca.hypervisor.v1.DescribeHypervisorResponse.throttle:type_name -> xenmca.hypervisor.v1.ThrottleLine
+	17, // 9: xenmca.hypervisor.v1.DescribeHypervisorResponse.counters:type_name -> xenmca.hypervisor.v1.Counters
+	21, // 10: xenmca.hypervisor.v1.DescribeHypervisorResponse.injected_types:type_name -> xenmca.record.v1.RecordType
+	12, // 11: xenmca.hypervisor.v1.DescribeHypervisorResponse.policy:type_name -> xenmca.hypervisor.v1.PolicyDescription
+	20, // 12: xenmca.hypervisor.v1.PolicyDescription.choices:type_name -> xenmca.hypervisor.v1.PolicyDescription.ChoicesEntry
+	0,  // 13: xenmca.hypervisor.v1.QueueEntry.state:type_name -> xenmca.hypervisor.v1.EntryState
+	21, // 14: xenmca.hypervisor.v1.QueueEntry.sal_type:type_name -> xenmca.record.v1.RecordType
+	21, // 15: xenmca.hypervisor.v1.TypeQueue.type:type_name -> xenmca.record.v1.RecordType
+	14, // 16: xenmca.hypervisor.v1.TypeQueue.in_flight:type_name -> xenmca.hypervisor.v1.QueueEntry
+	14, // 17: xenmca.hypervisor.v1.TypeQueue.entries:type_name -> xenmca.hypervisor.v1.QueueEntry
+	21, // 18: xenmca.hypervisor.v1.ThrottleLine.type:type_name -> xenmca.record.v1.RecordType
+	1,  // 19: xenmca.hypervisor.v1.ThrottleLine.mode:type_name -> xenmca.hypervisor.v1.ThrottleMode
+	23, // 20: xenmca.hypervisor.v1.ThrottleLine.poll_interval:type_name -> google.protobuf.Duration
+	2,  // 21: xenmca.hypervisor.v1.HypervisorService.AttachDom0:input_type -> xenmca.hypervisor.v1.AttachDom0Request
+	4,  // 22: xenmca.hypervisor.v1.HypervisorService.GetStateInfo:input_type -> xenmca.hypervisor.v1.GetStateInfoRequest
+	6,  // 23: xenmca.hypervisor.v1.HypervisorService.GetStateInfoSize:input_type -> xenmca.hypervisor.v1.GetStateInfoSizeRequest
+	8,  // 24: xenmca.hypervisor.v1.HypervisorService.ClearStateInfo:input_type -> xenmca.hypervisor.v1.ClearStateInfoRequest
+	10, // 25: xenmca.hypervisor.v1.HypervisorService.DescribeHypervisor:input_type -> xenmca.hypervisor.v1.DescribeHypervisorRequest
+	18, // 26: xenmca.hypervisor.v1.HypervisorService.SetVcpuPlacement:input_type -> xenmca.hypervisor.v1.SetVcpuPlacementRequest
+	3,  // 27: xenmca.hypervisor.v1.HypervisorService.AttachDom0:output_type -> xenmca.hypervisor.v1.AttachDom0Response
+	5,  // 28: xenmca.hypervisor.v1.HypervisorService.GetStateInfo:output_type -> xenmca.hypervisor.v1.GetStateInfoResponse
+	7,  // 29: xenmca.hypervisor.v1.HypervisorService.GetStateInfoSize:output_type -> xenmca.hypervisor.v1.GetStateInfoSizeResponse
+	9,  // 30: xenmca.hypervisor.v1.HypervisorService.ClearStateInfo:output_type -> xenmca.hypervisor.v1.ClearStateInfoResponse
+	11, // 31: xenmca.hypervisor.v1.HypervisorService.DescribeHypervisor:output_type -> xenmca.hypervisor.v1.DescribeHypervisorResponse
+	19, // 32: xenmca.hypervisor.v1.HypervisorService.SetVcpuPlacement:output_type -> xenmca.hypervisor.v1.SetVcpuPlacementResponse
+	27, // [27:33] is the sub-list for method output_type
+	21, // [21:27] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_xenmca_hypervisor_v1_hypervisor_service_proto_init() }
