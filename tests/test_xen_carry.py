@@ -17,6 +17,7 @@ from test_faults_flow import DROP_REPLY, add_fault
 
 from xenmca.dom0.log_store import LogStore
 from xenmca.dom0.logger import Dom0Logger
+from xenmca.hypervisor.v1 import hypervisor_service_pb2 as hv_pb2
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import DOM0
 
@@ -29,15 +30,22 @@ async def _read_and_clear(dom0: ScriptedDom0, carry_for: str) -> tuple[int, obje
     return got.record.record_id, cleared
 
 
+async def _attached_with_three_records(
+    bed: FlowBed,
+) -> tuple[ScriptedDom0, hv_pb2.AttachDom0Response]:
+    """Three records on pCPU 1 (by IPI), dom0 "d1" attached: it and the first interrupt."""
+    await bed.inject(1, count=3)
+    await bed.watch.wait_for("entry_queued", pcpu=1)
+    dom0 = ScriptedDom0(bed, instance="d1")
+    return dom0, await dom0.next_interrupt()
+
+
 @pytest.mark.xenmca(pcpus=2, vcpu0_pcpu=0)
 async def test_the_next_interrupt_comes_on_the_clear_reply_not_the_stream(
     xenmca_coordinator: FlowBed,
 ) -> None:
     bed = xenmca_coordinator
-    await bed.inject(1, count=3)
-    await bed.watch.wait_for("entry_queued", pcpu=1)
-    dom0 = ScriptedDom0(bed, instance="d1")
-    first = await dom0.next_interrupt()
+    dom0, first = await _attached_with_three_records(bed)
     ids = [first.injection_id]
     for _ in range(3):
         _, cleared = await _read_and_clear(dom0, "d1")
@@ -60,10 +68,7 @@ async def test_a_clear_for_another_instance_or_none_leaves_interrupts_on_the_str
     xenmca_coordinator: FlowBed,
 ) -> None:
     bed = xenmca_coordinator
-    await bed.inject(1, count=3)
-    await bed.watch.wait_for("entry_queued", pcpu=1)
-    dom0 = ScriptedDom0(bed, instance="d1")
-    previous = await dom0.next_interrupt()
+    dom0, previous = await _attached_with_three_records(bed)
     for carry_for in ("someone-else", ""):
         _, cleared = await _read_and_clear(dom0, carry_for)
         assert not cleared.HasField("next_interrupt")  # type: ignore[attr-defined]

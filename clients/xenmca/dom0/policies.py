@@ -41,7 +41,7 @@ class XenmcaPolicy:
             metadata=context.metadata,
             call_timeout=context.call_timeout,
             commit_observer=context.commit_observer,
-            carry_for=context.instance if context.carried is not None else "",
+            carry_for=context.instance,  # the handler asks only when carried is set
             carried=context.carried,
         )
 

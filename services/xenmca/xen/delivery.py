@@ -83,9 +83,9 @@ def send_interrupt(
         injection_id=seq[0],
         reinjected=reinjected,
     )
-    carried = state.carry is not None and entry is not None
-    if carried:
-        assert state.carry is not None and entry is not None
+    carried = False
+    if state.carry is not None and entry is not None:
+        carried = True
         state.carry.append(interrupt)
         state.carried[queue_type] = (entry, interrupt)
     else:

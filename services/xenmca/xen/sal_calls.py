@@ -10,6 +10,7 @@ Xen's single smp_call_function_single attempt gives IPIs one attempt too.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,6 +27,13 @@ from xenmca.xen.counters import Counters
 from xenmca.xen.links import PcpuLink
 
 T = TypeVar("T")
+
+
+@functools.cache
+def _trace_points(call: str) -> tuple[str, str]:
+    """The hop trace's points around a SAL call (xenmca.rpc.hop_trace), built once."""
+    return f"xen.ipi.{call}.send", f"xen.ipi.{call}.reply"
+
 
 CallObserver = Callable[[str, bool, float, bool], None]
 """Told of each finished call: ("get" or "clear", by IPI, seconds with retries, succeeded)."""
@@ -145,7 +153,7 @@ class SalCaller:
             self.retried(link, attempt, code)
 
         attempts = 0
-        send_point, reply_point = f"xen.ipi.{name}.send", f"xen.ipi.{name}.reply"
+        send_point, reply_point = _trace_points(name)
 
         async def counted(attempt_timeout: float) -> T:
             nonlocal attempts
