@@ -9,7 +9,7 @@ test_fuzz_sal_interrupts.py and test_fuzz_sal_paced.py.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import pytest
@@ -205,7 +205,10 @@ async def inject_sections(bed: FuzzBed, drawn: tuple[int, int, list[FuzzSection]
             r for r in store.pending_records(record_type) if r.record_id == got.reply.last_record_id
         )
         sent = [normalized(s.message) for s in fuzzed]
-        assert list(records.error_record(pcpu, stored).sections) == sent
+        shown = records.error_record(pcpu, stored)
+        assert list(shown.sections) == sent
+        # What creation encoded for GET is what decoding the raw bytes gives.
+        assert shown == records.error_record(pcpu, replace(stored, shown_sections=None))
         return
     assert after[pcpu].next_record_id == before[pcpu].next_record_id
     assert [t.created for t in after[pcpu].types] == [t.created for t in before[pcpu].types]

@@ -79,7 +79,13 @@ def sal_severity(severity: int) -> int:
 
 @dataclass(slots=True)
 class StoredRecord:
-    """One pending record as the firmware keeps it: the raw SAL bytes are authoritative."""
+    """One pending record as the firmware keeps it: the raw SAL bytes are authoritative.
+
+    ``shown_sections`` is the encoded ``sections`` field of its ErrorRecord, made at
+    creation from the same sections the raw bytes were encoded from, so a GET need
+    not decode raw again; None (a record loaded from a state dir) means decode raw.
+    A cache, so it takes no part in comparisons.
+    """
 
     record_id: int
     record_type: int
@@ -88,6 +94,7 @@ class StoredRecord:
     created_monotonic_ns: int
     raw: bytes
     overflow: bool = False
+    shown_sections: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -42,6 +42,7 @@ __all__ = [
     "parse_raw_record",
     "parse_sections",
     "raw_factory",
+    "shown_sections",
 ]
 
 MAX_SECTIONS = MAX_SECTIONS_PER_RECORD
@@ -88,19 +89,22 @@ def raw_factory(
 
     ``sections`` None means the default section of the type, with contents seeded
     deterministically by (pcpu, record id); given sections are the same in every
-    record, so their bytes are encoded once and only the header changes.
+    record, so what the ErrorRecord shows of them is encoded once.
     """
     if sections is None:
 
-        def default_raw(record_id: int, wall_ns: int) -> bytes:
+        def default_raw(record_id: int, wall_ns: int) -> tuple[bytes, bytes]:
             body = default_sections(pcpu, record_type, severity, record_id)
-            return encode_record(_sal_record(record_id, severity, wall_ns, body))
+            raw = encode_record(_sal_record(record_id, severity, wall_ns, body))
+            return raw, shown_sections(body)
 
         return default_raw
     fixed_sections = sections
+    fixed_shown = shown_sections(sections)
 
-    def fixed_raw(record_id: int, wall_ns: int) -> bytes:
-        return encode_record(_sal_record(record_id, severity, wall_ns, fixed_sections))
+    def fixed_raw(record_id: int, wall_ns: int) -> tuple[bytes, bytes]:
+        raw = encode_record(_sal_record(record_id, severity, wall_ns, fixed_sections))
+        return raw, fixed_shown
 
     return fixed_raw
 
@@ -117,17 +121,32 @@ def parse_raw_record(raw: bytes) -> int:
 
 def given_raw_factory(raw: bytes) -> RawFactory:
     """A RawFactory for copies of a real record: its bytes with the firmware's id in the
-    header (bytes 0-7), every other byte as given (its timestamp included)."""
+    header (bytes 0-7), every other byte as given (its timestamp included); its sections,
+    the same in every copy, are decoded once."""
     given = bytes(raw)
+    shown = shown_sections(decode_record(given).sections)
 
-    def numbered_raw(record_id: int, wall_ns: int) -> bytes:
-        return with_record_id(given, record_id)
+    def numbered_raw(record_id: int, wall_ns: int) -> tuple[bytes, bytes]:
+        return with_record_id(given, record_id), shown
 
     return numbered_raw
 
 
+def shown_sections(sections: Sequence[Section]) -> bytes:
+    """The encoded ``sections`` field of an ErrorRecord showing these sections (those the
+    proto has no message for left out, as when decoding); merged into the message on GET."""
+    message = record_pb2.ErrorRecord()
+    message.sections.extend(sections_to_proto(sections, skip_unknown=True))
+    return message.SerializeToString()
+
+
 def error_record(pcpu: int, stored: StoredRecord) -> record_pb2.ErrorRecord:
-    """The ErrorRecord message of a stored record; its sections are decoded from raw."""
+    """The ErrorRecord message of a stored record.
+
+    Its sections come from ``stored.shown_sections``, encoded at creation from the sections
+    the raw bytes were encoded from; a record without them (loaded from a state dir) has
+    its raw bytes decoded here.
+    """
     message = record_pb2.ErrorRecord(
         pcpu=pcpu,
         record_id=stored.record_id,
@@ -138,11 +157,13 @@ def error_record(pcpu: int, stored: StoredRecord) -> record_pb2.ErrorRecord:
         created_monotonic_ns=stored.created_monotonic_ns,
     )
     message.created_at.FromNanoseconds(stored.created_wall_ns)
-    try:
-        decoded = decode_record(stored.raw)
-        message.sections.extend(sections_to_proto(decoded.sections, skip_unknown=True))
-    except RecordFormatError:  # pragma: no cover - raw was encoded or strictly decoded
-        pass
+    shown = stored.shown_sections
+    if shown is None:
+        try:
+            shown = shown_sections(decode_record(stored.raw).sections)
+        except RecordFormatError:  # pragma: no cover - raw was encoded or strictly decoded
+            return message
+    message.MergeFromString(shown)
     return message
 
 

@@ -37,8 +37,9 @@ from xenmca.vocab import RECORD_TYPES, SalStatus, type_name
 
 T = TypeVar("T")
 
-RawFactory = Callable[[int, int], bytes]
-"""Builds a record's raw SAL bytes from (record_id, created_wall_ns)."""
+RawFactory = Callable[[int, int], tuple[bytes, bytes | None]]
+"""Builds a record from (record_id, created_wall_ns): its raw SAL bytes, and the
+encoded sections its ErrorRecord shows (StoredRecord.shown_sections)."""
 
 
 @dataclass(slots=True)
@@ -159,10 +160,14 @@ class RecordStore:
             overflowed = count - stored
             wall_ns, mono_ns = stamps or (time.time_ns(), time.monotonic_ns())
             first = self._next_id
-            records = [
-                StoredRecord(rid, record_type, severity, wall_ns, mono_ns, make_raw(rid, wall_ns))
-                for rid in range(first, first + stored)
-            ]
+            records = []
+            for rid in range(first, first + stored):
+                raw, shown = make_raw(rid, wall_ns)
+                records.append(
+                    StoredRecord(
+                        rid, record_type, severity, wall_ns, mono_ns, raw, shown_sections=shown
+                    )
+                )
             counters = self._counters[record_type].copy()
             counters.created += count
             counters.overflowed += overflowed

@@ -100,7 +100,7 @@ def sample_reply() -> bytes:
     """
     pcpu, record_id, severity = 5, 1234, record_pb2.SEVERITY_CORRECTED
     wall_ns = 1_795_000_000_123_456_789
-    raw = records.raw_factory(pcpu, RecordType.CMC, severity, None)(record_id, wall_ns)
+    raw, _ = records.raw_factory(pcpu, RecordType.CMC, severity, None)(record_id, wall_ns)
     stored = StoredRecord(
         record_id=record_id,
         record_type=RecordType.CMC,

@@ -38,7 +38,7 @@ def record_size() -> int:
     """Bytes of the GetStateInfo reply's record: a CMC record as the firmware makes it."""
     now = time.time_ns()
     corrected = record_pb2.SEVERITY_CORRECTED
-    raw = raw_factory(0, int(RecordType.CMC), corrected, None)(1, now)
+    raw, _ = raw_factory(0, int(RecordType.CMC), corrected, None)(1, now)
     stored = StoredRecord(1, int(RecordType.CMC), corrected, now, 1, raw)
     return len(error_record(0, stored).SerializeToString())
 
