@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import json_format
-
+from xenmca.dom0.sections_json import message_object
 from xenmca.record.v1 import record_pb2
 from xenmca.vocab import type_name
 
@@ -97,12 +96,7 @@ def configure(conn: sqlite3.Connection) -> None:
 def record_row(record: record_pb2.ErrorRecord, logged_wall_ns: int, logged_mono_ns: int) -> dict:
     """The column values that log record (which was received at the logged_* instants)."""
     created_wall_ns = record.created_at.ToNanoseconds() if record.HasField("created_at") else 0
-    sections = [
-        json_format.MessageToDict(
-            section, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-        for section in record.sections
-    ]
+    sections = [message_object(section) for section in record.sections]
     return {
         "pcpu": record.pcpu,
         "record_id": u64_to_sql(record.record_id),
