@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from xenmca.pcpu.store import RecordStore, StoreChange
 from xenmca.record.v1 import record_pb2
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.errors import error_info_of
+from xenmca.rpc.events import EventLog
 from xenmca.rpc.identity import OPERATOR, XEN, TokenBook, call_metadata
 from xenmca.sal.v1 import sal_service_pb2 as sal
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
@@ -185,3 +187,41 @@ async def test_a_lagging_subscriber_is_ended_not_silently_short_changed() -> Non
     assert (await anext(fast_interrupts)).record_id == 3
     line.close()
     assert [i async for i in fast_interrupts] == [] and line.subscribers == 0
+
+
+@pytest.mark.parametrize("durable", [False, True])
+async def test_a_cancelled_clear_is_reported_exactly_when_it_happened(
+    tmp_path: Path, durable: bool
+) -> None:
+    """A CLEAR whose caller is cancelled (an RPC gone) either clears and reports it, or
+    neither: in memory because nothing suspends between the two, with a state dir
+    because the pair is shielded."""
+    database = FirmwareDatabase(tmp_path) if durable else None
+    store = RecordStore(0, 8, database.backend(0) if database else None)
+    events = EventLog("pcpu")
+    cleared: list[int] = []
+    reported = asyncio.Event()
+
+    def on_event(event: dict[str, object]) -> None:
+        if event["kind"] == "record_cleared":
+            cleared.append(int(str(event["record_id"])))
+            reported.set()
+
+    events.subscribe(on_event)
+    firmware = PcpuFirmware(store, events=events)
+    await firmware.inject(Injection(CMC, CORRECTED, 3))
+
+    never_ran = asyncio.create_task(firmware.clear(CMC, 1))
+    never_ran.cancel()
+    started = asyncio.create_task(firmware.clear(CMC, 2))
+    await asyncio.sleep(0)  # clear 2 has started (and, in memory, finished)
+    started.cancel()
+    await asyncio.gather(never_ran, started, return_exceptions=True)
+    await asyncio.wait_for(reported.wait(), 10)  # the shielded clear ends after its caller
+
+    assert never_ran.cancelled()
+    assert cleared == [2]
+    assert [r.record_id for r in store.pending_records(CMC)] == [1, 3]
+    await firmware.close()
+    if database:
+        database.close()

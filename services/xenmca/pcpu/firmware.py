@@ -141,8 +141,13 @@ class PcpuFirmware:
                 f"current record; omit record_id (got {record_id})",
                 {"record_id": str(record_id), "sal_mode": self.sal_mode.value},
             )
-        # Shielded: a caller that goes away (a cancelled RPC) must not keep a clear
-        # that happened from being reported; the checkers read these events.
+        # A caller that goes away (a cancelled RPC) must not keep a clear that
+        # happened from being reported; the checkers read these events. In memory
+        # the clear and its event run without a suspension point, so nothing can
+        # cut them apart; with a state dir the commit awaits, so the pair is shielded
+        # (a shield costs a task and a loop turn on every CLEAR).
+        if not self.store.durable:
+            return await self._clear(record_type, record_id)
         return await asyncio.shield(self._clear(record_type, record_id))
 
     async def _clear(self, record_type: int, record_id: int | None) -> ClearOutcome:
