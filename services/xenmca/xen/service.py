@@ -56,8 +56,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     async def _identity(self, context: grpc.aio.ServicerContext, method: str) -> str | None:
         return (await self._caller(context, method)).identity
 
-    async def _is_dom0(self, context: grpc.aio.ServicerContext, call: str, rtype: int) -> bool:
-        caller = await self._caller(context, call)
+    def _is_dom0(self, caller: Caller, call: str, rtype: int) -> bool:
+        """Whether a trapped SAL call of this (authenticated) caller is dom0's; counted and
+        reported when not."""
         if not caller.enforced or caller.identity == DOM0:
             return True
         self.coordinator.counters.refused_calls += 1
@@ -121,9 +122,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     ) -> hv_pb2.GetStateInfoResponse:
         # UNAUTHENTICATED before any argument check.
         hop_trace.mark("xen.get.in")
-        await self._identity(context, "GetStateInfo")
+        caller = await self._caller(context, "GetStateInfo")
         await self._check_type(context, request.type)
-        if not await self._is_dom0(context, "GetStateInfo", request.type):
+        if not self._is_dom0(caller, "GetStateInfo", request.type):
             return hv_pb2.GetStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         # Shielded: once dom0's call is trapped it completes even if dom0 goes away,
         # so the entry's state and the pCPU's firmware never disagree.
@@ -136,9 +137,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
         self, request: hv_pb2.GetStateInfoSizeRequest, context: grpc.aio.ServicerContext
     ) -> hv_pb2.GetStateInfoSizeResponse:
         # UNAUTHENTICATED before any argument check.
-        await self._identity(context, "GetStateInfoSize")
+        caller = await self._caller(context, "GetStateInfoSize")
         await self._check_type(context, request.type)
-        if not await self._is_dom0(context, "GetStateInfoSize", request.type):
+        if not self._is_dom0(caller, "GetStateInfoSize", request.type):
             return hv_pb2.GetStateInfoSizeResponse(sal_status=SalStatus.NO_INFORMATION)
         return hv_pb2.GetStateInfoSizeResponse(
             sal_status=SalStatus.SUCCESS, size=self.coordinator.get_state_info_size(request.type)
@@ -149,9 +150,9 @@ class HypervisorServicer(hv_grpc.HypervisorServiceServicer):
     ) -> hv_pb2.ClearStateInfoResponse:
         # UNAUTHENTICATED before any argument check.
         hop_trace.mark("xen.clear.in")
-        await self._identity(context, "ClearStateInfo")
+        caller = await self._caller(context, "ClearStateInfo")
         await self._check_type(context, request.type)
-        if not await self._is_dom0(context, "ClearStateInfo", request.type):
+        if not self._is_dom0(caller, "ClearStateInfo", request.type):
             return hv_pb2.ClearStateInfoResponse(sal_status=SalStatus.NO_INFORMATION)
         record_id = request.record_id if request.HasField("record_id") else None
         pcpu = request.pcpu if request.HasField("pcpu") else None
