@@ -37,7 +37,7 @@ from xenmca.vocab import RECORD_TYPES, SalStatus, type_name
 
 T = TypeVar("T")
 
-RawFactory = Callable[[int, int], tuple[bytes, bytes | None]]
+RawFactory = Callable[[int, int], tuple[bytes, bytes]]
 """Builds a record from (record_id, created_wall_ns): its raw SAL bytes, and the
 encoded sections its ErrorRecord shows (StoredRecord.shown_sections)."""
 
