@@ -218,6 +218,26 @@ async def test_an_unreachable_pcpu_is_retried_then_counted_not_raised(bed: Bed) 
     assert len(bed.watch.matching("workload_retry", pcpu=1)) == 4
 
 
+async def test_an_unreachable_pcpu_is_tried_long_enough_to_outlast_a_restart(bed: Bed) -> None:
+    """With the default tries an injection waits 9.75 s for its pCPU: a killed host restarts
+    after restart_after_s (1 s by default) and may take seconds more to serve on a busy
+    machine. Four tries (1.75 s) once failed a CI run whose host came back later."""
+    plan = [PlannedInjection(0.0, 1, "cmc", "corrected")]
+    driver = WorkloadDriver(plan, {1: dead_address()}, bed.metadata, bed.events, bed.clock)
+    task = asyncio.create_task(driver.run())
+    failed_at = None
+    for step in range(1, 241):  # 12 s
+        await driver.wait_idle()
+        if failed_at is None and driver.summary.failed_calls:
+            failed_at = (step - 1) * 0.05
+        await bed.clock.advance(0.05)
+    summary = await task
+    assert (summary.sent_calls, summary.failed_calls, summary.retries) == (0, 1, 11)
+    # 9.75 s of backoff, each sleep ending on one of the 0.05 s steps
+    assert failed_at is not None and 9.75 <= failed_at <= 9.75 + 11 * 0.05
+    assert bed.watch.matching("workload_failed")[0]["attempts"] == 12
+
+
 async def test_a_refused_call_is_counted_without_retrying(bed: Bed) -> None:
     """A wrong token is PERMISSION_DENIED/UNAUTHENTICATED: not retried, counted as failed."""
     plan = [PlannedInjection(0.0, 0, "cmc", "corrected", 2)]

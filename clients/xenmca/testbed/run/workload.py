@@ -85,6 +85,12 @@ class WorkloadSummary:
 # the pCPU may have created the records already.
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 
+DEFAULT_ATTEMPTS = 12
+"""Tries of one injection. A scenario's kill restarts its target after restart_after_s
+(1 s by default), and a host takes a while to serve again on a busy machine; with
+delays of 0.25, 0.5, then 1 s, twelve tries wait 9.75 s for it (four, as before,
+waited 1.75 s and failed a CI run whose host came back later than that)."""
+
 
 class _IdleWhileSleeping:
     """The driver's clock, whose sleepers count as idle for WorkloadDriver.wait_idle()."""
@@ -129,7 +135,7 @@ class WorkloadDriver:
         events: EventLog | None = None,
         clock: Clock | None = None,
         *,
-        attempts: int = 4,
+        attempts: int = DEFAULT_ATTEMPTS,
         retry_backoff_s: float = 0.25,
         call_timeout_s: float = 10.0,
         channel_factory: Callable[[str], grpc.aio.Channel] = open_channel,
@@ -146,14 +152,15 @@ class WorkloadDriver:
         self.attempts = attempts
         self.retry_backoff_s = retry_backoff_s
         self.call_timeout_s = call_timeout_s
-        # Only attempts bound a call (no overall deadline); delays double, unjittered.
+        # Only attempts bound a call (no overall deadline); delays double, unjittered,
+        # up to four times the first.
         self._retry = RetryPolicy(
             attempt_timeout=call_timeout_s,
             overall_timeout=math.inf,
             max_attempts=attempts,
             backoff=BackoffPolicy(
                 initial=retry_backoff_s,
-                maximum=retry_backoff_s * 2 ** max(0, attempts - 2),
+                maximum=retry_backoff_s * 2 ** min(2, max(0, attempts - 2)),
                 jitter="none",
             ),
         )
