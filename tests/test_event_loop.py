@@ -11,6 +11,7 @@ import sys
 import pytest
 import uvloop
 
+from xenmca import cli
 from xenmca.rpc import event_loop
 from xenmca.rpc.usage import UsageError
 
@@ -48,3 +49,32 @@ def test_a_component_with_an_unknown_loop_exits_2_with_one_line() -> None:
     assert result.stderr.strip().splitlines() == [
         "xenmca serve pcpu: error: XENMCA_EVENT_LOOP='trio': choose uvloop or asyncio"
     ]
+
+
+def test_a_process_that_starts_children_runs_on_asyncio_s_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvloop forks with gRPC's fork handlers armed, which abort a child started while
+    other threads are inside gRPC (a CI run lost a restarted pCPU host to it)."""
+    monkeypatch.delenv(event_loop.EVENT_LOOP_ENV, raising=False)
+    assert event_loop.loop_factory(spawns_processes=True) is None
+    assert not issubclass(event_loop.run(_loop_type, spawns_processes=True), uvloop.Loop)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["agent", "--no-start", "--", "serve", "pcpu", "--pcpu", "0"], ["up", "--pcpus", "1"]],
+    ids=["agent", "up"],
+)
+def test_the_agent_and_up_start_children_on_asyncio_s_loop(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    asked: list[bool] = []
+
+    def run(main: object, *, spawns_processes: bool = False) -> int:
+        asked.append(spawns_processes)
+        return 0
+
+    monkeypatch.setattr(event_loop, "run", run)
+    assert cli.main(argv) == 0
+    assert asked == [True]

@@ -148,7 +148,10 @@ def setup_from_args(args: argparse.Namespace) -> Setup:
 
 def run(args: argparse.Namespace) -> int:
     setup = setup_from_args(args)
-    return run_until_signal(lambda: run_component(PROG, setup, ready_file=args.ready_file))
+    # It starts (and restarts) its component while its own gRPC server runs.
+    return run_until_signal(
+        lambda: run_component(PROG, setup, ready_file=args.ready_file), spawns_processes=True
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

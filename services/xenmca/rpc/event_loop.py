@@ -11,6 +11,14 @@ uvloop (libuv, in Cython) runs the same program faster: the faithful flow of
 without uvloop, or to compare); the variable is inherited by every process that
 `xenmca up`, `run`, `demo`, `bench` and the agents start. In-process tests run
 on the test's own loop and are not affected.
+
+A process that starts child processes while its gRPC threads run (an agent, `xenmca
+up`) stays on asyncio's loop whatever the variable says (``spawns_processes``):
+uvloop starts a child with libuv's fork(), which runs gRPC's fork handlers in the
+child before its exec, and those abort it ("Check failed: next_worker->state ==
+KICKED" in ev_epoll1_linux.cc) when other threads are inside gRPC at that moment,
+as an agent's are when it restarts a killed component. asyncio's loop starts
+children through _posixsubprocess, which uses vfork() and so runs no fork handlers.
 """
 
 from __future__ import annotations
@@ -37,16 +45,16 @@ def chosen() -> str:
     return choice
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+def loop_factory(spawns_processes: bool = False) -> Callable[[], asyncio.AbstractEventLoop] | None:
     """What asyncio.Runner should make its loop with (None: asyncio's default)."""
-    if chosen() == "asyncio":
+    if chosen() == "asyncio" or spawns_processes:
         return None
     import uvloop
 
     return uvloop.new_event_loop
 
 
-def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """asyncio.run(main()) on the chosen loop."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+def run(main: Callable[[], Coroutine[Any, Any, T]], *, spawns_processes: bool = False) -> T:
+    """asyncio.run(main()) on the chosen loop (asyncio's own when ``spawns_processes``)."""
+    with asyncio.Runner(loop_factory=loop_factory(spawns_processes)) as runner:
         return runner.run(main())

@@ -75,11 +75,14 @@ async def wait_for_stop_signal() -> None:
             loop.remove_signal_handler(sig)
 
 
-def run_until_signal(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run main() on the chosen event loop (xenmca.rpc.event_loop); a KeyboardInterrupt
-    gives exit status 130."""
+def run_until_signal(
+    main: Callable[[], Coroutine[Any, Any, int]], *, spawns_processes: bool = False
+) -> int:
+    """Run main() on the chosen event loop (xenmca.rpc.event_loop; asyncio's own for a
+    process that starts children, ``spawns_processes``); a KeyboardInterrupt gives exit
+    status 130."""
     try:
-        return event_loop.run(main)
+        return event_loop.run(main, spawns_processes=spawns_processes)
     except KeyboardInterrupt:
         return 130
 

@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
             return 3
         return 0
 
-    return run_until_signal(up)
+    return run_until_signal(up, spawns_processes=True)
 
 
 def _policy_problem(args: argparse.Namespace) -> str | None:
