@@ -10,6 +10,7 @@ scenario logs.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,18 @@ PARTITION = """network: netns
 """
 
 
+def why_not_valid(run: subprocess.CompletedProcess[str]) -> str:
+    """The checks a run did not pass and its problems (from its --json output), then the end
+    of its stderr."""
+    try:
+        results = json.loads(run.stdout)
+    except ValueError:
+        results = {}
+    failing = [c for c in results.get("checks", []) if c.get("status") != "pass"]
+    problems = results.get("problems")
+    return f"checks not passed: {failing}; problems: {problems}\n{run.stderr[-3000:]}"
+
+
 @pytest.mark.parametrize(
     ("hosts", "tls"),
     [(None, False), (None, True), (3, False)],
@@ -73,7 +86,7 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
             "run", str(scenario), "--target", str(target),
             "--out", str(tmp_path / "remote"), "--json", "--no-progress",
         )  # fmt: skip
-    assert remote.returncode == 0, remote.stderr[-3000:]
+    assert remote.returncode == 0, why_not_valid(remote)
     results = json.loads(remote.stdout)
     assert results["valid"] is True
     kinds = {"kill", "pause", "rpc"} | ({"partition"} if hosts else set())
@@ -91,7 +104,7 @@ def test_a_fault_scenario_from_outside_logs_what_a_local_run_logs(
     local = xenmca(
         "run", str(scenario), "--out", str(tmp_path / "local"), "--json", "--no-progress"
     )
-    assert local.returncode == 0, local.stderr[-3000:]
+    assert local.returncode == 0, why_not_valid(local)
     local_results = json.loads(local.stdout)
     # The same plan (seed): the same records asked for. A call due while its pCPU host was
     # down may fail for good in either run (counted, never lost); all the rest is logged.
