@@ -221,7 +221,7 @@ async def test_an_unreachable_pcpu_is_retried_then_counted_not_raised(bed: Bed) 
 async def test_an_unreachable_pcpu_is_tried_long_enough_to_outlast_a_restart(bed: Bed) -> None:
     """With the default tries an injection waits 9.75 s for its pCPU: a killed host restarts
     after restart_after_s (1 s by default) and may take seconds more to serve on a busy
-    machine. Four tries (1.75 s) once failed a CI run whose host came back later."""
+    machine. Four tries waited 1.75 s, barely more than a restart takes on a quiet machine."""
     plan = [PlannedInjection(0.0, 1, "cmc", "corrected")]
     driver = WorkloadDriver(plan, {1: dead_address()}, bed.metadata, bed.events, bed.clock)
     task = asyncio.create_task(driver.run())

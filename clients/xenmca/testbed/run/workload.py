@@ -88,8 +88,9 @@ RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 DEFAULT_ATTEMPTS = 12
 """Tries of one injection. A scenario's kill restarts its target after restart_after_s
 (1 s by default), and a host takes a while to serve again on a busy machine; with
-delays of 0.25, 0.5, then 1 s, twelve tries wait 9.75 s for it (four, as before,
-waited 1.75 s and failed a CI run whose host came back later than that)."""
+delays of 0.25, 0.5, then 1 s, twelve tries wait 9.75 s for it. Four, as before,
+waited 1.75 s, while a killed host serves again about 1.5 s after the kill on a quiet
+machine."""
 
 
 class _IdleWhileSleeping:
