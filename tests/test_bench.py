@@ -286,6 +286,40 @@ def test_the_cli_refuses_an_unknown_section() -> None:
     assert "unknown section everything" in done.stderr
 
 
+@pytest.mark.parametrize("kind", ["a file in it", "a file"])
+def test_the_cli_refuses_a_workdir_that_is_not_new_or_empty(tmp_path: Path, kind: str) -> None:
+    # A second run in the same directory would reopen the first run's dom0 log and
+    # count its rows: refused before anything runs, and nothing in it touched.
+    workdir = tmp_path / "work"
+    if kind == "a file":
+        workdir.write_text("mine")
+    else:
+        workdir.mkdir()
+        (workdir / "dom0.sqlite").write_text("earlier run")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "xenmca.cli",
+            "bench",
+            "--only",
+            "floors",
+            "--workdir",
+            str(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--workdir" in lines[0] and str(workdir) in lines[0]
+    if kind == "a file":
+        assert workdir.read_text() == "mine"
+    else:
+        assert [p.name for p in workdir.iterdir()] == ["dom0.sqlite"]
+
+
 async def test_the_skeleton_moves_every_record_through_three_processes(tmp_path: Path) -> None:
     # The bare flow for real (no faithful run): every record read, committed and cleared.
     from xenmca.testbed.bench.skeleton import measure_skeleton, record_size

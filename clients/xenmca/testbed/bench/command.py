@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from xenmca import exit_status
-from xenmca.cli_common import add_json_arguments, write_json_out
+from xenmca.cli_common import add_json_arguments, fail, write_json_out
 from xenmca.testbed.bench.report import Row, markdown, render
 from xenmca.testbed.bench.suite import SECTIONS, UnknownSection, resolve, run_bench
 
@@ -68,8 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workdir",
         type=Path,
         metavar="DIR",
-        help="keep the testbeds' files (logs, events, dom0 logs) here (default: a temporary "
-        "directory, removed afterwards)",
+        help="keep the testbeds' files (logs, events, dom0 logs) here: a new or empty "
+        "directory (default: a temporary directory, removed afterwards)",
     )
 
 
@@ -102,6 +102,12 @@ async def _run(args: argparse.Namespace, workdir: Path, console: Console) -> dic
 def run(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     if args.workdir is not None:
+        if args.workdir.is_dir() and any(args.workdir.iterdir()):
+            # A testbed reopens what it finds (dom0's durable log above all): the rows of
+            # an earlier run would be counted as this run's records.
+            fail("bench", f"--workdir {args.workdir} is not empty; give a new or empty directory")
+        if args.workdir.exists() and not args.workdir.is_dir():
+            fail("bench", f"--workdir {args.workdir} is not a directory")
         args.workdir.mkdir(parents=True, exist_ok=True)
         workdir, scratch = args.workdir, None
     else:
