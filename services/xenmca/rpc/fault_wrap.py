@@ -1,5 +1,8 @@
-"""The server interceptor that applies a process's fault rules to each call (see xenmca.rpc.faults),
+"""How a process's fault rules (see xenmca.rpc.faults) act on a call's method handler,
 and how a SAL call says it is local.
+
+Every server that ``build_server`` makes asks its FaultWrapper about each call
+(xenmca.rpc.dispatch), only while the process has rules.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from xenmca.rpc import errors
 from xenmca.rpc.clock import Clock
 from xenmca.rpc.events import EventLog
 from xenmca.rpc.fault_rules import FaultAction
-from xenmca.rpc.faults import Continuation, FaultInjector, Firing, injected_error
+from xenmca.rpc.faults import FaultInjector, Firing, injected_error
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ def is_local_sal_call(details: grpc.HandlerCallDetails) -> bool:
     )
 
 
-class FaultInterceptor(grpc.aio.ServerInterceptor):
+class FaultWrapper:
     """Applies an injector's rules to the calls of one server (serving pcpu, or none)."""
 
     def __init__(
@@ -52,18 +55,19 @@ class FaultInterceptor(grpc.aio.ServerInterceptor):
         self.pcpu = pcpu
         self.events = events
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
+    def apply(
+        self, handler: grpc.RpcMethodHandler | None, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
+        """handler (the call's, None when the method is unknown), as the rule that fires
+        on this call makes it behave; handler itself when none fires."""
         if not self.injector.has_rules:  # the fast path: no rules, no cost
-            return await continuation(handler_call_details)
+            return handler
         if is_local_sal_call(handler_call_details):
-            return await continuation(handler_call_details)
+            return handler
         method = handler_call_details.method
         if isinstance(method, bytes):
             method = method.decode()
         firing = self.injector.match(method, self.pcpu)
-        handler = await continuation(handler_call_details)
         if firing is None or handler is None:
             return handler
         if self.events is not None:

@@ -1,9 +1,9 @@
-"""Per-RPC fault injection inside a server process: the rules and the interceptor that applies them.
+"""Per-RPC fault injection inside a server process: the rules, and the errors they answer with.
 
 One ``FaultInjector`` holds a process's rules (a pCPU host shares one among all
-its pCPU servers); every server of the process installs a ``FaultInterceptor``
-that knows which pCPU it serves. A rule names a method, optionally a pCPU, and
-an action:
+its pCPU servers); every server of the process has a ``FaultWrapper``
+(xenmca.rpc.fault_wrap) that knows which pCPU it serves. A rule names a method,
+optionally a pCPU, and an action:
 
 - DROP_REPLY: the handler runs (the server acts), then the reply is replaced by
   UNAVAILABLE: the lost reply. On a server stream the handler runs until it
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import grpc
@@ -229,6 +229,3 @@ def injected_error(firing: Firing, pcpu: int | None) -> errors.RequestError:
         f"injected fault {firing.fault_id}: {firing.action.label} {firing.method}{where}",
         metadata,
     )
-
-
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]

@@ -16,9 +16,9 @@ import argparse
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from xenmca.rpc.malformed import MalformedRequestInterceptor
-from xenmca.rpc.server import split_host_port
-from xenmca.rpc.stream_limit import StreamLimitInterceptor
+from xenmca.rpc.dispatch import ServerHandlers
+from xenmca.rpc.server import GenericHandlersOnly, split_host_port
+from xenmca.rpc.stream_limit import StreamLimit
 
 FLAG = "--health-listen"
 
@@ -46,13 +46,12 @@ class HealthListener:
 
     def __init__(self, address: str) -> None:
         host, _ = split_host_port(address)
-        self.streams = StreamLimitInterceptor()
-        self.server = grpc.aio.server(
-            interceptors=[self.streams, MalformedRequestInterceptor()],
-            options=[("grpc.so_reuseport", 0)],
-        )
+        self.streams = StreamLimit()
+        self.server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        collected = GenericHandlersOnly()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, collected)  # type: ignore[arg-type]
+        self.server.add_generic_rpc_handlers((ServerHandlers(collected.handlers, self.streams),))
         self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"could not bind {FLAG} {address}")

@@ -1,9 +1,10 @@
 """Requests that do not parse get INVALID_ARGUMENT with an ErrorInfo, not gRPC's bare UNKNOWN.
 
 gRPC decodes a request before any servicer code runs and answers a decoding
-failure itself, with no google.rpc.Status. This interceptor swaps in a
-decoder that never raises and refuses the marked request the way every other
-bad request is refused.
+failure itself, with no google.rpc.Status. ``refuse_undecodable`` gives a
+method handler a decoder that never raises and refuses the marked request the
+way every other bad request is refused; every server that ``build_server``
+makes applies it to each of its handlers once (xenmca.rpc.dispatch).
 
 A method with a request stream (reflection's ServerReflectionInfo, for one)
 decodes each message while its handler reads the stream, so a bad message would
@@ -17,7 +18,7 @@ handler does.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -146,26 +147,6 @@ def _request_stream(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     )
 
 
-class MalformedRequestInterceptor(grpc.aio.ServerInterceptor):
-    """Refuses undecodable requests with INVALID_ARGUMENT / MALFORMED_REQUEST.
-
-    A server's handlers do not change once it serves, so each is wrapped once, on
-    its first call, not on every call.
-    """
-
-    def __init__(self) -> None:
-        self._wrapped: dict[grpc.RpcMethodHandler, grpc.RpcMethodHandler] = {}
-
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        wrapped = self._wrapped.get(handler)
-        if wrapped is None:
-            refusing = _request_stream if handler.request_streaming else _unary_request
-            wrapped = self._wrapped[handler] = refusing(handler)
-        return wrapped
+def refuse_undecodable(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """handler, refusing undecodable requests with INVALID_ARGUMENT / MALFORMED_REQUEST."""
+    return _request_stream(handler) if handler.request_streaming else _unary_request(handler)

@@ -10,12 +10,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from xenmca.rpc import fault_service
+from xenmca.rpc.dispatch import ServerHandlers
 from xenmca.rpc.events import EventLog
-from xenmca.rpc.fault_interceptor import FaultInterceptor
+from xenmca.rpc.fault_wrap import FaultWrapper
 from xenmca.rpc.faults import FaultInjector
 from xenmca.rpc.identity import TokenBook
-from xenmca.rpc.malformed import MalformedRequestInterceptor
-from xenmca.rpc.stream_limit import DEFAULT_MAX_STREAMS, StreamLimitInterceptor
+from xenmca.rpc.stream_limit import DEFAULT_MAX_STREAMS, StreamLimit
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 """Largest request or reply any xenmca server accepts; SAL records are a few KiB."""
@@ -58,7 +58,7 @@ class BuiltServer:
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
     faults: FaultInjector | None = None
-    streams: StreamLimitInterceptor | None = None
+    streams: StreamLimit | None = None
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -96,7 +96,6 @@ def build_server(
     address: str,
     services: Sequence[ServiceBinding],
     *,
-    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     credentials: grpc.ServerCredentials | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     faults: FaultInjector | None = None,
@@ -112,21 +111,22 @@ def build_server(
     leaves the health service answering NOT_FOUND).
 
     With ``faults``, the server applies that injector's per-RPC fault rules (a
-    FaultInterceptor, outermost, for ``pcpu`` when the server is one pCPU's) and
+    FaultWrapper, outermost, for ``pcpu`` when the server is one pCPU's) and
     serves FaultService over it, operator-only when callers are identified
     (``tokens`` given, or mutual TLS); fired faults are reported on ``events``.
     With ``credentials`` (``xenmca.rpc.tls.server_credentials``) the server
     listens with TLS only. Each streaming method (its own, health Watch,
     reflection) admits at most ``max_streams`` open calls (``built.streams``; see
-    xenmca.rpc.stream_limit).
+    xenmca.rpc.stream_limit). Undecodable requests are refused with INVALID_ARGUMENT
+    (xenmca.rpc.malformed). These wrappers are applied without server interceptors
+    (xenmca.rpc.dispatch).
     """
     split_host_port(address)
     bindings = list(services)
-    streams = StreamLimitInterceptor(max_streams)
-    # Innermost: undecodable requests get INVALID_ARGUMENT with an ErrorInfo.
-    all_interceptors = [streams, *interceptors, MalformedRequestInterceptor()]
+    streams = StreamLimit(max_streams)
+    wrapper = None
     if faults is not None:
-        all_interceptors.insert(0, FaultInterceptor(faults, pcpu, events))
+        wrapper = FaultWrapper(faults, pcpu, events)
         servicer = fault_service.FaultServicer(faults, tokens, events)
         bindings.append(
             ServiceBinding(
@@ -135,7 +135,6 @@ def build_server(
             )
         )
     server = grpc.aio.server(
-        interceptors=all_interceptors,
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
@@ -166,7 +165,7 @@ def build_server(
         ),
         collected,  # type: ignore[arg-type]
     )
-    server.add_generic_rpc_handlers(collected.handlers)
+    server.add_generic_rpc_handlers((ServerHandlers(collected.handlers, streams, wrapper),))
     if credentials is None:
         port = server.add_insecure_port(address)
     else:

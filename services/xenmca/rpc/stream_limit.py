@@ -1,13 +1,14 @@
 """At most N open calls of each streaming method per server; one more is refused.
 
-Every server that ``build_server`` makes has one StreamLimitInterceptor. A call
+Every server that ``build_server`` makes has one StreamLimit (applied to its
+handlers once, by xenmca.rpc.dispatch). A call
 of a method with a request or a response stream (WatchInterrupts, AttachDom0,
 health Watch, reflection's ServerReflectionInfo, ...) counts as open while its
 handler runs. A call beyond the limit is refused before its handler runs, with
 RESOURCE_EXHAUSTED and one ErrorInfo (TOO_MANY_STREAMS): it subscribes to
 nothing and changes nothing. Unary calls are not counted (they are short).
 
-Why an interceptor: gRPC's ``grpc.max_concurrent_streams`` is an HTTP/2 setting
+Why not gRPC's own limits: gRPC's ``grpc.max_concurrent_streams`` is an HTTP/2 setting
 per connection (a client with many channels is not bound by it, and it also
 caps unary calls), and ``grpc.aio.server(maximum_concurrent_rpcs=...)`` counts
 unary calls too and refuses without a google.rpc.Status.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -38,10 +39,8 @@ replaces the other); every admitted watcher of a pCPU costs the host one more
 copy of every interrupt it sends."""
 TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
 
-Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
-
-class StreamLimitInterceptor(grpc.aio.ServerInterceptor):
+class StreamLimit:
     """Counts the open calls of each streaming method of one server and refuses the excess."""
 
     def __init__(self, max_streams: int = DEFAULT_MAX_STREAMS) -> None:
@@ -56,15 +55,10 @@ class StreamLimitInterceptor(grpc.aio.ServerInterceptor):
         """Open streaming calls of method (its full path), or of every method."""
         return self._open[method] if method is not None else self._open.total()
 
-    async def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or not (handler.request_streaming or handler.response_streaming):
+    def limit(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """handler of method (its full path), counted while it runs when it streams."""
+        if not (handler.request_streaming or handler.response_streaming):
             return handler
-        method = handler_call_details.method
-        if isinstance(method, bytes):
-            method = method.decode()
         return self._limited(handler, method)
 
     async def _enter(self, method: str, context: grpc.aio.ServicerContext) -> None:

@@ -18,7 +18,7 @@ import grpc
 from xenmca.rpc import hop_trace
 from xenmca.rpc.channels import open_channel
 from xenmca.rpc.clock import Clock
-from xenmca.rpc.fault_interceptor import SAL_PATH_METADATA
+from xenmca.rpc.fault_wrap import SAL_PATH_METADATA
 from xenmca.rpc.identity import call_metadata
 from xenmca.rpc.retry import Backoff, BackoffPolicy
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
