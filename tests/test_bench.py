@@ -15,6 +15,7 @@ from xenmca.dom0.log_store import LogStore
 from xenmca.record.v1 import record_pb2
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.testbed.bench import suite as bench_suite
+from xenmca.testbed.bench.bare_hosts import measure_bare_hosts
 from xenmca.testbed.bench.floor import (
     floor_records_per_s,
     measure_commit,
@@ -152,6 +153,7 @@ def _fake_figures() -> dict[str, Any]:
             "hosts": 2,
             "startup_s": 1.0,
             "memory": {"host_rss_kib_per_pcpu": 90.0, "coordinator_rss_kib_per_pcpu": 80.0},
+            "bare": {"rss_kib_per_server": 60.0, "rss_kib_per_server_above_baseline": 20.0},
             "idle": {"coordinator_cpu_percent": 1.0},
             "conservation": {"logged": 8, "lost": 0, "holds": True},
         },
@@ -216,6 +218,8 @@ async def test_a_run_has_every_section_rows_and_machine(monkeypatch, tmp_path: P
     assert by_name["  inside the coordinator"].measured == 350.0
     assert by_name["latency inject->durable p99 at half load"].ratio == pytest.approx(9.0)
     assert by_name["pCPU hosts' RSS per pCPU"].met is True
+    assert by_name["bare gRPC servers' RSS per server, same hosts"].measured == 60.0
+    assert by_name["pCPU hosts' RSS per pCPU / bare gRPC servers'"].measured == 1.5
     assert {"cpu_count", "cpu_model", "python", "grpcio"} <= set(result["machine"])
     assert [name for name, what in seen if what == "running"] == list(SECTIONS)
 
@@ -235,6 +239,22 @@ async def test_a_failing_section_is_reported_and_the_rest_still_run(
     assert "no storm today" in result["sections"]["storm"]["error"]
     assert result["sections"]["scale"]["pcpus"] == 4
     assert result["sections"]["floors"] == {"skipped": True}
+
+
+async def test_bare_hosts_hold_every_server_like_a_pcpu(tmp_path: Path) -> None:
+    # The scale section's memory yardstick, for real: 5 servers in hosts of 2 (2, 2, 1),
+    # each held with a channel, a call and an open stream.
+    bare = await measure_bare_hosts(tmp_path, 5, 2, settle_seconds=0.1)
+    assert (bare["servers"], bare["hosts"]) == (5, 3)
+    assert bare["baseline_rss_mib"] > 5  # an interpreter with gRPC loaded
+    # Three processes' baselines over five servers: more than one baseline per server.
+    assert bare["rss_kib_per_server"] > bare["baseline_rss_mib"] * 1024 / 2
+    assert 0 < bare["anon_kib_per_server"] < bare["rss_kib_per_server"]
+    assert _bare_ports(tmp_path) == {"bare-host0": 2, "bare-host1": 2, "bare-host2": 1}
+
+
+def _bare_ports(workdir: Path) -> dict[str, int]:
+    return {p.stem: len(json.loads(p.read_text())) for p in workdir.glob("bare-host*.ports")}
 
 
 def test_the_cli_runs_one_cheap_section_and_writes_json(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ serves, the coordinator holds every interrupt stream and dom0 is attached;
 resident memory per pCPU (pCPU hosts, and the coordinator); CPU of the
 coordinator and the hosts while nothing happens (quiet pCPUs must cost
 nothing); then one record raised on every pCPU, all delivered to dom0's log,
-with conservation checked against every pCPU's firmware counters.
+with conservation checked against every pCPU's firmware counters. Its memory yardstick,
+measured first in the same run: bare gRPC servers in the hosts' shape, each held as the
+coordinator holds a pCPU (xenmca.testbed.bench.bare_hosts).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from xenmca.dom0.log_queries import open_reader
 from xenmca.rpc.channels import open_channel
 from xenmca.sal.v1 import sal_service_pb2 as sal_pb2
 from xenmca.sal.v1 import sal_service_pb2_grpc as sal_grpc
+from xenmca.testbed.bench.bare_hosts import measure_bare_hosts
 from xenmca.testbed.bench.flow import wait_cleared
 from xenmca.testbed.bench.rows import Row, at_most, figure, fmt, ratio
 from xenmca.testbed.infra.launcher import LocalTestbed
-from xenmca.testbed.infra.processes import ManagedProcess, cpu_seconds
+from xenmca.testbed.infra.processes import ManagedProcess, cpu_seconds, memory_kib
 from xenmca.testbed.infra.spec import TestbedSpec
 from xenmca.vocab import RecordType
 
@@ -41,16 +44,6 @@ def raise_open_files_limit(wanted: int) -> tuple[int, int]:
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)
-
-
-def memory_kib(pid: int) -> dict[str, int]:
-    """VmRSS and its anonymous (private heap) part, in KiB, from /proc."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "RssAnon"):
-            fields[key] = int(value.split()[0])
-    return {"rss": fields.get("VmRSS", 0), "anon": fields.get("RssAnon", 0)}
 
 
 async def bounded(
@@ -148,6 +141,8 @@ async def measure_scale(
         "pcpus_per_host": pcpus_per_host,
         "open_files_limit": limit[0],
     }
+    # Bare gRPC servers in the hosts' shape, before the testbed: the yardstick of its memory.
+    result["bare"] = await measure_bare_hosts(workdir, pcpus, pcpus_per_host)
     baseline_kib = await host_baseline_kib(workdir)
     launched = time.monotonic()
     try:
@@ -259,6 +254,32 @@ def rows(sections: Mapping[str, Any]) -> list[Row]:
             None,
             None,
             f"a one-pCPU host: {fmt(figure(scale, 'memory', 'host_baseline_rss_mib'))} MiB",
+        )
+    )
+    bare_kib = figure(scale, "bare", "rss_kib_per_server")
+    rows.append(
+        Row(
+            "scale",
+            "bare gRPC servers' RSS per server, same hosts",
+            "KiB",
+            bare_kib,
+            "",
+            None,
+            None,
+            "each held as a pCPU: a channel, a call, an open stream; above a one-server "
+            f"process {fmt(figure(scale, 'bare', 'rss_kib_per_server_above_baseline'))} KiB",
+        )
+    )
+    rows.append(
+        Row(
+            "scale",
+            "pCPU hosts' RSS per pCPU / bare gRPC servers'",
+            "x",
+            ratio(host_kib, bare_kib),
+            "",
+            None,
+            None,
+            "the rest is xenmca's own",
         )
     )
     rows.append(

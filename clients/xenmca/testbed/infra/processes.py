@@ -245,6 +245,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and its anonymous (private heap) part, in KiB, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            fields[key] = int(value.split()[0])
+    return {"rss": fields.get("VmRSS", 0), "anon": fields.get("RssAnon", 0)}
+
+
 def free_port_range(count: int, host: str = "127.0.0.1", start: int = 20000) -> int:
     """A base port such that base .. base+count-1 are all free right now on host."""
     base = start + (os.getpid() * 7919) % 20000
