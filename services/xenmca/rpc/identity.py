@@ -29,6 +29,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import grpc
@@ -56,9 +57,14 @@ class TokenBook:
 
     tokens: Mapping[str, str]
 
+    @cached_property
+    def _encoded(self) -> tuple[tuple[str, bytes], ...]:
+        return tuple((identity, token.encode()) for identity, token in self.tokens.items())
+
     def identity_of(self, token: str) -> str | None:
-        for identity, expected in self.tokens.items():
-            if secrets.compare_digest(expected.encode(), token.encode()):
+        presented = token.encode()
+        for identity, expected in self._encoded:
+            if secrets.compare_digest(expected, presented):
                 return identity
         return None
 
@@ -130,22 +136,24 @@ class Caller:
 
 def certificate_identity(context: grpc.aio.ServicerContext) -> str | None:
     """The subject CN of the client certificate of a mutual-TLS call, else None."""
-    auth = context.auth_context() or {}
-    if auth.get("transport_security_type") != [b"ssl"]:
+    return _certified_name(context.auth_context() or {})
+
+
+def _over_tls(auth: Mapping[str, list[bytes]]) -> bool:
+    return auth.get("transport_security_type") == [b"ssl"]
+
+
+def _certified_name(auth: Mapping[str, list[bytes]]) -> str | None:
+    if not _over_tls(auth):
         return None
     names = auth.get(TLS_IDENTITY_PROPERTY) or ()
     return names[0].decode("utf-8", "replace") if names else None
 
 
-def _over_tls(context: grpc.aio.ServicerContext) -> tuple[bool, bool]:
-    """(the call came over TLS, the peer presented a verified certificate)."""
-    auth = context.auth_context() or {}
-    return auth.get("transport_security_type") == [b"ssl"], bool(auth.get("x509_pem_cert"))
-
-
 def authenticate(context: grpc.aio.ServicerContext, book: TokenBook | None) -> Caller:
     """The caller of this call (see the module docstring for the rules)."""
-    certified = certificate_identity(context)
+    auth = context.auth_context() or {}  # built anew by every call: read it once
+    certified = _certified_name(auth)
     token = bearer_token(context)
     if certified is not None:
         if book is None or token is None:
@@ -156,7 +164,7 @@ def authenticate(context: grpc.aio.ServicerContext, book: TokenBook | None) -> C
         if token_identity != certified:
             return Caller(None, True, "certificate", CREDENTIALS_DISAGREE)
         return Caller(certified, True, "certificate")
-    tls, has_certificate = _over_tls(context)
+    tls, has_certificate = _over_tls(auth), bool(auth.get("x509_pem_cert"))
     if has_certificate:  # a certificate our CA signed, but naming no one
         return Caller(None, True, "certificate", CERTIFICATE_WITHOUT_IDENTITY)
     if book is None:
