@@ -29,7 +29,8 @@ import grpc
 
 from xenmca.rpc import event_loop
 from xenmca.rpc.channels import open_channel
-from xenmca.testbed.infra.processes import memory_kib
+from xenmca.rpc.lifecycle import die_with_parent_if_asked
+from xenmca.testbed.infra.processes import child_env, memory_kib
 from xenmca.xen.links import PCPU_LINK_KEEPALIVE_MS
 
 SERVICE = "xenmca.bench.Bare"
@@ -88,8 +89,9 @@ async def _start(workdir: Path, name: str, count: int) -> tuple[asyncio.subproce
     port_file = _fresh(workdir, f"bare-{name}.ports")
     with (workdir / f"bare-{name}.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", __name__, str(count), str(port_file), stdout=log, stderr=log
-        )
+            sys.executable, "-m", __name__, str(count), str(port_file),
+            stdout=log, stderr=log, env=child_env({}),
+        )  # fmt: skip
     return process, port_file
 
 
@@ -158,4 +160,5 @@ async def measure_bare_hosts(
 
 
 if __name__ == "__main__":
+    die_with_parent_if_asked()  # a bench killed outright leaves no server behind
     event_loop.run(lambda: serve(int(sys.argv[1]), Path(sys.argv[2])))

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import time
@@ -28,7 +27,7 @@ from xenmca.record.v1 import record_pb2
 from xenmca.rpc import event_loop
 from xenmca.testbed.bench.flow import FlowShape, measure_throughput
 from xenmca.testbed.bench.rows import Row, at_least, figure, ratio
-from xenmca.testbed.infra.processes import cpu_seconds
+from xenmca.testbed.infra.processes import child_env, cpu_seconds
 from xenmca.vocab import RecordType
 
 ROLES = "xenmca.testbed.bench.skeleton_roles"
@@ -49,7 +48,7 @@ async def _start(workdir: Path, loop: str, role: str, *args: str) -> asyncio.sub
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", ROLES, role, *args,
             stdout=asyncio.subprocess.PIPE if role == "dom0" else log, stderr=log,
-            env={**os.environ, event_loop.EVENT_LOOP_ENV: loop},
+            env=child_env({event_loop.EVENT_LOOP_ENV: loop}),
         )  # fmt: skip
 
 

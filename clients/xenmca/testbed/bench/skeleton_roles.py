@@ -32,6 +32,7 @@ from pathlib import Path
 import grpc
 
 from xenmca.rpc import event_loop, hop_trace
+from xenmca.rpc.lifecycle import die_with_parent_if_asked
 
 SERVICE = "xenmca.bench.Skeleton"
 GET = f"/{SERVICE}/Get"
@@ -134,6 +135,7 @@ async def dom0(xen_address: str, db: Path, count: int) -> dict[str, float | int]
 
 
 def main(argv: list[str]) -> None:
+    die_with_parent_if_asked()  # a bench killed outright leaves no server behind
     role, *rest = argv
     # The bench stops the servers with SIGTERM: their hop trace (if on) is written first.
     signal.signal(signal.SIGTERM, lambda *_: (hop_trace.flush(), os._exit(0)))

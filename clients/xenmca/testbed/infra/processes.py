@@ -42,7 +42,7 @@ PORT_WAIT_S = 10.0
 REAP_WAIT_S = 10.0
 
 
-def _child_env(env: dict[str, str]) -> dict[str, str]:
+def child_env(env: dict[str, str]) -> dict[str, str]:
     """The child's environment: asks it to die with this process (see lifecycle)."""
     return {**os.environ, **env, DIE_WITH_PARENT_ENV: str(os.getpid())}
 
@@ -148,7 +148,7 @@ class ManagedProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                env=_child_env(self.env),
+                env=child_env(self.env),
                 start_new_session=True,
             )
         self.starts += 1
