@@ -134,16 +134,12 @@ class Caller:
     """Why there is no identity when rules apply: an ErrorInfo reason (UNAUTHENTICATED)."""
 
 
-def certificate_identity(context: grpc.aio.ServicerContext) -> str | None:
-    """The subject CN of the client certificate of a mutual-TLS call, else None."""
-    return _certified_name(context.auth_context() or {})
-
-
 def _over_tls(auth: Mapping[str, list[bytes]]) -> bool:
     return auth.get("transport_security_type") == [b"ssl"]
 
 
 def _certified_name(auth: Mapping[str, list[bytes]]) -> str | None:
+    """The subject CN of the client certificate of a mutual-TLS call, else None."""
     if not _over_tls(auth):
         return None
     names = auth.get(TLS_IDENTITY_PROPERTY) or ()
