@@ -53,20 +53,23 @@ def start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
     scenario = tmp_path / "long.yaml"
     scenario.write_text(LONG)
     out = tmp_path / "out"
-    run = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "xenmca.cli",
-            "run",
-            str(scenario),
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with (tmp_path / "stderr.txt").open("wb") as stderr:  # the child keeps its own copy
+        run = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "xenmca.cli",
+                "run",
+                str(scenario),
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            stdout=subprocess.DEVNULL,
+            # A file, not a pipe: nothing reads a pipe here, and a launcher that filled one
+            # would block on its next write; the file is shown when a run does not stop.
+            stderr=stderr,
+        )
     # Up when the coordinator has sampled once and dom0 has logged something.
     assert wait_for(
         lambda: (out / "events-runner.jsonl").exists() and len(processes_mentioning(str(out))) >= 4,
@@ -80,8 +83,18 @@ def test_ctrl_c_stops_every_component(tmp_path: Path) -> None:
     children = processes_mentioning(str(out))
     assert len(children) >= 4  # two pCPU hosts, the coordinator, dom0
     run.send_signal(signal.SIGINT)
-    assert run.wait(timeout=60) == 130
+    assert _wait(run, tmp_path, 60) == 130
     assert wait_for(lambda: not processes_mentioning(str(out)), 20), processes_mentioning(str(out))
+
+
+def _wait(run: subprocess.Popen[bytes], tmp_path: Path, within: float) -> int:
+    """The launcher's exit status, or a failure quoting its stderr's end if it does not exit."""
+    try:
+        return run.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        tail = (tmp_path / "stderr.txt").read_text(errors="replace")[-3000:]
+        pytest.fail(f"xenmca run did not stop within {within:g}s of Ctrl-C; its stderr:\n{tail}")
 
 
 def test_children_die_with_a_killed_launcher(tmp_path: Path) -> None:
